@@ -1,0 +1,96 @@
+//! Typed domain values shared by every stage: what a usage entry is once the
+//! wire format has been left behind.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+/// The four token kinds Claude Code reports for one API response.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenCounts {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+}
+
+impl TokenCounts {
+    pub fn total(&self) -> u64 {
+        self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_input_tokens
+            + self.cache_read_input_tokens
+    }
+
+    pub fn add(&mut self, other: &TokenCounts) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cache_creation_input_tokens += other.cache_creation_input_tokens;
+        self.cache_read_input_tokens += other.cache_read_input_tokens;
+    }
+}
+
+/// `usage.speed`: fast mode is billed with a per-model multiplier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Speed {
+    #[default]
+    Standard,
+    Fast,
+}
+
+/// Tokens of one entry as pricing needs them: cache writes split by lifetime.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BillableTokens {
+    pub input: u64,
+    pub output: u64,
+    /// Cache writes billed at the 5-minute price (all writes when no split is known).
+    pub cache_write_5m: u64,
+    /// Cache writes billed at the 1-hour price.
+    pub cache_write_1h: u64,
+    pub cache_read: u64,
+}
+
+/// One API response's usage, as read from a transcript line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageEntry {
+    pub timestamp: Timestamp,
+    pub tokens: TokenCounts,
+    /// The part of `tokens.cache_creation_input_tokens` written to the 1-hour cache.
+    pub cache_creation_1h: u64,
+    pub speed: Speed,
+    /// `costUSD` as written by Claude Code (older versions only).
+    pub cost_usd: Option<f64>,
+    pub model: Option<Arc<str>>,
+    /// Hash of `message.id` + `requestId`, when both are present.
+    pub dedup_key: Option<u128>,
+    pub session_id: Arc<str>,
+    pub project: Arc<str>,
+    pub is_sidechain: bool,
+    /// From an API error line "Claude AI usage limit reached|<unix seconds>".
+    pub usage_limit_reset: Option<Timestamp>,
+}
+
+impl UsageEntry {
+    pub fn billable(&self) -> BillableTokens {
+        let cache_1h = self
+            .cache_creation_1h
+            .min(self.tokens.cache_creation_input_tokens);
+        BillableTokens {
+            input: self.tokens.input_tokens,
+            output: self.tokens.output_tokens,
+            cache_write_5m: self.tokens.cache_creation_input_tokens - cache_1h,
+            cache_write_1h: cache_1h,
+            cache_read: self.tokens.cache_read_input_tokens,
+        }
+    }
+
+    /// Model name for reports: `<synthetic>` and missing models are not models.
+    pub fn reportable_model(&self) -> Option<&str> {
+        self.model.as_deref().filter(|m| *m != SYNTHETIC_MODEL)
+    }
+}
+
+/// The model name Claude Code gives to entries it made up itself (API errors).
+pub const SYNTHETIC_MODEL: &str = "<synthetic>";

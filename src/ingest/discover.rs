@@ -1,0 +1,322 @@
+//! Finding Claude Code's data roots and the transcript files below them (SPEC 2.1).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where the caller's environment says to look. Built by the command layer from
+/// flags and environment so this module never reads the process environment.
+#[derive(Clone, Debug, Default)]
+pub struct RootRequest {
+    /// `--claude-dir` values, in order.
+    pub explicit: Vec<PathBuf>,
+    /// The raw value of `CLAUDE_CONFIG_DIR`, when set.
+    pub env_value: Option<String>,
+    /// The user's home directory, for `~` expansion and the defaults.
+    pub home: Option<PathBuf>,
+    /// `$XDG_CONFIG_HOME`, when set and non-empty.
+    pub xdg_config_home: Option<PathBuf>,
+}
+
+/// The resolved roots: each is a `projects/` directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Roots {
+    pub projects_dirs: Vec<PathBuf>,
+    /// Why no root was found, when `projects_dirs` is empty: one line for the user.
+    pub explanation: Option<String>,
+}
+
+impl RootRequest {
+    pub fn resolve(&self) -> Roots {
+        if !self.explicit.is_empty() {
+            let tried: Vec<PathBuf> = self.explicit.iter().map(|p| self.expand(p)).collect();
+            return collect_roots(&tried, "--claude-dir");
+        }
+        if let Some(value) = self.env_value.as_deref().filter(|v| !v.trim().is_empty()) {
+            let tried: Vec<PathBuf> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| self.expand(Path::new(s)))
+                .collect();
+            return collect_roots(&tried, "CLAUDE_CONFIG_DIR");
+        }
+        let mut defaults = Vec::new();
+        match (&self.xdg_config_home, &self.home) {
+            (Some(xdg), _) => defaults.push(xdg.join("claude")),
+            (None, Some(home)) => defaults.push(home.join(".config").join("claude")),
+            (None, None) => {}
+        }
+        if let Some(home) = &self.home {
+            defaults.push(home.join(".claude"));
+        }
+        collect_roots(&defaults, "the default locations")
+    }
+
+    fn expand(&self, p: &Path) -> PathBuf {
+        let Some(home) = &self.home else {
+            return p.to_path_buf();
+        };
+        match p.to_str() {
+            Some("~") => home.clone(),
+            Some(s) if s.starts_with("~/") => home.join(&s[2..]),
+            _ => p.to_path_buf(),
+        }
+    }
+}
+
+fn collect_roots(candidates: &[PathBuf], origin: &str) -> Roots {
+    let mut projects_dirs: Vec<PathBuf> = Vec::new();
+    for candidate in candidates {
+        let dir = if candidate.join("projects").is_dir() {
+            candidate.join("projects")
+        } else if candidate.is_dir() && candidate.file_name().is_some_and(|n| n == "projects") {
+            candidate.clone()
+        } else {
+            continue;
+        };
+        let canonical = fs::canonicalize(&dir).unwrap_or(dir);
+        if !projects_dirs.contains(&canonical) {
+            projects_dirs.push(canonical);
+        }
+    }
+    let explanation = projects_dirs.is_empty().then(|| {
+        let list: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        format!(
+            "No Claude Code data found: none of the paths from {origin} has a projects/ directory (tried: {}).",
+            if list.is_empty() { "nothing".to_string() } else { list.join(", ") }
+        )
+    });
+    Roots {
+        projects_dirs,
+        explanation,
+    }
+}
+
+/// One transcript file and what its place in the tree says about it.
+#[derive(Clone, Debug)]
+pub struct TranscriptFile {
+    pub path: PathBuf,
+    /// First directory below `projects/`.
+    pub project: Arc<str>,
+    /// File stem, or for `subagents/` files the session directory's name.
+    pub session_id: Arc<str>,
+    pub size: u64,
+    pub device: u64,
+    pub inode: u64,
+    /// Modification time in nanoseconds since the epoch.
+    pub mtime_ns: i64,
+}
+
+/// Things passed over while walking, counted for `doctor`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WalkStats {
+    pub unreadable_dirs: u64,
+    pub skipped_symlink_dirs: u64,
+    pub broken_symlinks: u64,
+    pub non_file_jsonl: u64,
+}
+
+/// Every `*.jsonl` file below the roots, without following directory symlinks.
+/// Sorted by path so runs are reproducible.
+pub fn find_transcripts(roots: &Roots) -> (Vec<TranscriptFile>, WalkStats) {
+    let mut files = Vec::new();
+    let mut stats = WalkStats::default();
+    for root in &roots.projects_dirs {
+        walk(root, root, &mut files, &mut stats);
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.dedup_by(|a, b| a.path == b.path);
+    (files, stats)
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<TranscriptFile>, stats: &mut WalkStats) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        stats.unreadable_dirs += 1;
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        let is_jsonl = path.extension().is_some_and(|e| e == "jsonl");
+        if file_type.is_dir() {
+            walk(root, &path, out, stats);
+            continue;
+        }
+        if !is_jsonl {
+            continue;
+        }
+        // Follow symlinks to files only; a link to a directory could loop.
+        let meta = if file_type.is_symlink() {
+            match fs::metadata(&path) {
+                Ok(m) if m.is_dir() => {
+                    stats.skipped_symlink_dirs += 1;
+                    continue;
+                }
+                Ok(m) => m,
+                Err(_) => {
+                    stats.broken_symlinks += 1;
+                    continue;
+                }
+            }
+        } else {
+            match entry.metadata() {
+                Ok(m) => m,
+                Err(_) => continue,
+            }
+        };
+        if !meta.is_file() {
+            stats.non_file_jsonl += 1;
+            continue;
+        }
+        if let Some(file) = describe(root, path, &meta) {
+            out.push(file);
+        }
+    }
+}
+
+fn describe(root: &Path, path: PathBuf, meta: &fs::Metadata) -> Option<TranscriptFile> {
+    let rel = path.strip_prefix(root).ok()?;
+    let components: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+    let project = if components.len() >= 2 { components[0] } else { "" };
+    let stem = path.file_stem()?.to_str()?;
+    // <project>/<session>/subagents/<agent>.jsonl belongs to <session>.
+    let session: &str = match components.as_slice() {
+        [.., session, "subagents", _] => session,
+        _ => stem,
+    };
+    let (device, inode, mtime_ns) = file_identity(meta);
+    Some(TranscriptFile {
+        project: Arc::from(project),
+        session_id: Arc::from(session),
+        size: meta.len(),
+        device,
+        inode,
+        mtime_ns,
+        path,
+    })
+}
+
+#[cfg(unix)]
+fn file_identity(meta: &fs::Metadata) -> (u64, u64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (
+        meta.dev(),
+        meta.ino(),
+        meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec(),
+    )
+}
+
+#[cfg(not(unix))]
+fn file_identity(meta: &fs::Metadata) -> (u64, u64, i64) {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64);
+    (0, 0, mtime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(p: &Path) {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, b"{}\n").unwrap();
+    }
+
+    #[test]
+    fn explicit_dirs_win_and_accept_projects_dir_itself() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("a/projects")).unwrap();
+        fs::create_dir_all(t.path().join("b/projects")).unwrap();
+        let req = RootRequest {
+            explicit: vec![t.path().join("a"), t.path().join("b/projects")],
+            env_value: Some(t.path().join("zzz").display().to_string()),
+            ..Default::default()
+        };
+        let roots = req.resolve();
+        assert_eq!(roots.projects_dirs.len(), 2);
+        assert!(roots.explanation.is_none());
+    }
+
+    #[test]
+    fn env_comma_list_trims_dedups_and_expands_tilde() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("home/c1/projects")).unwrap();
+        let req = RootRequest {
+            env_value: Some(" ~/c1 , ,~/c1/projects,~/missing ".into()),
+            home: Some(t.path().join("home")),
+            ..Default::default()
+        };
+        let roots = req.resolve();
+        assert_eq!(roots.projects_dirs.len(), 1);
+    }
+
+    #[test]
+    fn env_with_nothing_valid_names_variable_and_paths() {
+        let req = RootRequest {
+            env_value: Some("/nonexistent/one,/nonexistent/two".into()),
+            ..Default::default()
+        };
+        let roots = req.resolve();
+        assert!(roots.projects_dirs.is_empty());
+        let why = roots.explanation.unwrap();
+        assert!(why.contains("CLAUDE_CONFIG_DIR"), "{why}");
+        assert!(why.contains("/nonexistent/two"), "{why}");
+    }
+
+    #[test]
+    fn defaults_use_xdg_then_dot_claude() {
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path().join("home");
+        fs::create_dir_all(home.join(".claude/projects")).unwrap();
+        fs::create_dir_all(home.join(".config/claude/projects")).unwrap();
+        let req = RootRequest {
+            home: Some(home.clone()),
+            ..Default::default()
+        };
+        let roots = req.resolve();
+        assert_eq!(roots.projects_dirs.len(), 2);
+        let with_xdg = RootRequest {
+            home: Some(home.clone()),
+            xdg_config_home: Some(t.path().join("xdg")),
+            ..Default::default()
+        };
+        assert_eq!(with_xdg.resolve().projects_dirs.len(), 1);
+    }
+
+    #[test]
+    fn walk_finds_nested_files_names_sessions_and_survives_links() {
+        let t = tempfile::tempdir().unwrap();
+        let projects = t.path().join("projects");
+        touch(&projects.join("-home-dev-api/s1.jsonl"));
+        touch(&projects.join("-home-dev-api/s1/subagents/agent-7.jsonl"));
+        touch(&projects.join("-home-dev-api/notes.txt"));
+        fs::create_dir_all(projects.join("-home-dev-api/dir.jsonl")).unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&projects, projects.join("-home-dev-api/loop")).unwrap();
+            std::os::unix::fs::symlink(&projects, projects.join("-home-dev-api/loop.jsonl")).unwrap();
+            std::os::unix::fs::symlink("/nonexistent", projects.join("dangling.jsonl")).unwrap();
+        }
+        let roots = Roots {
+            projects_dirs: vec![projects],
+            explanation: None,
+        };
+        let (files, stats) = find_transcripts(&roots);
+        let names: Vec<(&str, &str)> = files
+            .iter()
+            .map(|f| (&*f.project, &*f.session_id))
+            .collect();
+        assert_eq!(names, vec![("-home-dev-api", "s1"), ("-home-dev-api", "s1")]);
+        #[cfg(unix)]
+        {
+            assert_eq!(stats.broken_symlinks, 1);
+            assert_eq!(stats.skipped_symlink_dirs, 1);
+        }
+    }
+}

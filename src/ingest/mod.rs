@@ -1,0 +1,179 @@
+//! Reading Claude Code transcripts: find the files, stream their lines, turn
+//! usage lines into typed entries and count everything else by reason.
+
+pub mod discover;
+pub mod parse;
+pub mod reader;
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+
+use rayon::prelude::*;
+
+use crate::domain::UsageEntry;
+use discover::TranscriptFile;
+use parse::{LineContext, LineParser, SkipReason};
+use reader::Line;
+
+/// What reading produced besides entries: every line is counted once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LineStats {
+    pub files: u64,
+    pub bytes: u64,
+    pub lines: u64,
+    pub entries: u64,
+    pub skipped: [u64; SkipReason::ALL.len()],
+    /// Lines longer than the in-memory limit (parsed by streaming when they hold usage).
+    pub oversized_lines: u64,
+    /// Files that could not be opened or read.
+    pub unreadable_files: u64,
+    /// Bytes after the last newline, left for a later run.
+    pub partial_tail_bytes: u64,
+}
+
+impl LineStats {
+    pub fn skip(&mut self, reason: SkipReason) {
+        self.skipped[reason as usize] += 1;
+    }
+
+    pub fn skipped(&self, reason: SkipReason) -> u64 {
+        self.skipped[reason as usize]
+    }
+
+    pub fn total_skipped(&self) -> u64 {
+        self.skipped.iter().sum()
+    }
+
+    pub fn merge(&mut self, other: &LineStats) {
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.lines += other.lines;
+        self.entries += other.entries;
+        for (a, b) in self.skipped.iter_mut().zip(other.skipped) {
+            *a += b;
+        }
+        self.oversized_lines += other.oversized_lines;
+        self.unreadable_files += other.unreadable_files;
+        self.partial_tail_bytes += other.partial_tail_bytes;
+    }
+}
+
+/// The result of reading one file from an offset.
+#[derive(Debug, Default)]
+pub struct FileScan {
+    pub entries: Vec<UsageEntry>,
+    pub stats: LineStats,
+    /// Offset just past the last complete line read.
+    pub end_offset: u64,
+}
+
+/// Per-thread reusable state: the line buffer and the parser's interned names.
+#[derive(Default)]
+pub struct Scanner {
+    parser: LineParser,
+    buf: Vec<u8>,
+}
+
+impl Scanner {
+    /// Reads `file` from byte `start`, returning entries and counts.
+    pub fn scan(&mut self, file: &TranscriptFile, start: u64) -> FileScan {
+        let mut out = FileScan {
+            end_offset: start,
+            ..Default::default()
+        };
+        out.stats.files = 1;
+        let ctx = LineContext {
+            session_id: file.session_id.clone(),
+            project: file.project.clone(),
+        };
+        let opened = File::open(&file.path).and_then(|mut f| {
+            f.seek(SeekFrom::Start(start))?;
+            Ok(f)
+        });
+        let mut handle = match opened {
+            Ok(f) => f,
+            Err(_) => {
+                out.stats.unreadable_files = 1;
+                return out;
+            }
+        };
+        let parser = &mut self.parser;
+        let stats = &mut out.stats;
+        let entries = &mut out.entries;
+        let mut oversized_usage = Vec::new();
+        let result = reader::read_lines(&mut handle, start, &mut self.buf, |line| {
+            stats.lines += 1;
+            match line {
+                Line::Held { bytes, .. } => match parser.parse_line(bytes, &ctx) {
+                    Ok(entry) => entries.push(entry),
+                    Err(reason) => stats.skip(reason),
+                },
+                Line::Oversized {
+                    offset,
+                    len,
+                    has_usage,
+                } => {
+                    stats.oversized_lines += 1;
+                    if has_usage {
+                        oversized_usage.push((offset, len));
+                    } else {
+                        stats.skip(SkipReason::NoUsage);
+                    }
+                }
+            }
+        });
+        match result {
+            Ok(end) => out.end_offset = end,
+            Err(_) => {
+                // A read error mid-file (file replaced, I/O error): keep what was read.
+                out.stats.unreadable_files = 1;
+            }
+        }
+        for (offset, len) in oversized_usage {
+            match self.parse_oversized(file, offset, len, &ctx) {
+                Ok(entry) => out.entries.push(entry),
+                Err(reason) => out.stats.skip(reason),
+            }
+        }
+        out.stats.entries = out.entries.len() as u64;
+        out.stats.bytes = out.end_offset.saturating_sub(start);
+        out.stats.partial_tail_bytes = handle
+            .metadata()
+            .map(|m| m.len().saturating_sub(out.end_offset))
+            .unwrap_or(0);
+        out
+    }
+
+    fn parse_oversized(
+        &mut self,
+        file: &TranscriptFile,
+        offset: u64,
+        len: u64,
+        ctx: &LineContext,
+    ) -> Result<UsageEntry, SkipReason> {
+        let mut f = File::open(&file.path).map_err(|_| SkipReason::InvalidJson)?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|_| SkipReason::InvalidJson)?;
+        let reader = BufReader::with_capacity(64 * 1024, f.take(len));
+        self.parser.parse_reader(reader, ctx)
+    }
+}
+
+/// Reads every file whole, in parallel; entries come back in no particular
+/// order (every consumer sorts or aggregates).
+pub fn scan_all(files: &[TranscriptFile]) -> (Vec<UsageEntry>, LineStats) {
+    // Largest first so one huge file does not start last and run alone.
+    let mut order: Vec<&TranscriptFile> = files.iter().collect();
+    order.sort_by(|a, b| b.size.cmp(&a.size));
+    let scans: Vec<FileScan> = order
+        .par_iter()
+        .map_init(Scanner::default, |scanner, file| scanner.scan(file, 0))
+        .collect();
+    let mut stats = LineStats::default();
+    let mut entries = Vec::with_capacity(scans.iter().map(|s| s.entries.len()).sum());
+    for scan in scans {
+        stats.merge(&scan.stats);
+        entries.extend(scan.entries);
+    }
+    (entries, stats)
+}

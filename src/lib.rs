@@ -1,0 +1,5 @@
+//! claude-session-monitor (`csm`): Claude Code usage windows, billing periods and
+//! costs, from Claude Code's own transcripts.
+
+pub mod domain;
+pub mod ingest;
