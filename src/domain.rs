@@ -1,6 +1,7 @@
 //! Typed domain values shared by every stage: what a usage entry is once the
 //! wire format has been left behind.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -59,14 +60,17 @@ pub struct UsageEntry {
     pub tokens: TokenCounts,
     /// The part of `tokens.cache_creation_input_tokens` written to the 1-hour cache.
     pub cache_creation_1h: u64,
-    pub speed: Speed,
+    /// `usage.speed` when the line gives one (its presence matters to de-duplication).
+    pub speed: Option<Speed>,
     /// `costUSD` as written by Claude Code (older versions only).
     pub cost_usd: Option<f64>,
     pub model: Option<Arc<str>>,
-    /// Hash of `message.id` + `requestId`, when both are present.
-    pub dedup_key: Option<u128>,
-    pub session_id: Arc<str>,
-    pub project: Arc<str>,
+    /// Hash of `message.id`, when present: the identity of a streamed response.
+    pub message_id: Option<u64>,
+    /// Hash of `requestId`, when present.
+    pub request_id: Option<u64>,
+    /// Where the entry was read: project and session follow from the path.
+    pub origin: Arc<Origin>,
     pub is_sidechain: bool,
     /// From an API error line "Claude AI usage limit reached|<unix seconds>".
     pub usage_limit_reset: Option<Timestamp>,
@@ -86,6 +90,19 @@ impl UsageEntry {
         }
     }
 
+    /// Model name for reports, with `-fast` for fast-mode entries as ccusage shows them.
+    pub fn display_model(&self) -> Option<Cow<'_, str>> {
+        let m = self.reportable_model()?;
+        Some(match self.speed {
+            Some(Speed::Fast) => Cow::Owned(format!("{m}-fast")),
+            _ => Cow::Borrowed(m),
+        })
+    }
+
+    pub fn speed_or_standard(&self) -> Speed {
+        self.speed.unwrap_or_default()
+    }
+
     /// Model name for reports: `<synthetic>` and missing models are not models.
     pub fn reportable_model(&self) -> Option<&str> {
         self.model.as_deref().filter(|m| *m != SYNTHETIC_MODEL)
@@ -94,3 +111,15 @@ impl UsageEntry {
 
 /// The model name Claude Code gives to entries it made up itself (API errors).
 pub const SYNTHETIC_MODEL: &str = "<synthetic>";
+
+/// The transcript file an entry came from, as reports group it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// First directory below `projects/` (`unknown` when there is none).
+    pub project: Arc<str>,
+    /// Session the file belongs to (file stem, or the session directory for
+    /// `subagents/` and nested files).
+    pub session_id: String,
+    /// The directories above the session, as the session report shows them.
+    pub project_path: String,
+}

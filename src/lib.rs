@@ -3,3 +3,5 @@
 
 pub mod domain;
 pub mod ingest;
+pub mod cli;
+pub mod config;

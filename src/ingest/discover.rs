@@ -4,6 +4,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::domain::Origin;
+
 /// Where the caller's environment says to look. Built by the command layer from
 /// flags and environment so this module never reads the process environment.
 #[derive(Clone, Debug, Default)]
@@ -24,22 +26,26 @@ pub struct Roots {
     pub projects_dirs: Vec<PathBuf>,
     /// Why no root was found, when `projects_dirs` is empty: one line for the user.
     pub explanation: Option<String>,
+    /// True when the user named the locations (flag or `CLAUDE_CONFIG_DIR`) and
+    /// none exists: an error, not an empty report.
+    pub named_but_missing: bool,
 }
 
 impl RootRequest {
     pub fn resolve(&self) -> Roots {
         if !self.explicit.is_empty() {
             let tried: Vec<PathBuf> = self.explicit.iter().map(|p| self.expand(p)).collect();
-            return collect_roots(&tried, "--claude-dir");
+            return collect_roots(&tried, "--claude-dir", true);
         }
-        if let Some(value) = self.env_value.as_deref().filter(|v| !v.trim().is_empty()) {
+        // Set at all (even empty) means the defaults are not consulted, as ccusage.
+        if let Some(value) = self.env_value.as_deref() {
             let tried: Vec<PathBuf> = value
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(|s| self.expand(Path::new(s)))
                 .collect();
-            return collect_roots(&tried, "CLAUDE_CONFIG_DIR");
+            return collect_roots(&tried, "CLAUDE_CONFIG_DIR", true);
         }
         let mut defaults = Vec::new();
         match (&self.xdg_config_home, &self.home) {
@@ -50,7 +56,7 @@ impl RootRequest {
         if let Some(home) = &self.home {
             defaults.push(home.join(".claude"));
         }
-        collect_roots(&defaults, "the default locations")
+        collect_roots(&defaults, "the default locations", false)
     }
 
     fn expand(&self, p: &Path) -> PathBuf {
@@ -65,7 +71,7 @@ impl RootRequest {
     }
 }
 
-fn collect_roots(candidates: &[PathBuf], origin: &str) -> Roots {
+fn collect_roots(candidates: &[PathBuf], origin: &str, named: bool) -> Roots {
     let mut projects_dirs: Vec<PathBuf> = Vec::new();
     for candidate in candidates {
         let dir = if candidate.join("projects").is_dir() {
@@ -88,6 +94,7 @@ fn collect_roots(candidates: &[PathBuf], origin: &str) -> Roots {
         )
     });
     Roots {
+        named_but_missing: named && projects_dirs.is_empty(),
         projects_dirs,
         explanation,
     }
@@ -97,10 +104,8 @@ fn collect_roots(candidates: &[PathBuf], origin: &str) -> Roots {
 #[derive(Clone, Debug)]
 pub struct TranscriptFile {
     pub path: PathBuf,
-    /// First directory below `projects/`.
-    pub project: Arc<str>,
-    /// File stem, or for `subagents/` files the session directory's name.
-    pub session_id: Arc<str>,
+    /// Project and session, from the file's place below `projects/`.
+    pub origin: Arc<Origin>,
     pub size: u64,
     pub device: u64,
     pub inode: u64,
@@ -112,8 +117,7 @@ pub struct TranscriptFile {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WalkStats {
     pub unreadable_dirs: u64,
-    pub skipped_symlink_dirs: u64,
-    pub broken_symlinks: u64,
+    pub symlinks: u64,
     pub non_file_jsonl: u64,
 }
 
@@ -148,24 +152,14 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<TranscriptFile>, stats: &mut Walk
         if !is_jsonl {
             continue;
         }
-        // Follow symlinks to files only; a link to a directory could loop.
-        let meta = if file_type.is_symlink() {
-            match fs::metadata(&path) {
-                Ok(m) if m.is_dir() => {
-                    stats.skipped_symlink_dirs += 1;
-                    continue;
-                }
-                Ok(m) => m,
-                Err(_) => {
-                    stats.broken_symlinks += 1;
-                    continue;
-                }
-            }
-        } else {
-            match entry.metadata() {
-                Ok(m) => m,
-                Err(_) => continue,
-            }
+        // Links below projects/ are never followed (as ccusage): no loops, no
+        // files counted twice.
+        if file_type.is_symlink() {
+            stats.symlinks += 1;
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else {
+            continue;
         };
         if !meta.is_file() {
             stats.non_file_jsonl += 1;
@@ -179,24 +173,44 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<TranscriptFile>, stats: &mut Walk
 
 fn describe(root: &Path, path: PathBuf, meta: &fs::Metadata) -> Option<TranscriptFile> {
     let rel = path.strip_prefix(root).ok()?;
-    let components: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
-    let project = if components.len() >= 2 { components[0] } else { "" };
-    let stem = path.file_stem()?.to_str()?;
-    // <project>/<session>/subagents/<agent>.jsonl belongs to <session>.
-    let session: &str = match components.as_slice() {
-        [.., session, "subagents", _] => session,
-        _ => stem,
-    };
+    let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
     let (device, inode, mtime_ns) = file_identity(meta);
     Some(TranscriptFile {
-        project: Arc::from(project),
-        session_id: Arc::from(session),
+        origin: Arc::new(origin_of(&parts)),
         size: meta.len(),
         device,
         inode,
         mtime_ns,
         path,
     })
+}
+
+/// Project and session from the path below `projects/`, as ccusage names them:
+/// `P/S.jsonl` is session S of P; `…/S/subagents/x.jsonl` and other nested
+/// files belong to the directory above them.
+pub fn origin_of(parts: &[&str]) -> Origin {
+    let project = match parts {
+        [first, _, ..] if !first.trim().is_empty() => *first,
+        _ => "unknown",
+    };
+    let (session_id, project_path) = match parts {
+        [] => (String::new(), "Unknown Project".to_string()),
+        [file] => (file.to_string(), "Unknown Project".to_string()),
+        [p, file] => (stem(file).to_string(), p.to_string()),
+        [before @ .., session, "subagents", _] if !before.is_empty() => {
+            (session.to_string(), before.join("/"))
+        }
+        [before @ .., dir, _] => (dir.to_string(), before.join("/")),
+    };
+    Origin {
+        project: Arc::from(project),
+        session_id,
+        project_path,
+    }
+}
+
+fn stem(file: &str) -> &str {
+    file.strip_suffix(".jsonl").unwrap_or(file)
 }
 
 #[cfg(unix)]
@@ -290,6 +304,19 @@ mod tests {
     }
 
     #[test]
+    fn origins_follow_ccusage_naming() {
+        let o = origin_of(&["P", "abc.jsonl"]);
+        assert_eq!((&*o.project, o.session_id.as_str(), o.project_path.as_str()), ("P", "abc", "P"));
+        let o = origin_of(&["P", "S", "subagents", "agent-1.jsonl"]);
+        assert_eq!((o.session_id.as_str(), o.project_path.as_str()), ("S", "P"));
+        let o = origin_of(&["P", "x", "y", "deep.jsonl"]);
+        assert_eq!((o.session_id.as_str(), o.project_path.as_str()), ("y", "P/x"));
+        let o = origin_of(&["top.jsonl"]);
+        assert_eq!((&*o.project, o.session_id.as_str(), o.project_path.as_str()), ("unknown", "top.jsonl", "Unknown Project"));
+        assert_eq!(&*origin_of(&[" ", "s.jsonl"]).project, "unknown");
+    }
+
+    #[test]
     fn walk_finds_nested_files_names_sessions_and_survives_links() {
         let t = tempfile::tempdir().unwrap();
         let projects = t.path().join("projects");
@@ -305,18 +332,15 @@ mod tests {
         }
         let roots = Roots {
             projects_dirs: vec![projects],
-            explanation: None,
+            ..Default::default()
         };
         let (files, stats) = find_transcripts(&roots);
         let names: Vec<(&str, &str)> = files
             .iter()
-            .map(|f| (&*f.project, &*f.session_id))
+            .map(|f| (&*f.origin.project, f.origin.session_id.as_str()))
             .collect();
         assert_eq!(names, vec![("-home-dev-api", "s1"), ("-home-dev-api", "s1")]);
         #[cfg(unix)]
-        {
-            assert_eq!(stats.broken_symlinks, 1);
-            assert_eq!(stats.skipped_symlink_dirs, 1);
-        }
+        assert_eq!(stats.symlinks, 2);
     }
 }

@@ -10,9 +10,11 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 
 use rayon::prelude::*;
 
-use crate::domain::UsageEntry;
+use std::sync::Arc;
+
+use crate::domain::{Origin, UsageEntry};
 use discover::TranscriptFile;
-use parse::{LineContext, LineParser, SkipReason};
+use parse::{LineParser, SkipReason};
 use reader::Line;
 
 /// What reading produced besides entries: every line is counted once.
@@ -82,10 +84,7 @@ impl Scanner {
             ..Default::default()
         };
         out.stats.files = 1;
-        let ctx = LineContext {
-            session_id: file.session_id.clone(),
-            project: file.project.clone(),
-        };
+        let ctx = file.origin.clone();
         let opened = File::open(&file.path).and_then(|mut f| {
             f.seek(SeekFrom::Start(start))?;
             Ok(f)
@@ -149,13 +148,15 @@ impl Scanner {
         file: &TranscriptFile,
         offset: u64,
         len: u64,
-        ctx: &LineContext,
+        ctx: &Arc<Origin>,
     ) -> Result<UsageEntry, SkipReason> {
-        let mut f = File::open(&file.path).map_err(|_| SkipReason::InvalidJson)?;
-        f.seek(SeekFrom::Start(offset))
-            .map_err(|_| SkipReason::InvalidJson)?;
-        let reader = BufReader::with_capacity(64 * 1024, f.take(len));
-        self.parser.parse_reader(reader, ctx)
+        let open = || -> Option<BufReader<std::io::Take<File>>> {
+            let mut f = File::open(&file.path).ok()?;
+            f.seek(SeekFrom::Start(offset)).ok()?;
+            Some(BufReader::with_capacity(64 * 1024, f.take(len)))
+        };
+        let first = open().ok_or(SkipReason::InvalidJson)?;
+        self.parser.parse_reader(first, open, ctx)
     }
 }
 

@@ -1,44 +1,49 @@
-//! Turning one transcript line into a usage entry (SPEC 2.2).
+//! Turning one transcript line into a usage entry (SPEC 2.2), accepting and
+//! rejecting exactly the lines ccusage 20.0.24 does (measured on fixtures, see
+//! tests below and tests/fixtures/).
 //!
-//! Only the fields csm needs are read; the rest of a line (message content,
-//! tool results) is skipped by the JSON parser without being copied.
+//! Only the fields csm needs are read; message content and tool results are
+//! skipped by the JSON parser without being copied.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use memchr::memmem;
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny};
-use serde_json::value::RawValue;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::domain::{Speed, TokenCounts, UsageEntry};
+use crate::domain::{Origin, Speed, TokenCounts, UsageEntry};
 
 /// Why a line did not become an entry. Every line read lands in exactly one
-/// bucket (or becomes an entry), so the counts add up to the lines read.
+/// bucket or becomes an entry, so the counts add up to the lines read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SkipReason {
     /// Empty or whitespace only.
     Blank,
-    /// No `"usage"` anywhere in the line: user turns, tool results, summaries.
+    /// No `"usage":{` in the line: user turns, tool results, summaries.
     NoUsage,
-    /// Not valid JSON (truncated writes, binary garbage, invalid UTF-8, nesting too deep).
+    /// Not valid JSON (truncated writes, binary garbage, trailing bytes, too deep).
     InvalidJson,
-    /// JSON, but not an object, or without `message.usage`.
+    /// JSON with a usage marker, but not an object with `message.usage`.
     NotUsageEntry,
-    /// A usage entry whose fields have the wrong type or value (for example `null`).
+    /// A usage entry whose fields have the wrong type or value.
     InvalidFields,
-    /// `timestamp` missing or not an ISO-8601 time.
+    /// `null` in a field ccusage refuses to see null in (`id`, `model`, `costUSD`…).
+    NullField,
+    /// `timestamp` missing or not `YYYY-MM-DDTHH:MM:SS[.mmm](Z|±HH:MM)`.
     BadTimestamp,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 6] = [
+    pub const ALL: [SkipReason; 7] = [
         SkipReason::Blank,
         SkipReason::NoUsage,
         SkipReason::InvalidJson,
         SkipReason::NotUsageEntry,
         SkipReason::InvalidFields,
+        SkipReason::NullField,
         SkipReason::BadTimestamp,
     ];
 
@@ -46,9 +51,10 @@ impl SkipReason {
         match self {
             SkipReason::Blank => "blank line",
             SkipReason::NoUsage => "no usage (user turn, tool result, summary)",
-            SkipReason::InvalidJson => "invalid JSON (truncated, binary, too deep)",
+            SkipReason::InvalidJson => "invalid JSON (truncated, binary, trailing bytes)",
             SkipReason::NotUsageEntry => "JSON without message.usage",
-            SkipReason::InvalidFields => "usage with invalid field values",
+            SkipReason::InvalidFields => "usage with invalid field types or values",
+            SkipReason::NullField => "null in an id, model, cost or token field",
             SkipReason::BadTimestamp => "missing or invalid timestamp",
         }
     }
@@ -60,95 +66,59 @@ impl SkipReason {
             SkipReason::InvalidJson => "invalid_json",
             SkipReason::NotUsageEntry => "not_usage_entry",
             SkipReason::InvalidFields => "invalid_fields",
+            SkipReason::NullField => "null_field",
             SkipReason::BadTimestamp => "bad_timestamp",
         }
     }
 }
 
-/// A field that distinguishes "absent" from "null" from a value, because
-/// ccusage rejects `null` in some optional fields where absence is fine.
-#[derive(Debug, Default)]
-pub(crate) enum Field<T> {
-    #[default]
-    Missing,
-    Null,
-    Value(T),
-}
+/// The marker every usage line contains, byte for byte (ccusage's pre-filter:
+/// `"usage": {` with a space does not count).
+pub const USAGE_MARKER: &[u8] = b"\"usage\":{";
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Field<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match Option::<T>::deserialize(d)? {
-            None => Field::Null,
-            Some(v) => Field::Value(v),
-        })
-    }
-}
+/// Keys whose `null` value, at any depth, makes ccusage drop the whole line.
+const NULL_REJECT_KEYS: [&str; 11] = [
+    "id",
+    "cwd",
+    "model",
+    "speed",
+    "costUSD",
+    "version",
+    "sessionId",
+    "requestId",
+    "isApiErrorMessage",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+];
 
-impl<T> Field<T> {
-    /// Absent is fine, `null` is not: `Err` means reject the line.
-    fn optional(self) -> Result<Option<T>, ()> {
-        match self {
-            Field::Missing => Ok(None),
-            Field::Null => Err(()),
-            Field::Value(v) => Ok(Some(v)),
-        }
-    }
-
-    /// Absent and `null` both mean "not given".
-    fn nullable(self) -> Option<T> {
-        match self {
-            Field::Value(v) => Some(v),
-            _ => None,
-        }
-    }
-}
+const LIMIT_MARKER: &[u8] = b"Claude AI usage limit reached";
 
 #[derive(Deserialize)]
-#[serde(bound(deserialize = "C: Deserialize<'de>, 'de: 'a"))]
-struct RawLine<'a, C> {
-    #[serde(default, borrow)]
-    timestamp: Field<Cow<'a, str>>,
-    #[serde(default)]
-    message: Field<RawMessage<'a, C>>,
+struct RawLine<'a> {
+    #[serde(borrow)]
+    timestamp: Option<Cow<'a, str>>,
+    message: Option<RawMessage<'a>>,
     #[serde(default, borrow, rename = "requestId")]
-    request_id: Field<Cow<'a, str>>,
+    request_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "sessionId")]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    version: Option<Cow<'a, str>>,
     #[serde(default, rename = "costUSD")]
-    cost_usd: Field<f64>,
+    cost_usd: Option<f64>,
     #[serde(default, rename = "isSidechain")]
-    is_sidechain: Field<bool>,
+    is_sidechain: Option<bool>,
     #[serde(default, rename = "isApiErrorMessage")]
-    is_api_error: Field<bool>,
+    is_api_error: Option<bool>,
 }
 
 #[derive(Deserialize)]
-#[serde(bound(deserialize = "C: Deserialize<'de>, 'de: 'a"))]
-struct RawMessage<'a, C> {
-    #[serde(default)]
-    usage: Field<RawUsage>,
+struct RawMessage<'a> {
+    usage: Option<RawUsage>,
     #[serde(default, borrow)]
-    model: Field<Cow<'a, str>>,
+    model: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    id: Field<Cow<'a, str>>,
-    #[serde(default)]
-    content: Option<C>,
-}
-
-/// How much of `message.content` a parse keeps: a borrowed slice when the line
-/// is in memory, nothing when it is streamed from a reader.
-trait Content {
-    fn raw(&self) -> Option<&[u8]>;
-}
-
-impl Content for &RawValue {
-    fn raw(&self) -> Option<&[u8]> {
-        Some(self.get().as_bytes())
-    }
-}
-
-impl Content for IgnoredAny {
-    fn raw(&self) -> Option<&[u8]> {
-        None
-    }
+    id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -156,38 +126,34 @@ struct RawUsage {
     input_tokens: u64,
     output_tokens: u64,
     #[serde(default)]
-    cache_creation_input_tokens: Field<u64>,
+    cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
-    cache_read_input_tokens: Field<u64>,
+    cache_read_input_tokens: Option<u64>,
     #[serde(default)]
-    cache_creation: Field<RawCacheCreation>,
+    cache_creation: Option<RawCacheCreation>,
     #[serde(default)]
-    speed: Field<String>,
+    speed: Option<RawSpeed>,
 }
 
 #[derive(Deserialize)]
 struct RawCacheCreation {
     #[serde(default)]
-    ephemeral_5m_input_tokens: Field<u64>,
+    ephemeral_5m_input_tokens: Option<u64>,
     #[serde(default)]
-    ephemeral_1h_input_tokens: Field<u64>,
+    ephemeral_1h_input_tokens: Option<u64>,
 }
 
-/// Only the object-ness of a line, to tell "JSON but not an entry" from "not JSON".
 #[derive(Deserialize)]
-struct AnyValue(#[allow(dead_code)] IgnoredAny);
-
-const LIMIT_MARKER: &[u8] = b"Claude AI usage limit reached|";
-
-/// Per-file context copied into each entry.
-pub struct LineContext {
-    pub session_id: Arc<str>,
-    pub project: Arc<str>,
+#[serde(rename_all = "lowercase")]
+enum RawSpeed {
+    Standard,
+    Fast,
 }
 
-/// Parses lines into entries, interning model names so equal names share memory.
+/// Parses lines into entries, sharing one copy of each model name.
 pub struct LineParser {
     usage_finder: memmem::Finder<'static>,
+    null_finder: memmem::Finder<'static>,
     limit_finder: memmem::Finder<'static>,
     models: Vec<Arc<str>>,
 }
@@ -201,14 +167,15 @@ impl Default for LineParser {
 impl LineParser {
     pub fn new() -> Self {
         Self {
-            usage_finder: memmem::Finder::new(super::reader::USAGE_MARKER),
+            usage_finder: memmem::Finder::new(USAGE_MARKER),
+            null_finder: memmem::Finder::new(b"null"),
             limit_finder: memmem::Finder::new(LIMIT_MARKER),
             models: Vec::new(),
         }
     }
 
-    /// Cheap test run before any JSON parsing.
-    pub fn may_be_usage(&self, line: &[u8]) -> Result<(), SkipReason> {
+    /// The cheap test run on every line before any JSON parsing.
+    pub fn prefilter(&self, line: &[u8]) -> Result<(), SkipReason> {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Err(SkipReason::Blank);
         }
@@ -218,91 +185,74 @@ impl LineParser {
         Ok(())
     }
 
-    pub fn parse_line(&mut self, line: &[u8], ctx: &LineContext) -> Result<UsageEntry, SkipReason> {
-        self.may_be_usage(line)?;
-        let raw: RawLine<'_, &RawValue> = match serde_json::from_slice(line) {
+    pub fn parse_line(&mut self, line: &[u8], origin: &Arc<Origin>) -> Result<UsageEntry, SkipReason> {
+        self.prefilter(line)?;
+        let raw: RawLine<'_> = match serde_json::from_slice(line) {
             Ok(raw) => raw,
-            Err(_) => return Err(classify_failure(line)),
+            Err(e) => return Err(classify_error(&e, line)),
         };
-        self.build(raw, ctx)
+        if self.may_hold_rejected_null(line) && has_rejected_null(serde_json::Deserializer::from_slice(line)) {
+            return Err(SkipReason::NullField);
+        }
+        let reset_source = Some(line);
+        self.build(raw, origin, reset_source)
     }
 
-    /// Parses a line too long to hold in memory, straight from a reader: strings
-    /// are copied only for the few fields kept, content is skipped unread.
+    /// Parses a line too long to hold in memory, straight from a reader
+    /// (`reopen` gives a fresh reader over the same bytes for the null check).
     pub fn parse_reader<R: std::io::Read>(
         &mut self,
         reader: R,
-        ctx: &LineContext,
+        mut reopen: impl FnMut() -> Option<R>,
+        origin: &Arc<Origin>,
     ) -> Result<UsageEntry, SkipReason> {
         // A reader never lends strings, so the borrowed fields come back owned.
         let mut de = serde_json::Deserializer::from_reader(reader);
-        let raw = match RawLine::<'_, IgnoredAny>::deserialize(&mut de).and_then(|raw| {
-            de.end()?;
-            Ok(raw)
-        }) {
+        let raw = match RawLine::deserialize(&mut de).and_then(|raw| de.end().map(|()| raw)) {
             Ok(raw) => raw,
             Err(e) if e.is_data() => return Err(SkipReason::InvalidFields),
             Err(_) => return Err(SkipReason::InvalidJson),
         };
-        self.build(raw, ctx)
+        let Some(again) = reopen() else {
+            return Err(SkipReason::InvalidJson);
+        };
+        if has_rejected_null(serde_json::Deserializer::from_reader(again)) {
+            return Err(SkipReason::NullField);
+        }
+        self.build(raw, origin, None)
     }
 
-    fn build<C: Content>(
+    fn build(
         &mut self,
-        raw: RawLine<'_, C>,
-        ctx: &LineContext,
+        raw: RawLine<'_>,
+        origin: &Arc<Origin>,
+        line: Option<&[u8]>,
     ) -> Result<UsageEntry, SkipReason> {
-        let message = match raw.message {
-            Field::Value(m) => m,
-            _ => return Err(SkipReason::NotUsageEntry),
-        };
-        let usage = match message.usage {
-            Field::Value(u) => u,
-            _ => return Err(SkipReason::NotUsageEntry),
-        };
-        let timestamp = match raw.timestamp {
-            Field::Value(t) => parse_timestamp(&t).ok_or(SkipReason::BadTimestamp)?,
-            _ => return Err(SkipReason::BadTimestamp),
-        };
-        let bad = |_| SkipReason::InvalidFields;
-        let cache_creation_flat = usage.cache_creation_input_tokens.optional().map_err(bad)?;
-        let cache_read = usage.cache_read_input_tokens.optional().map_err(bad)?;
-        let split = usage.cache_creation.nullable();
-        let (cache_creation, cache_1h) = match split {
+        let message = raw.message.ok_or(SkipReason::NotUsageEntry)?;
+        let usage = message.usage.ok_or(SkipReason::NotUsageEntry)?;
+        let timestamp = raw
+            .timestamp
+            .as_deref()
+            .and_then(parse_timestamp)
+            .ok_or(SkipReason::BadTimestamp)?;
+        if raw.version.as_deref().is_some_and(|v| !is_version(v)) {
+            return Err(SkipReason::InvalidFields);
+        }
+        let empty = |s: &Option<Cow<'_, str>>| s.as_deref() == Some("");
+        if empty(&raw.session_id) || empty(&raw.request_id) || empty(&message.id) || empty(&message.model) {
+            return Err(SkipReason::InvalidFields);
+        }
+        // A cache_creation object replaces the flat count, even when empty.
+        let (cache_creation, cache_1h) = match usage.cache_creation {
             Some(c) => {
-                let five = c.ephemeral_5m_input_tokens.nullable();
-                let hour = c.ephemeral_1h_input_tokens.nullable();
-                if five.is_some() || hour.is_some() {
-                    let (five, hour) = (five.unwrap_or(0), hour.unwrap_or(0));
-                    (five + hour, hour)
-                } else {
-                    (cache_creation_flat.unwrap_or(0), 0)
-                }
+                let five = c.ephemeral_5m_input_tokens.unwrap_or(0);
+                let hour = c.ephemeral_1h_input_tokens.unwrap_or(0);
+                (five.saturating_add(hour), hour)
             }
-            None => (cache_creation_flat.unwrap_or(0), 0),
+            None => (usage.cache_creation_input_tokens.unwrap_or(0), 0),
         };
-        let speed = match usage.speed.nullable().as_deref() {
-            Some("fast") => Speed::Fast,
-            _ => Speed::Standard,
-        };
-        let model = message.model.optional().map_err(bad)?;
-        let message_id = message.id.optional().map_err(bad)?;
-        let request_id = raw.request_id.optional().map_err(bad)?;
-        let cost_usd = raw.cost_usd.optional().map_err(bad)?;
-        let is_sidechain = raw.is_sidechain.nullable().unwrap_or(false);
-        let is_api_error = raw.is_api_error.nullable().unwrap_or(false);
-
-        let usage_limit_reset = if is_api_error {
-            message
-                .content
-                .as_ref()
-                .and_then(Content::raw)
-                .and_then(|c| self.limit_reset(c))
-        } else {
-            None
-        };
-        let dedup_key = match (&message_id, &request_id) {
-            (Some(m), Some(r)) => Some(dedup_key(m, r)),
+        let usage_limit_reset = match (raw.is_api_error, line) {
+            (Some(true), Some(line)) => self.limit_reset(line),
             _ => None,
         };
         Ok(UsageEntry {
@@ -311,28 +261,53 @@ impl LineParser {
                 input_tokens: usage.input_tokens,
                 output_tokens: usage.output_tokens,
                 cache_creation_input_tokens: cache_creation,
-                cache_read_input_tokens: cache_read.unwrap_or(0),
+                cache_read_input_tokens: usage.cache_read_input_tokens.unwrap_or(0),
             },
             cache_creation_1h: cache_1h,
-            speed,
-            cost_usd,
-            model: model.map(|m| self.intern(&m)),
-            dedup_key,
-            session_id: ctx.session_id.clone(),
-            project: ctx.project.clone(),
-            is_sidechain,
+            speed: usage.speed.map(|s| match s {
+                RawSpeed::Standard => Speed::Standard,
+                RawSpeed::Fast => Speed::Fast,
+            }),
+            cost_usd: raw.cost_usd,
+            model: message.model.map(|m| self.intern(&m)),
+            message_id: message.id.as_deref().map(hash_id),
+            request_id: raw.request_id.as_deref().map(hash_id),
+            origin: origin.clone(),
+            is_sidechain: raw.is_sidechain.unwrap_or(false),
             usage_limit_reset,
         })
     }
 
-    fn limit_reset(&self, content: &[u8]) -> Option<Timestamp> {
-        let at = self.limit_finder.find(content)? + LIMIT_MARKER.len();
-        let digits: &[u8] = &content[at..];
-        let end = digits
-            .iter()
-            .position(|b| !b.is_ascii_digit())
-            .unwrap_or(digits.len());
+    /// Conservative: true unless no `null` in the line can follow one of the
+    /// rejecting keys. Only then is the exact (slower) check run.
+    fn may_hold_rejected_null(&self, line: &[u8]) -> bool {
+        self.null_finder.find_iter(line).any(|at| {
+            let before = trim_end_ws(&line[..at]);
+            let Some(before) = before.strip_suffix(b":") else {
+                return false;
+            };
+            let before = trim_end_ws(before);
+            let Some(before) = before.strip_suffix(b"\"") else {
+                return false;
+            };
+            // Escaped keys (`"i\u0064"`) are rare; let the exact check decide.
+            let key_start = before.iter().rposition(|b| *b == b'"').map_or(0, |p| p + 1);
+            let key = &before[key_start..];
+            key.contains(&b'\\') || NULL_REJECT_KEYS.iter().any(|k| k.as_bytes() == key)
+        })
+    }
+
+    /// ccusage looks anywhere in an API error line for the marker, then the
+    /// first `|`, then unix seconds.
+    fn limit_reset(&self, line: &[u8]) -> Option<Timestamp> {
+        let at = self.limit_finder.find(line)? + LIMIT_MARKER.len();
+        let pipe = at + memchr::memchr(b'|', &line[at..])?;
+        let digits = &line[pipe + 1..];
+        let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
         let secs: i64 = std::str::from_utf8(&digits[..end]).ok()?.parse().ok()?;
+        if secs <= 0 {
+            return None;
+        }
         Timestamp::from_second(secs).ok()
     }
 
@@ -346,46 +321,210 @@ impl LineParser {
     }
 }
 
-fn classify_failure(line: &[u8]) -> SkipReason {
-    // A line that is valid JSON but failed our shape is a bad entry, not bad JSON.
-    match serde_json::from_slice::<AnyValue>(line) {
-        Ok(_) => match serde_json::from_slice::<RawProbe>(line) {
-            Ok(probe) if probe.has_usage() => SkipReason::InvalidFields,
-            _ => SkipReason::NotUsageEntry,
-        },
-        Err(_) => SkipReason::InvalidJson,
+fn trim_end_ws(s: &[u8]) -> &[u8] {
+    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |p| p + 1);
+    &s[..end]
+}
+
+fn classify_error(e: &serde_json::Error, line: &[u8]) -> SkipReason {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => SkipReason::InvalidJson,
+        Category::Data => {
+            // Our shape failed; tell bad fields from a line that is no entry at all.
+            #[derive(Deserialize)]
+            struct Probe {
+                message: Option<ProbeMessage>,
+            }
+            #[derive(Deserialize)]
+            struct ProbeMessage {
+                usage: Option<IgnoredAny>,
+            }
+            match serde_json::from_slice::<Probe>(line) {
+                Ok(Probe { message: Some(ProbeMessage { usage: Some(_) }) }) => {
+                    if e.to_string().contains("null") {
+                        SkipReason::NullField
+                    } else {
+                        SkipReason::InvalidFields
+                    }
+                }
+                Ok(_) => SkipReason::NotUsageEntry,
+                Err(_) => SkipReason::InvalidFields,
+            }
+        }
     }
 }
 
-#[derive(Deserialize)]
-struct RawProbe {
-    #[serde(default)]
-    message: Option<RawProbeMessage>,
+/// Walks a whole JSON document looking for a rejecting key set to `null`.
+fn has_rejected_null<'de, R: serde_json::de::Read<'de>>(mut de: serde_json::Deserializer<R>) -> bool {
+    NullWalk.deserialize(&mut de).unwrap_or(false)
 }
 
-#[derive(Deserialize)]
-struct RawProbeMessage {
-    #[serde(default)]
-    usage: Option<IgnoredAny>,
-}
+#[derive(Clone, Copy)]
+struct NullWalk;
 
-impl RawProbe {
-    fn has_usage(&self) -> bool {
-        self.message.as_ref().is_some_and(|m| m.usage.is_some())
+impl<'de> DeserializeSeed<'de> for NullWalk {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-/// `2026-11-20T10:15:30.123Z` or with a `±HH:MM` offset.
+impl<'de> Visitor<'de> for NullWalk {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        let mut found = false;
+        while let Some(f) = seq.next_element_seed(self)? {
+            found |= f;
+        }
+        Ok(found)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut found = false;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if NULL_REJECT_KEYS.contains(&&*key) {
+                found |= map.next_value_seed(IsNull)?;
+            } else {
+                found |= map.next_value_seed(self)?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// True when the value is `null`; anything else is walked for nested keys.
+struct IsNull;
+
+impl<'de> DeserializeSeed<'de> for IsNull {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(IsNullVisitor)
+    }
+}
+
+struct IsNullVisitor;
+
+impl<'de> Visitor<'de> for IsNullVisitor {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(true)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<bool, E> {
+        Ok(true)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        NullWalk.visit_seq(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+        NullWalk.visit_map(map)
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS`, optional `.mmm` (exactly three digits), then `Z` or
+/// `±HH:MM`: the only shapes ccusage accepts.
 pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
-    s.parse::<Timestamp>().ok()
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i32> {
+        let part = b.get(r)?;
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(part.iter().fold(0i32, |acc, d| acc * 10 + i32::from(d - b'0')))
+    };
+    let sep = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut i = 19;
+    let mut millis = 0;
+    if sep(i, b'.') {
+        millis = num(i + 1..i + 4)?;
+        i += 4;
+    }
+    let offset_secs = match b.get(i)? {
+        b'Z' if b.len() == i + 1 => 0,
+        sign @ (b'+' | b'-') if b.len() == i + 6 && sep(i + 3, b':') => {
+            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let secs = oh * 3600 + om * 60;
+            if *sign == b'-' { -secs } else { secs }
+        }
+        _ => return None,
+    };
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let date = jiff::civil::Date::new(year as i16, month as i8, day as i8).ok()?;
+    let dt = date.at(hour as i8, minute as i8, second as i8, millis * 1_000_000);
+    let offset = jiff::tz::Offset::from_seconds(offset_secs).ok()?;
+    offset.to_timestamp(dt).ok()
 }
 
-/// Stable 128-bit identity of a streamed response (message id + request id).
-pub fn dedup_key(message_id: &str, request_id: &str) -> u128 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(message_id.as_bytes());
-    h.update(&[0]);
-    h.update(request_id.as_bytes());
-    h.digest128()
+/// `^\d+\.\d+\.\d`: what ccusage requires of a present `version`.
+fn is_version(v: &str) -> bool {
+    let mut parts = v.splitn(3, '.');
+    let digits = |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    let (a, b) = (parts.next(), parts.next());
+    digits(a) && digits(b) && parts.next().is_some_and(|c| c.as_bytes().first().is_some_and(u8::is_ascii_digit))
 }
 
+/// 64-bit identity of an id string; collisions are negligible at transcript scale.
+pub fn hash_id(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
+}
+
+#[cfg(test)]
+mod tests;

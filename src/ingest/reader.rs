@@ -14,8 +14,7 @@ pub const MAX_HELD_LINE: usize = 16 * 1024 * 1024;
 
 const INITIAL_BUFFER: usize = 256 * 1024;
 
-/// The marker a usage line must contain; lines without it are never parsed.
-pub const USAGE_MARKER: &[u8] = b"\"usage\"";
+use super::parse::USAGE_MARKER;
 
 /// What the reader hands to its caller for each complete line.
 pub enum Line<'a> {
@@ -183,9 +182,9 @@ mod tests {
         let finder = memmem::Finder::new(USAGE_MARKER);
         scan.feed(&finder, b"aaaa\"usa");
         assert!(!scan.has_usage);
-        scan.feed(&finder, b"ge\"bbbb");
+        scan.feed(&finder, b"ge\":{bbbb");
         assert!(scan.has_usage);
-        assert_eq!(scan.len, 15);
+        assert_eq!(scan.len, 17);
     }
 
     #[test]

@@ -1,0 +1,271 @@
+//! Command-line interface: every flag and command, with doc comments as help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Claude Code usage windows, billing periods and costs, live.
+///
+/// Reads Claude Code's own transcripts (no Node.js, no ccusage needed). With no
+/// command, opens the live dashboard.
+#[derive(Debug, Parser)]
+#[command(name = "csm", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags accepted before or after any command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Claude config directory to read (has projects/); repeat for several.
+    /// Overrides CLAUDE_CONFIG_DIR and the default locations.
+    #[arg(long = "claude-dir", value_name = "DIR", global = true)]
+    pub claude_dir: Vec<PathBuf>,
+
+    /// Configuration file [default: <base>/config.toml].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Display time zone (IANA name such as Europe/Warsaw) [default: the system's].
+    #[arg(long, short = 'z', value_name = "TZ", global = true)]
+    pub timezone: Option<String>,
+
+    /// Day of the month the billing period starts (1-31; clamped to short months).
+    #[arg(long, value_name = "DAY", global = true, value_parser = clap::value_parser!(u8).range(1..=31))]
+    pub start_day: Option<u8>,
+
+    /// Windows ("sessions") included per billing period.
+    #[arg(long, value_name = "N", global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sessions: Option<u32>,
+
+    /// How to price usage: auto (costUSD when present, else calculated),
+    /// calculate (always from token counts), display (costUSD only).
+    #[arg(long, value_enum, global = true)]
+    pub mode: Option<CostModeArg>,
+
+    /// Where usage comes from: transcripts (native) or ccusage (`ccusage blocks -j`).
+    #[arg(long, value_enum, global = true, default_value_t = SourceArg::Transcripts)]
+    pub source: SourceArg,
+
+    /// Re-read every transcript and recompute the history store's maxima.
+    #[arg(long, global = true)]
+    pub recalculate: bool,
+
+    /// Run fully in memory: neither read nor write the history store.
+    #[arg(long, global = true)]
+    pub no_store: bool,
+
+    /// Print what was skipped while reading (counts by reason, unknown models) to stderr.
+    #[arg(long, global = true)]
+    pub debug: bool,
+
+    /// No colours (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CostModeArg {
+    Auto,
+    Calculate,
+    Display,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum SourceArg {
+    #[default]
+    Transcripts,
+    Ccusage,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Five-hour usage windows ("blocks"), like `ccusage blocks`.
+    Blocks(BlocksArgs),
+    /// Usage by day.
+    Daily(ReportArgs),
+    /// Usage by week.
+    Weekly(WeeklyArgs),
+    /// Usage by month.
+    Monthly(ReportArgs),
+    /// Usage by Claude Code session.
+    Session(ReportArgs),
+    /// Prices: show the table in use, or download the current one.
+    #[command(subcommand)]
+    Pricing(PricingCommand),
+    /// What csm sees: data roots, files, entries, skipped lines, unknown models.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct FilterArgs {
+    /// First day to include (YYYYMMDD or YYYY-MM-DD, display time zone).
+    #[arg(long, short = 's', value_name = "DATE", value_parser = parse_date)]
+    pub since: Option<jiff::civil::Date>,
+
+    /// Last day to include (YYYYMMDD or YYYY-MM-DD, display time zone).
+    #[arg(long, short = 'u', value_name = "DATE", value_parser = parse_date)]
+    pub until: Option<jiff::civil::Date>,
+
+    /// Output JSON (the same shape as ccusage 20).
+    #[arg(long, short = 'j')]
+    pub json: bool,
+
+    /// Sort order, oldest first (asc) or newest first (desc).
+    #[arg(long, short = 'o', value_enum)]
+    pub order: Option<Order>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    /// Per-model cost and tokens under each row.
+    #[arg(long, short = 'b')]
+    pub breakdown: bool,
+
+    /// Only this project (the directory name below projects/).
+    #[arg(long, short = 'p', value_name = "NAME")]
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct WeeklyArgs {
+    #[command(flatten)]
+    pub report: ReportArgs,
+
+    /// Day weeks start on.
+    #[arg(long, short = 'w', value_enum, default_value_t = Weekday::Sunday)]
+    pub start_of_week: Weekday,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Weekday {
+    #[default]
+    Sunday,
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct BlocksArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    /// Only the active window.
+    #[arg(long, short = 'a')]
+    pub active: bool,
+
+    /// Only windows of the last 3 days (and the active one).
+    #[arg(long, short = 'r')]
+    pub recent: bool,
+
+    /// Token limit for the status: a number, or `max` (the largest past window).
+    #[arg(long, short = 't', value_name = "N|max", value_parser = parse_token_limit)]
+    pub token_limit: Option<TokenLimitArg>,
+
+    /// Window length in hours.
+    #[arg(long, short = 'n', value_name = "HOURS", default_value_t = 5.0, value_parser = parse_session_length)]
+    pub session_length: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TokenLimitArg {
+    Max,
+    Tokens(u64),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PricingCommand {
+    /// Print the prices in use and where they come from.
+    Show {
+        /// Only models whose name contains this text.
+        model: Option<String>,
+        /// Output JSON.
+        #[arg(long, short = 'j')]
+        json: bool,
+    },
+    /// Download LiteLLM's current price list into <base>/pricing.json (the only
+    /// command that uses the network).
+    Update {
+        /// Where to download from.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct DoctorArgs {
+    /// Output JSON.
+    #[arg(long, short = 'j')]
+    pub json: bool,
+}
+
+fn parse_date(s: &str) -> Result<jiff::civil::Date, String> {
+    let digits: String = s.chars().filter(|c| *c != '-').collect();
+    let ok_shape = digits.len() == 8 && digits.chars().all(|c| c.is_ascii_digit());
+    if !ok_shape {
+        return Err(format!("'{s}' is not a date: use YYYYMMDD or YYYY-MM-DD"));
+    }
+    let (y, m, d) = (&digits[..4], &digits[4..6], &digits[6..]);
+    let parse = |x: &str| x.parse::<i16>().map_err(|e| e.to_string());
+    let (y, m, d) = (parse(y)?, parse(m)?, parse(d)?);
+    jiff::civil::Date::new(y, m as i8, d as i8).map_err(|_| format!("'{s}' is not a valid calendar date"))
+}
+
+fn parse_token_limit(s: &str) -> Result<TokenLimitArg, String> {
+    if s.eq_ignore_ascii_case("max") {
+        return Ok(TokenLimitArg::Max);
+    }
+    s.parse::<u64>()
+        .map(TokenLimitArg::Tokens)
+        .map_err(|_| format!("'{s}' is not a token limit: use a whole number or `max`"))
+}
+
+fn parse_session_length(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(h) if h.is_finite() && h > 0.0 && h <= 24.0 * 31.0 => Ok(h),
+        _ => Err(format!("'{s}' is not a window length: use hours, e.g. 5")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dates_accept_both_shapes_and_name_bad_values() {
+        assert_eq!(parse_date("20261120").unwrap(), jiff::civil::date(2026, 11, 20));
+        assert_eq!(parse_date("2026-11-20").unwrap(), jiff::civil::date(2026, 11, 20));
+        assert!(parse_date("20261340").unwrap_err().contains("20261340"));
+        assert!(parse_date("yesterday").unwrap_err().contains("yesterday"));
+    }
+
+    #[test]
+    fn token_limit_forms() {
+        assert_eq!(parse_token_limit("MAX").unwrap(), TokenLimitArg::Max);
+        assert_eq!(parse_token_limit("5000").unwrap(), TokenLimitArg::Tokens(5000));
+        assert!(parse_token_limit("lots").unwrap_err().contains("lots"));
+    }
+}

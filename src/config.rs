@@ -1,0 +1,258 @@
+//! `config.toml` (SPEC 10): loading, validation and the base directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where csm keeps its own files. `CSM_HOME` wins, then the original monitor's
+/// location under the XDG config dir.
+pub fn base_dir(csm_home: Option<&str>, xdg_config_home: Option<&str>, home: Option<&Path>) -> Option<PathBuf> {
+    if let Some(h) = csm_home.filter(|s| !s.is_empty()) {
+        return Some(PathBuf::from(h));
+    }
+    if let Some(x) = xdg_config_home.filter(|s| !s.is_empty()) {
+        return Some(Path::new(x).join("claude-monitor"));
+    }
+    home.map(|h| h.join(".config").join("claude-monitor"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The token count a window is measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenLimit {
+    /// The largest window ever seen.
+    #[default]
+    Max,
+    /// 90th percentile of completed windows over the last 8 days.
+    P90,
+    Fixed(u64),
+}
+
+impl<'de> Deserialize<'de> for TokenLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) if n > 0 => Ok(TokenLimit::Fixed(n as u64)),
+            Raw::Number(n) => Err(serde::de::Error::custom(format!(
+                "token_limit must be positive, got {n}"
+            ))),
+            Raw::Text(s) if s == "max" => Ok(TokenLimit::Max),
+            Raw::Text(s) if s == "p90" => Ok(TokenLimit::P90),
+            Raw::Text(s) => Err(serde::de::Error::custom(format!(
+                "token_limit must be \"max\", \"p90\" or a number, got \"{s}\""
+            ))),
+        }
+    }
+}
+
+impl Serialize for TokenLimit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TokenLimit::Max => s.serialize_str("max"),
+            TokenLimit::P90 => s.serialize_str("p90"),
+            TokenLimit::Fixed(n) => s.serialize_u64(*n),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub start_day: u8,
+    pub sessions_per_period: u32,
+    pub timezone: Option<String>,
+    pub token_limit: TokenLimit,
+    pub plan_price_usd: Option<f64>,
+    pub interval_seconds: u64,
+    pub sync_dirs: Vec<PathBuf>,
+    pub alerts: Alerts,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alerts {
+    pub time_alert_minutes: u32,
+    pub inactivity_alert_minutes: u32,
+    pub limit_thresholds: Vec<u8>,
+    pub desktop: bool,
+    pub notify_command: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            start_day: 1,
+            sessions_per_period: 50,
+            timezone: None,
+            token_limit: TokenLimit::Max,
+            plan_price_usd: None,
+            interval_seconds: 10,
+            sync_dirs: Vec::new(),
+            alerts: Alerts::default(),
+        }
+    }
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Self {
+            time_alert_minutes: 30,
+            inactivity_alert_minutes: 10,
+            limit_thresholds: vec![80, 95],
+            desktop: true,
+            notify_command: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`; a missing file means defaults, anything else wrong is an
+    /// error that names the key and line. The file is never rewritten here.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        Self::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| describe_toml_error(text, &e))?;
+        config.validate().map_err(|(key, why)| {
+            let line = line_of_key(text, key).map(|l| format!("line {l}: ")).unwrap_or_default();
+            format!("{line}{key}: {why}")
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(1..=31).contains(&self.start_day) {
+            return Err(("start_day", format!("must be 1-31, got {}", self.start_day)));
+        }
+        if self.sessions_per_period == 0 {
+            return Err(("sessions_per_period", "must be at least 1".into()));
+        }
+        if self.interval_seconds == 0 {
+            return Err(("interval_seconds", "must be at least 1".into()));
+        }
+        if let Some(p) = self.plan_price_usd
+            && !(p.is_finite() && p > 0.0)
+        {
+            return Err(("plan_price_usd", format!("must be a positive amount, got {p}")));
+        }
+        if let Some(tz) = &self.timezone
+            && jiff::tz::TimeZone::get(tz).is_err()
+        {
+            return Err(("timezone", format!("unknown time zone \"{tz}\" (use an IANA name such as Europe/Warsaw; `timedatectl list-timezones` lists them)")));
+        }
+        if let Some(t) = self.alerts.limit_thresholds.iter().find(|t| !(1..=100).contains(*t)) {
+            return Err(("limit_thresholds", format!("thresholds are percentages 1-100, got {t}")));
+        }
+        Ok(())
+    }
+}
+
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let line = e
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    let msg = e.message().trim();
+    match line {
+        Some(l) => format!("line {l}: {msg}"),
+        None => msg.to_string(),
+    }
+}
+
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    text.lines().position(|l| {
+        let l = l.trim_start();
+        l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+    }).map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let c = Config::parse(
+            r#"start_day = 15
+sessions_per_period = 40
+timezone = "Europe/Warsaw"
+token_limit = 2000000
+plan_price_usd = 200
+interval_seconds = 5
+sync_dirs = ["/tmp/x"]
+[alerts]
+time_alert_minutes = 20
+inactivity_alert_minutes = 15
+limit_thresholds = [80, 95]
+desktop = false
+notify_command = ["ntfy", "publish", "t"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.start_day, 15);
+        assert_eq!(c.token_limit, TokenLimit::Fixed(2_000_000));
+        assert_eq!(c.alerts.notify_command.len(), 3);
+        assert_eq!(Config::parse("token_limit = \"p90\"").unwrap().token_limit, TokenLimit::P90);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = Config::parse("start_day = 3\nsesions = 5\n").unwrap_err();
+        assert!(err.contains("sesions"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named_with_their_line() {
+        let err = Config::parse("\n\nstart_day = 40\n").unwrap_err();
+        assert!(err.contains("start_day") && err.contains("line 3") && err.contains("40"), "{err}");
+        let err = Config::parse("timezone = \"Mars/Base\"").unwrap_err();
+        assert!(err.contains("Mars/Base"), "{err}");
+        let err = Config::parse("token_limit = \"lots\"").unwrap_err();
+        assert!(err.contains("lots") && err.contains("line 1"), "{err}");
+        let err = Config::parse("[alerts]\nlimit_thresholds = [80, 180]").unwrap_err();
+        assert!(err.contains("180"), "{err}");
+    }
+
+    #[test]
+    fn base_dir_precedence() {
+        let home = Path::new("/h");
+        assert_eq!(base_dir(Some("/c"), Some("/x"), Some(home)).unwrap(), PathBuf::from("/c"));
+        assert_eq!(base_dir(None, Some("/x"), Some(home)).unwrap(), PathBuf::from("/x/claude-monitor"));
+        assert_eq!(base_dir(Some(""), None, Some(home)).unwrap(), PathBuf::from("/h/.config/claude-monitor"));
+    }
+}
