@@ -5,3 +5,5 @@ pub mod domain;
 pub mod ingest;
 pub mod cli;
 pub mod config;
+pub mod dedup;
+pub mod blocks;

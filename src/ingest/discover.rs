@@ -129,7 +129,13 @@ pub fn find_transcripts(roots: &Roots) -> (Vec<TranscriptFile>, WalkStats) {
     for root in &roots.projects_dirs {
         walk(root, root, &mut files, &mut stats);
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    // Byte order of the whole path, as ccusage: `s1.jsonl` sorts before `s1/…`.
+    files.sort_by(|a, b| {
+        a.path
+            .as_os_str()
+            .as_encoded_bytes()
+            .cmp(b.path.as_os_str().as_encoded_bytes())
+    });
     files.dedup_by(|a, b| a.path == b.path);
     (files, stats)
 }

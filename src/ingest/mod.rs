@@ -160,19 +160,20 @@ impl Scanner {
     }
 }
 
-/// Reads every file whole, in parallel; entries come back in no particular
-/// order (every consumer sorts or aggregates).
+/// Reads every file whole, in parallel. Entries come back in reading order
+/// (files by path, then lines), which de-duplication and ccusage's sums rely on.
 pub fn scan_all(files: &[TranscriptFile]) -> (Vec<UsageEntry>, LineStats) {
     // Largest first so one huge file does not start last and run alone.
-    let mut order: Vec<&TranscriptFile> = files.iter().collect();
-    order.sort_by(|a, b| b.size.cmp(&a.size));
-    let scans: Vec<FileScan> = order
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by(|&a, &b| files[b].size.cmp(&files[a].size));
+    let mut scans: Vec<(usize, FileScan)> = order
         .par_iter()
-        .map_init(Scanner::default, |scanner, file| scanner.scan(file, 0))
+        .map_init(Scanner::default, |scanner, &i| (i, scanner.scan(&files[i], 0)))
         .collect();
+    scans.sort_by_key(|(i, _)| *i);
     let mut stats = LineStats::default();
-    let mut entries = Vec::with_capacity(scans.iter().map(|s| s.entries.len()).sum());
-    for scan in scans {
+    let mut entries = Vec::with_capacity(scans.iter().map(|(_, s)| s.entries.len()).sum());
+    for (_, scan) in scans {
         stats.merge(&scan.stats);
         entries.extend(scan.entries);
     }

@@ -1,0 +1,258 @@
+//! Five-hour windows ("blocks", SPEC 2.5): pure computation over entries
+//! sorted by time, with the clock passed in. Same algorithm as ccusage 20.0.24.
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::domain::{TokenCounts, UsageEntry};
+
+/// One usage window, or a gap between windows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub first_entry: Option<Timestamp>,
+    /// Time of the last entry (none for gaps).
+    pub actual_end: Option<Timestamp>,
+    pub is_active: bool,
+    pub is_gap: bool,
+    pub entries: usize,
+    pub tokens: TokenCounts,
+    pub cost_usd: f64,
+    /// Models in first-use order, `<synthetic>` left out, fast mode shown as `-fast`.
+    pub models: Vec<String>,
+    pub usage_limit_reset: Option<Timestamp>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BurnRate {
+    pub tokens_per_minute: f64,
+    /// Input + output only: what ccusage's burn indicator uses.
+    pub tokens_per_minute_for_indicator: f64,
+    pub cost_per_hour: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Projection {
+    pub total_tokens: u64,
+    pub total_cost: f64,
+    pub remaining_minutes: i64,
+}
+
+impl Block {
+    pub fn total_tokens(&self) -> u64 {
+        self.tokens.total()
+    }
+
+    /// Usage per minute between the first and last entry of an active window.
+    pub fn burn_rate(&self) -> Option<BurnRate> {
+        if !self.is_active || self.is_gap {
+            return None;
+        }
+        let (first, last) = (self.first_entry?, self.actual_end?);
+        let minutes = last.duration_since(first).as_millis() as f64 / 60_000.0;
+        if minutes <= 0.0 {
+            return None;
+        }
+        Some(BurnRate {
+            tokens_per_minute: self.total_tokens() as f64 / minutes,
+            tokens_per_minute_for_indicator: (self.tokens.input_tokens + self.tokens.output_tokens)
+                as f64
+                / minutes,
+            cost_per_hour: self.cost_usd / minutes * 60.0,
+        })
+    }
+
+    /// Where the window ends up at the current burn rate.
+    pub fn projection(&self, now: Timestamp) -> Option<Projection> {
+        let rate = self.burn_rate()?;
+        let remaining = (self.end.duration_since(now).as_millis() as f64 / 60_000.0).round();
+        let total_tokens = (self.total_tokens() as f64 + rate.tokens_per_minute * remaining).round();
+        let total_cost = ((self.cost_usd + rate.cost_per_hour / 60.0 * remaining) * 100.0).round() / 100.0;
+        Some(Projection {
+            total_tokens: total_tokens.max(0.0) as u64,
+            total_cost,
+            remaining_minutes: remaining as i64,
+        })
+    }
+}
+
+/// Window length from hours, truncated to milliseconds as ccusage does.
+pub fn window_length(hours: f64) -> SignedDuration {
+    SignedDuration::from_millis((hours * 3_600_000.0) as i64)
+}
+
+/// One entry as blocks need it.
+pub struct Timed<'a> {
+    pub entry: &'a UsageEntry,
+    pub cost: f64,
+}
+
+/// Groups entries (sorted by time) into windows: a window starts at its first
+/// entry's time floored to the UTC hour and lasts `length`; an entry more than
+/// `length` after the window start or after the previous entry opens a new one,
+/// and a silence longer than `length` is shown as a gap block.
+pub fn identify_blocks<'a>(
+    entries: impl IntoIterator<Item = Timed<'a>>,
+    now: Timestamp,
+    length: SignedDuration,
+) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Block> = None;
+    for Timed { entry, cost } in entries {
+        let t = entry.timestamp;
+        if let Some(block) = current.as_mut() {
+            let last = block.actual_end.unwrap_or(block.start);
+            let since_start = t.duration_since(block.start);
+            let since_last = t.duration_since(last);
+            if since_start > length || since_last > length {
+                let done = current.take().map(|b| finish(b, now, length));
+                blocks.extend(done);
+                if since_last > length {
+                    blocks.push(gap(last, t, length));
+                }
+            }
+        }
+        let block = current.get_or_insert_with(|| open(t, length));
+        add(block, entry, cost);
+    }
+    if let Some(b) = current {
+        blocks.push(finish(b, now, length));
+    }
+    blocks
+}
+
+fn floor_to_hour(t: Timestamp) -> Timestamp {
+    let secs = t.as_second().div_euclid(3600) * 3600;
+    Timestamp::from_second(secs).unwrap_or(t)
+}
+
+fn open(t: Timestamp, length: SignedDuration) -> Block {
+    let start = floor_to_hour(t);
+    Block {
+        start,
+        end: start.saturating_add(length).unwrap_or(start),
+        first_entry: None,
+        actual_end: None,
+        is_active: false,
+        is_gap: false,
+        entries: 0,
+        tokens: TokenCounts::default(),
+        cost_usd: 0.0,
+        models: Vec::new(),
+        usage_limit_reset: None,
+    }
+}
+
+fn add(block: &mut Block, entry: &UsageEntry, cost: f64) {
+    block.first_entry.get_or_insert(entry.timestamp);
+    block.actual_end = Some(entry.timestamp);
+    block.entries += 1;
+    block.tokens.add(&entry.tokens);
+    block.cost_usd += cost;
+    if let Some(m) = entry.display_model()
+        && !block.models.iter().any(|x| *x == m)
+    {
+        block.models.push(m.into_owned());
+    }
+    if block.usage_limit_reset.is_none() {
+        block.usage_limit_reset = entry.usage_limit_reset;
+    }
+}
+
+fn finish(mut block: Block, now: Timestamp, length: SignedDuration) -> Block {
+    if let Some(last) = block.actual_end {
+        block.is_active = now.duration_since(last) < length && now < block.end;
+    }
+    block
+}
+
+fn gap(last: Timestamp, next: Timestamp, length: SignedDuration) -> Block {
+    let start = last.saturating_add(length).unwrap_or(last);
+    Block {
+        start,
+        end: next,
+        first_entry: None,
+        actual_end: None,
+        is_active: false,
+        is_gap: true,
+        entries: 0,
+        tokens: TokenCounts::default(),
+        cost_usd: 0.0,
+        models: Vec::new(),
+        usage_limit_reset: None,
+    }
+}
+
+/// Which blocks a listing shows, applied in ccusage's order.
+#[derive(Clone, Debug, Default)]
+pub struct BlockFilter {
+    pub since: Option<jiff::civil::Date>,
+    pub until: Option<jiff::civil::Date>,
+    pub descending: bool,
+    pub recent: bool,
+    pub active_only: bool,
+}
+
+impl BlockFilter {
+    pub fn apply(&self, mut blocks: Vec<Block>, tz: &jiff::tz::TimeZone, now: Timestamp) -> Vec<Block> {
+        if self.since.is_some() || self.until.is_some() {
+            blocks.retain(|b| {
+                let day = tz.to_datetime(b.start).date();
+                self.since.is_none_or(|s| day >= s) && self.until.is_none_or(|u| day <= u)
+            });
+        }
+        blocks.sort_by_key(|b| b.start);
+        if self.descending {
+            blocks.reverse();
+        }
+        if self.recent {
+            let cutoff = now.saturating_sub(SignedDuration::from_hours(72)).unwrap_or(now);
+            blocks.retain(|b| b.start >= cutoff || b.is_active);
+        }
+        if self.active_only {
+            blocks.retain(|b| b.is_active);
+        }
+        blocks
+    }
+}
+
+/// The largest total of completed real windows: what `--token-limit max` means.
+pub fn max_completed_tokens(blocks: &[Block]) -> u64 {
+    blocks
+        .iter()
+        .filter(|b| !b.is_gap && !b.is_active)
+        .map(Block::total_tokens)
+        .max()
+        .unwrap_or(0)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitStatus {
+    Ok,
+    Warning,
+    Exceeds,
+}
+
+impl LimitStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitStatus::Ok => "ok",
+            LimitStatus::Warning => "warning",
+            LimitStatus::Exceeds => "exceeds",
+        }
+    }
+
+    /// Projected usage against a limit: over it exceeds, above 80 % warns.
+    pub fn of(projected: u64, limit: u64) -> LimitStatus {
+        if projected > limit {
+            LimitStatus::Exceeds
+        } else if projected as f64 > 0.8 * limit as f64 {
+            LimitStatus::Warning
+        } else {
+            LimitStatus::Ok
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
