@@ -123,3 +123,12 @@ pub struct Origin {
     /// The directories above the session, as the session report shows them.
     pub project_path: String,
 }
+
+/// An entry's price under the chosen cost mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EntryCost {
+    pub usd: f64,
+    /// The cost had to be calculated, the model has no price and the entry has
+    /// tokens: the figure is short by this entry (ccusage's `missingPricing`).
+    pub unpriced: bool,
+}

@@ -1,9 +1,19 @@
 //! claude-session-monitor (`csm`): Claude Code usage windows, billing periods and
 //! costs, from Claude Code's own transcripts.
+//!
+//! Data flows through the modules in this order: `ingest` (find files, parse
+//! lines) → `dedup` → `pricing` → `blocks` / `report` (pure computation) →
+//! `commands` (the thin shell that prints).
 
-pub mod domain;
-pub mod ingest;
+pub mod app;
+pub mod blocks;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod dedup;
-pub mod blocks;
+pub mod domain;
+pub mod ingest;
+pub mod pricing;
+pub mod report;
+pub mod source;
+pub mod synth;

@@ -1,0 +1,92 @@
+//! `csm doctor`: what csm sees, so a surprising report can be explained.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::usage;
+use crate::app::Context;
+use crate::cli::DoctorArgs;
+use crate::ingest::parse::SkipReason;
+use crate::pricing::PriceResolver;
+use crate::report::format::thousands;
+
+pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
+    let loaded = usage::load(ctx, None)?;
+    let table = usage::price_table(ctx)?;
+    let mut resolver = PriceResolver::new(&table);
+    let _ = usage::costs(&loaded.entries, crate::pricing::CostMode::Calculate, &mut resolver);
+    let unknown: Vec<(String, u64)> = resolver
+        .unknown_models()
+        .map(|(m, n)| (m.to_string(), n))
+        .collect();
+    let s = &loaded.stats;
+    if args.json {
+        let skipped: serde_json::Map<String, serde_json::Value> = SkipReason::ALL
+            .iter()
+            .map(|r| (r.key().to_string(), json!(s.skipped(*r))))
+            .collect();
+        let v = json!({
+            "baseDir": ctx.base_dir.display().to_string(),
+            "roots": loaded.roots.projects_dirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "rootsNote": loaded.roots.explanation,
+            "files": loaded.files,
+            "bytes": s.bytes,
+            "lines": s.lines,
+            "usageLines": s.entries,
+            "entries": loaded.entries.len(),
+            "skipped": skipped,
+            "oversizedLines": s.oversized_lines,
+            "unreadableFiles": s.unreadable_files,
+            "partialTailBytes": s.partial_tail_bytes,
+            "symlinksNotFollowed": loaded.walk.symlinks,
+            "unknownModels": unknown.iter().map(|(m, n)| json!({"model": m, "entries": n})).collect::<Vec<_>>(),
+            "pricing": table.source(),
+            "timezone": ctx.tz.iana_name().unwrap_or("system"),
+        });
+        print!("{}", crate::report::json::to_pretty(&v));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("csm {} doctor", env!("CARGO_PKG_VERSION"));
+    println!("base dir        {}", ctx.base_dir.display());
+    if loaded.roots.projects_dirs.is_empty() {
+        println!("data roots      none: {}", loaded.roots.explanation.as_deref().unwrap_or(""));
+    }
+    for root in &loaded.roots.projects_dirs {
+        println!("data root       {}", root.display());
+    }
+    println!("time zone       {}", ctx.tz.iana_name().unwrap_or("system"));
+    println!("prices          {} ({} models)", table.source(), table.len());
+    println!();
+    println!("files           {}", thousands(loaded.files as u64));
+    println!("bytes read      {}", thousands(s.bytes));
+    println!("lines           {}", thousands(s.lines));
+    println!("usage lines     {}", thousands(s.entries));
+    println!("entries         {} (after de-duplication)", thousands(loaded.entries.len() as u64));
+    println!("skipped lines   {}", thousands(s.total_skipped()));
+    for r in SkipReason::ALL {
+        println!("  {:>12}  {}", thousands(s.skipped(r)), r.label());
+    }
+    if s.oversized_lines > 0 {
+        println!("oversized lines {} (streamed, not held in memory)", thousands(s.oversized_lines));
+    }
+    if s.unreadable_files > 0 {
+        println!("unreadable      {} files", thousands(s.unreadable_files));
+    }
+    if s.partial_tail_bytes > 0 {
+        println!("incomplete      {} bytes at file ends (a line still being written)", thousands(s.partial_tail_bytes));
+    }
+    if loaded.walk.symlinks > 0 {
+        println!("symlinks        {} not followed", loaded.walk.symlinks);
+    }
+    if unknown.is_empty() {
+        println!("unknown models  none");
+    } else {
+        println!("unknown models  (priced at $0; `csm pricing update` may know them)");
+        for (m, n) in &unknown {
+            println!("  {m}  ({} entries)", thousands(*n));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,127 @@
+//! Human-readable tables that fit the terminal.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, Table};
+
+use super::aggregate::{Totals, Usage};
+use super::format::{short_model, thousands, usd};
+
+/// Table styling for this run.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    pub color: bool,
+    /// Terminal width; narrow terminals drop the cache columns.
+    pub width: u16,
+}
+
+impl Style {
+    pub fn compact(&self) -> bool {
+        self.width < 110
+    }
+}
+
+pub fn new_table(style: Style, headers: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(style.width);
+    if !style.color {
+        t.force_no_tty();
+    } else {
+        t.enforce_styling();
+    }
+    let cells: Vec<Cell> = headers
+        .iter()
+        .map(|h| {
+            let c = Cell::new(h);
+            if style.color { c.fg(Color::Cyan) } else { c }
+        })
+        .collect();
+    t.set_header(cells);
+    for i in 1..headers.len() {
+        if let Some(col) = t.column_mut(i) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    if let Some(col) = t.column_mut(1) {
+        col.set_cell_alignment(CellAlignment::Left);
+    }
+    t
+}
+
+/// Headers for a usage table whose first column is `first`.
+pub fn usage_headers(first: &'static str, style: Style) -> Vec<&'static str> {
+    if style.compact() {
+        vec![first, "Models", "Input", "Output", "Total Tokens", "Cost (USD)"]
+    } else {
+        vec![
+            first,
+            "Models",
+            "Input",
+            "Output",
+            "Cache Create",
+            "Cache Read",
+            "Total Tokens",
+            "Cost (USD)",
+        ]
+    }
+}
+
+pub fn usage_cells(label: String, u: &Usage, style: Style) -> Vec<String> {
+    let models = u
+        .models_used
+        .iter()
+        .map(|m| format!("- {}", short_model(m)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let t = &u.tokens;
+    let mut cells = vec![label, models, thousands(t.input_tokens), thousands(t.output_tokens)];
+    if !style.compact() {
+        cells.push(thousands(t.cache_creation_input_tokens));
+        cells.push(thousands(t.cache_read_input_tokens));
+    }
+    cells.push(thousands(t.total()));
+    cells.push(usd(u.cost));
+    cells
+}
+
+pub fn breakdown_rows(u: &Usage, style: Style) -> Vec<Vec<String>> {
+    u.breakdowns
+        .iter()
+        .map(|b| {
+            let t = &b.tokens;
+            let mut cells = vec![
+                format!("  └─ {}", short_model(&b.model)),
+                String::new(),
+                thousands(t.input_tokens),
+                thousands(t.output_tokens),
+            ];
+            if !style.compact() {
+                cells.push(thousands(t.cache_creation_input_tokens));
+                cells.push(thousands(t.cache_read_input_tokens));
+            }
+            cells.push(thousands(t.total()));
+            let mark = if b.missing_pricing { " (no price)" } else { "" };
+            cells.push(format!("{}{mark}", usd(b.cost)));
+            cells
+        })
+        .collect()
+}
+
+pub fn totals_cells(t: &Totals, style: Style) -> Vec<Cell> {
+    let tk = &t.tokens;
+    let mut cells = vec!["Total".to_string(), String::new(), thousands(tk.input_tokens), thousands(tk.output_tokens)];
+    if !style.compact() {
+        cells.push(thousands(tk.cache_creation_input_tokens));
+        cells.push(thousands(tk.cache_read_input_tokens));
+    }
+    cells.push(thousands(tk.total()));
+    cells.push(usd(t.cost));
+    cells
+        .into_iter()
+        .map(|c| {
+            let cell = Cell::new(c);
+            if style.color { cell.fg(Color::Yellow) } else { cell }
+        })
+        .collect()
+}
