@@ -29,8 +29,10 @@ pub struct LineStats {
     pub oversized_lines: u64,
     /// Files that could not be opened or read.
     pub unreadable_files: u64,
-    /// Bytes after the last newline, left for a later run.
+    /// Bytes after the last newline that are not (yet) a complete entry.
     pub partial_tail_bytes: u64,
+    /// Complete entries after the last newline: counted, not consumed.
+    pub unterminated_entries: u64,
 }
 
 impl LineStats {
@@ -57,6 +59,7 @@ impl LineStats {
         self.oversized_lines += other.oversized_lines;
         self.unreadable_files += other.unreadable_files;
         self.partial_tail_bytes += other.partial_tail_bytes;
+        self.unterminated_entries += other.unterminated_entries;
     }
 }
 
@@ -107,6 +110,19 @@ impl Scanner {
                     Ok(entry) => entries.push(entry),
                     Err(reason) => stats.skip(reason),
                 },
+                // A complete entry whose newline has not arrived counts now (as
+                // ccusage counts it) but stays unconsumed, so the next run reads
+                // it again; anything else is left for later.
+                Line::Unterminated { bytes, .. } => {
+                    stats.lines -= 1;
+                    match parser.parse_line(bytes, &ctx) {
+                        Ok(entry) => {
+                            stats.unterminated_entries += 1;
+                            entries.push(entry);
+                        }
+                        Err(_) => stats.partial_tail_bytes += bytes.len() as u64,
+                    }
+                }
                 Line::Oversized {
                     offset,
                     len,
@@ -136,10 +152,6 @@ impl Scanner {
         }
         out.stats.entries = out.entries.len() as u64;
         out.stats.bytes = out.end_offset.saturating_sub(start);
-        out.stats.partial_tail_bytes = handle
-            .metadata()
-            .map(|m| m.len().saturating_sub(out.end_offset))
-            .unwrap_or(0);
         out
     }
 

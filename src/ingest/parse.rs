@@ -137,10 +137,15 @@ struct RawUsage {
 
 #[derive(Deserialize)]
 struct RawCacheCreation {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     ephemeral_5m_input_tokens: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     ephemeral_1h_input_tokens: Option<u64>,
+}
+
+/// Optional, but `null` is a type error (serde's `Option` would accept it).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]

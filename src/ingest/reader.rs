@@ -23,6 +23,9 @@ pub enum Line<'a> {
     /// A line longer than [`MAX_HELD_LINE`]: only its position and whether it
     /// contains the usage marker are known.
     Oversized { offset: u64, len: u64, has_usage: bool },
+    /// Bytes after the last newline at end of file: a line still being written,
+    /// or a file whose writer never ends with a newline. Not consumed.
+    Unterminated { bytes: &'a [u8], offset: u64 },
 }
 
 /// Reads `source` from its current position (which is `start` in the file) and
@@ -93,6 +96,12 @@ pub fn read_lines<R: Read>(
             filled -= line_start;
         }
     }
+    if filled > 0 && oversized.is_none() {
+        on_line(Line::Unterminated {
+            bytes: &buf[..filled],
+            offset: consumed,
+        });
+    }
     Ok(consumed)
 }
 
@@ -135,6 +144,7 @@ mod tests {
         let end = read_lines(&mut &data[..], 0, &mut buf, |l| match l {
             Line::Held { bytes, offset } => held.push((bytes.to_vec(), offset)),
             Line::Oversized { offset, len, has_usage } => over.push((offset, len, has_usage)),
+            Line::Unterminated { .. } => {}
         })
         .unwrap();
         (held, over, end)
@@ -191,13 +201,15 @@ mod tests {
     fn offsets_continue_from_start() {
         let mut buf = Vec::new();
         let mut offsets = Vec::new();
-        let end = read_lines(&mut &b"x\ny\n"[..], 100, &mut buf, |l| {
-            if let Line::Held { offset, .. } = l {
-                offsets.push(offset)
-            }
+        let mut tail = Vec::new();
+        let end = read_lines(&mut &b"x\ny\nzz"[..], 100, &mut buf, |l| match l {
+            Line::Held { offset, .. } => offsets.push(offset),
+            Line::Unterminated { bytes, offset } => tail.push((bytes.to_vec(), offset)),
+            Line::Oversized { .. } => {}
         })
         .unwrap();
         assert_eq!(offsets, vec![100, 102]);
+        assert_eq!(tail, vec![(b"zz".to_vec(), 104)]);
         assert_eq!(end, 104);
     }
 }
