@@ -9,14 +9,38 @@ use rustc_hash::FxHashMap;
 
 use crate::domain::UsageEntry;
 
+/// Identity of a response: its message id with its request id, or, for lines
+/// without a request id, with its session.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum ExactKey {
+    Request { message: u64, request: u64 },
+    Session { message: u64, session: u64 },
+}
+
+/// Where a sidechain replay of a response is looked for: same message id,
+/// same session, same instant (a replay gets a new request id).
+type ReplayKey = (u64, u64, i128);
+
+fn keys(e: &UsageEntry) -> Option<(ExactKey, ReplayKey)> {
+    let message = e.message_id?;
+    let exact = match e.request_id {
+        Some(request) => ExactKey::Request { message, request },
+        None => ExactKey::Session {
+            message,
+            session: e.session_key,
+        },
+    };
+    Some((exact, (message, e.session_key, e.timestamp.as_nanosecond())))
+}
+
 /// Incremental de-duplicator: feed entries in reading order (files sorted by
 /// path, lines in file order); each response keeps the place of its first
 /// sighting and the content of the best copy.
 #[derive(Default)]
 pub struct Deduper {
     kept: Vec<UsageEntry>,
-    exact: FxHashMap<(u64, Option<u64>), usize>,
-    by_message: FxHashMap<u64, Vec<usize>>,
+    exact: FxHashMap<ExactKey, usize>,
+    replays: FxHashMap<ReplayKey, Vec<usize>>,
 }
 
 impl Deduper {
@@ -29,33 +53,33 @@ impl Deduper {
 
     pub fn push(&mut self, entry: UsageEntry) {
         // Entries without a message id are never merged.
-        let Some(message) = entry.message_id else {
+        let Some((exact, replay)) = keys(&entry) else {
             self.kept.push(entry);
             return;
         };
-        let key = (message, entry.request_id);
-        let found = self.exact.get(&key).copied().or_else(|| {
-            // A sidechain replay carries the parent's message id under a new
-            // request id; it is the same response.
-            self.by_message.get(&message).and_then(|seen| {
+        let found = self.exact.get(&exact).copied().or_else(|| {
+            self.replays.get(&replay).and_then(|seen| {
                 seen.iter()
                     .copied()
                     .find(|&i| entry.is_sidechain || self.kept[i].is_sidechain)
             })
         });
-        match found {
-            Some(i) => {
-                if replaces(&entry, &self.kept[i]) {
-                    self.exact.insert(key, i);
-                    self.kept[i] = entry;
-                }
+        let i = match found {
+            Some(i) if replaces(&entry, &self.kept[i]) => {
+                self.kept[i] = entry;
+                i
             }
+            Some(_) => return,
             None => {
-                let i = self.kept.len();
-                self.exact.insert(key, i);
-                self.by_message.entry(message).or_default().push(i);
                 self.kept.push(entry);
+                self.kept.len() - 1
             }
+        };
+        // The winner is found again under its own keys.
+        self.exact.entry(exact).or_insert(i);
+        let slots = self.replays.entry(replay).or_default();
+        if !slots.contains(&i) {
+            slots.push(i);
         }
     }
 
@@ -96,8 +120,12 @@ mod tests {
     use crate::ingest::parse::hash_id;
 
     fn entry(id: Option<&str>, req: Option<&str>, out: u64, side: bool) -> UsageEntry {
+        in_session(id, req, out, side, "s", 1_750_000_000)
+    }
+
+    fn in_session(id: Option<&str>, req: Option<&str>, out: u64, side: bool, session: &str, ts: i64) -> UsageEntry {
         UsageEntry {
-            timestamp: jiff::Timestamp::from_second(1_750_000_000).unwrap(),
+            timestamp: jiff::Timestamp::from_second(ts).unwrap(),
             tokens: TokenCounts {
                 input_tokens: 100,
                 output_tokens: out,
@@ -109,6 +137,7 @@ mod tests {
             model: None,
             message_id: id.map(hash_id),
             request_id: req.map(hash_id),
+            session_key: hash_id(session),
             origin: Arc::new(Origin {
                 project: Arc::from("p"),
                 session_id: "s".into(),
@@ -155,6 +184,25 @@ mod tests {
         assert_eq!(outs(&b), vec![10]);
         let both_side = dedup([entry(Some("m"), Some("r1"), 10, true), entry(Some("m"), Some("r2"), 90, true)]);
         assert_eq!(outs(&both_side), vec![90]);
+    }
+
+    #[test]
+    fn without_request_id_only_the_same_session_merges() {
+        let a = in_session(Some("m"), None, 1, false, "s1", 100);
+        let b = in_session(Some("m"), None, 2, false, "s2", 100);
+        let c = in_session(Some("m"), None, 3, false, "s1", 200);
+        assert_eq!(outs(&dedup([a, b, c])), vec![3, 2]);
+    }
+
+    #[test]
+    fn sidechain_replays_merge_only_at_the_same_instant_in_the_same_session() {
+        let main = in_session(Some("m"), Some("r1"), 10, false, "s", 100);
+        let later = in_session(Some("m"), Some("r2"), 90, true, "s", 160);
+        assert_eq!(dedup([main.clone(), later]).len(), 2);
+        let other_session = in_session(Some("m"), Some("r2"), 90, true, "t", 100);
+        assert_eq!(dedup([main.clone(), other_session]).len(), 2);
+        let replay = in_session(Some("m"), None, 90, true, "s", 100);
+        assert_eq!(outs(&dedup([main, replay])), vec![10]);
     }
 
     #[test]

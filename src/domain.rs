@@ -75,6 +75,10 @@ pub struct UsageEntry {
     pub message_id: Option<u64>,
     /// Hash of `requestId`, when present.
     pub request_id: Option<u64>,
+    /// Hash of the line's `sessionId`, or of the session named by the file's
+    /// path when the line has none: streamed copies without a request id are
+    /// the same response only within one session.
+    pub session_key: u64,
     /// Where the entry was read: project and session follow from the path.
     pub origin: Arc<Origin>,
     pub is_sidechain: bool,

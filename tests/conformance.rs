@@ -30,8 +30,13 @@ fn known_differences() -> BTreeMap<(&'static str, &'static str), &'static str> {
         "progress_progress_only",
         "progress_progress_plus_subagent_file_progress_bigger",
         "progress_progress_sidechain_true_plus_subagent",
-        // Same message.id without requestId: merged by the blocks loader only.
+        // Same message.id without requestId: merged (within a session) by the
+        // blocks loader only; the daily loader's replay rule differs too.
         "dedup-noreq",
+        "dedup_noreq_field_vs_path_session",
+        "dedup_noreq_path_sessions",
+        "dedup_noreq_subagent_same_session",
+        "dedup_replay_needs_same_instant",
         // Equal totals: the daily loader keeps the costlier copy, the blocks
         // loader the first one.
         "dedup_fileorder_by_ts",

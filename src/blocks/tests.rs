@@ -24,6 +24,7 @@ fn entry(ts: &str, out: u64, model: &str) -> UsageEntry {
         model: Some(Arc::from(model)),
         message_id: None,
         request_id: None,
+        session_key: 0,
         origin: Arc::new(Origin {
             project: Arc::from("p"),
             session_id: "s".into(),

@@ -277,6 +277,7 @@ impl LineParser {
             model: message.model.map(|m| self.intern(&m)),
             message_id: message.id.as_deref().map(hash_id),
             request_id: raw.request_id.as_deref().map(hash_id),
+            session_key: hash_id(raw.session_id.as_deref().unwrap_or(&origin.session_id)),
             origin: origin.clone(),
             is_sidechain: raw.is_sidechain.unwrap_or(false),
             usage_limit_reset,

@@ -20,6 +20,7 @@ fn entry(ts: &str, input: u64, model: Option<&str>, session: &str) -> UsageEntry
         model: model.map(Arc::from),
         message_id: None,
         request_id: None,
+        session_key: 0,
         origin: Arc::new(Origin {
             project: Arc::from("proj"),
             session_id: session.into(),
