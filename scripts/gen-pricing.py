@@ -7,9 +7,16 @@ released wheel (instead of the moving `main` branch on GitHub) gives a
 reproducible, versioned snapshot: the version is recorded in the generated
 file.
 
+The default release is pinned: litellm 1.103.0 carries exactly the Claude
+prices of ccusage 20.0.24's embedded snapshot (all 125 entries, including the
+Sonnet 4.5 long-context tiers that 1.106.2 and later dropped), so csm's costs
+equal ccusage's. Move the pin deliberately, with the conformance script
+(scripts/compare-ccusage.sh) run before and after.
+
 Usage:
-    scripts/gen-pricing.py                      # newest litellm from PyPI
-    scripts/gen-pricing.py --version 1.110.2    # a specific release
+    scripts/gen-pricing.py                      # the pinned release (1.103.0)
+    scripts/gen-pricing.py --version latest     # newest litellm from PyPI
+    scripts/gen-pricing.py --version 1.110.2    # another release
     scripts/gen-pricing.py --wheel FILE.whl     # an already downloaded wheel
     scripts/gen-pricing.py --json FILE --litellm-version X  # a raw JSON file
 
@@ -35,6 +42,9 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+# See the module docstring for why this release.
+PINNED_VERSION = "1.103.0"
 
 JSON_MEMBER = "litellm/model_prices_and_context_window_backup.json"
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "src" / "pricing" / "table.rs"
@@ -174,7 +184,7 @@ def render(entries: list[dict], version: str, today: str, source: str) -> str:
 
 
 def download_wheel(version: str | None, dest: str) -> Path:
-    spec = f"litellm=={version}" if version else "litellm"
+    spec = f"litellm=={version}" if version and version != "latest" else "litellm"
     cmd = [
         sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
         "--only-binary=:all:", "--dest", dest, spec,
@@ -197,7 +207,8 @@ def read_wheel(wheel: Path) -> tuple[dict, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group()
-    src.add_argument("--version", help="litellm release to download (default: newest)")
+    src.add_argument("--version", default=PINNED_VERSION,
+                     help=f"litellm release to download, or 'latest' (default: {PINNED_VERSION})")
     src.add_argument("--wheel", type=Path, help="use this litellm wheel instead of downloading")
     src.add_argument("--json", type=Path, help="use this price-list JSON (needs --litellm-version)")
     ap.add_argument("--litellm-version", help="version label for --json input")

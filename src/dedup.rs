@@ -17,11 +17,11 @@ enum ExactKey {
     Session { message: u64, session: u64 },
 }
 
-/// Where a sidechain replay of a response is looked for: same message id,
-/// same session, same instant (a replay gets a new request id).
-type ReplayKey = (u64, u64, i128);
+/// Sessions a response has been seen in: a sidechain replay (new request id)
+/// is matched within them.
+type SeenIn = (u64, u64);
 
-fn keys(e: &UsageEntry) -> Option<(ExactKey, ReplayKey)> {
+fn keys(e: &UsageEntry) -> Option<(ExactKey, SeenIn)> {
     let message = e.message_id?;
     let exact = match e.request_id {
         Some(request) => ExactKey::Request { message, request },
@@ -30,17 +30,22 @@ fn keys(e: &UsageEntry) -> Option<(ExactKey, ReplayKey)> {
             session: e.session_key,
         },
     };
-    Some((exact, (message, e.session_key, e.timestamp.as_nanosecond())))
+    Some((exact, (message, e.session_key)))
 }
 
 /// Incremental de-duplicator: feed entries in reading order (files sorted by
 /// path, lines in file order); each response keeps the place of its first
 /// sighting and the content of the best copy.
+///
+/// The matching rules are ccusage 20.0.24's, measured on fixtures (see the
+/// `dedup_*` cases in tests/fixtures/ccusage): an exact key match; else a
+/// sidechain copy with the same message id, in a session the response was
+/// seen in, at the same instant as the copy kept.
 #[derive(Default)]
 pub struct Deduper {
     kept: Vec<UsageEntry>,
     exact: FxHashMap<ExactKey, usize>,
-    replays: FxHashMap<ReplayKey, Vec<usize>>,
+    seen_in: FxHashMap<SeenIn, Vec<usize>>,
 }
 
 impl Deduper {
@@ -53,31 +58,34 @@ impl Deduper {
 
     pub fn push(&mut self, entry: UsageEntry) {
         // Entries without a message id are never merged.
-        let Some((exact, replay)) = keys(&entry) else {
+        let Some((exact, seen_in)) = keys(&entry) else {
             self.kept.push(entry);
             return;
         };
         let found = self.exact.get(&exact).copied().or_else(|| {
-            self.replays.get(&replay).and_then(|seen| {
-                seen.iter()
-                    .copied()
-                    .find(|&i| entry.is_sidechain || self.kept[i].is_sidechain)
+            self.seen_in.get(&seen_in).and_then(|slots| {
+                slots.iter().copied().find(|&i| {
+                    let kept = &self.kept[i];
+                    (entry.is_sidechain || kept.is_sidechain) && kept.timestamp == entry.timestamp
+                })
             })
         });
         let i = match found {
-            Some(i) if replaces(&entry, &self.kept[i]) => {
-                self.kept[i] = entry;
+            Some(i) => {
+                if replaces(&entry, &self.kept[i]) {
+                    self.kept[i] = entry;
+                    self.exact.insert(exact, i);
+                }
                 i
             }
-            Some(_) => return,
             None => {
                 self.kept.push(entry);
-                self.kept.len() - 1
+                let i = self.kept.len() - 1;
+                self.exact.insert(exact, i);
+                i
             }
         };
-        // The winner is found again under its own keys.
-        self.exact.entry(exact).or_insert(i);
-        let slots = self.replays.entry(replay).or_default();
+        let slots = self.seen_in.entry(seen_in).or_default();
         if !slots.contains(&i) {
             slots.push(i);
         }
@@ -192,6 +200,18 @@ mod tests {
         let b = in_session(Some("m"), None, 2, false, "s2", 100);
         let c = in_session(Some("m"), None, 3, false, "s1", 200);
         assert_eq!(outs(&dedup([a, b, c])), vec![3, 2]);
+    }
+
+    #[test]
+    fn a_replay_matches_in_a_session_that_saw_a_resumed_copy() {
+        let first = in_session(Some("m"), Some("r1"), 63, false, "a", 100);
+        let last = in_session(Some("m"), Some("r1"), 127, false, "a", 101);
+        let resumed = in_session(Some("m"), Some("r1"), 63, false, "b", 100);
+        let replay = in_session(Some("m"), Some("r9"), 127, true, "b", 101);
+        assert_eq!(outs(&dedup([first.clone(), last.clone(), resumed.clone(), replay.clone()])), vec![127]);
+        assert_eq!(dedup([first.clone(), last.clone(), replay.clone()]).len(), 2);
+        let stale = in_session(Some("m"), Some("r9"), 63, true, "b", 100);
+        assert_eq!(dedup([first, last, resumed, stale]).len(), 2);
     }
 
     #[test]

@@ -37,6 +37,7 @@ fn known_differences() -> BTreeMap<(&'static str, &'static str), &'static str> {
         "dedup_noreq_path_sessions",
         "dedup_noreq_subagent_same_session",
         "dedup_replay_needs_same_instant",
+        "dedup_replay_after_resume_2",
         // Equal totals: the daily loader keeps the costlier copy, the blocks
         // loader the first one.
         "dedup_fileorder_by_ts",

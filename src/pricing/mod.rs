@@ -821,16 +821,10 @@ mod tests {
             ),
             ("claude-opus-4-8-20260528", "claude-opus-4-8"),
             ("claude-opus-4-5-20251101[1m]", "claude-opus-4-5-20251101"),
-            // Names LiteLLM only lists with a provider prefix: the longest
-            // key containing the name wins, alphabetically first on a tie.
-            (
-                "claude-sonnet-4-20250514",
-                "global.anthropic.claude-sonnet-4-20250514-v1:0",
-            ),
-            (
-                "claude-opus-4-20250514",
-                "eu.anthropic.claude-opus-4-20250514-v1:0",
-            ),
+            // Dated names listed under their own key.
+            ("claude-sonnet-4-20250514", "claude-sonnet-4-20250514"),
+            ("claude-opus-4-20250514", "claude-opus-4-20250514"),
+
         ];
         for (model, key) in cases {
             assert_eq!(key_of(&table, model), Some(key), "{model}");
