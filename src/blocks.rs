@@ -66,8 +66,10 @@ impl Block {
     pub fn projection(&self, now: Timestamp) -> Option<Projection> {
         let rate = self.burn_rate()?;
         let remaining = (self.end.duration_since(now).as_millis() as f64 / 60_000.0).round();
-        let total_tokens = (self.total_tokens() as f64 + rate.tokens_per_minute * remaining).round();
-        let total_cost = ((self.cost_usd + rate.cost_per_hour / 60.0 * remaining) * 100.0).round() / 100.0;
+        let total_tokens =
+            (self.total_tokens() as f64 + rate.tokens_per_minute * remaining).round();
+        let total_cost =
+            ((self.cost_usd + rate.cost_per_hour / 60.0 * remaining) * 100.0).round() / 100.0;
         Some(Projection {
             total_tokens: total_tokens.max(0.0) as u64,
             total_cost,
@@ -194,7 +196,12 @@ pub struct BlockFilter {
 }
 
 impl BlockFilter {
-    pub fn apply(&self, mut blocks: Vec<Block>, tz: &jiff::tz::TimeZone, now: Timestamp) -> Vec<Block> {
+    pub fn apply(
+        &self,
+        mut blocks: Vec<Block>,
+        tz: &jiff::tz::TimeZone,
+        now: Timestamp,
+    ) -> Vec<Block> {
         if self.since.is_some() || self.until.is_some() {
             blocks.retain(|b| {
                 let day = tz.to_datetime(b.start).date();
@@ -206,7 +213,9 @@ impl BlockFilter {
             blocks.reverse();
         }
         if self.recent {
-            let cutoff = now.saturating_sub(SignedDuration::from_hours(72)).unwrap_or(now);
+            let cutoff = now
+                .saturating_sub(SignedDuration::from_hours(72))
+                .unwrap_or(now);
             blocks.retain(|b| b.start >= cutoff || b.is_active);
         }
         if self.active_only {

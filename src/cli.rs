@@ -225,7 +225,8 @@ fn parse_date(s: &str) -> Result<jiff::civil::Date, String> {
     let (y, m, d) = (&digits[..4], &digits[4..6], &digits[6..]);
     let parse = |x: &str| x.parse::<i16>().map_err(|e| e.to_string());
     let (y, m, d) = (parse(y)?, parse(m)?, parse(d)?);
-    jiff::civil::Date::new(y, m as i8, d as i8).map_err(|_| format!("'{s}' is not a valid calendar date"))
+    jiff::civil::Date::new(y, m as i8, d as i8)
+        .map_err(|_| format!("'{s}' is not a valid calendar date"))
 }
 
 fn parse_token_limit(s: &str) -> Result<TokenLimitArg, String> {
@@ -256,8 +257,14 @@ mod tests {
 
     #[test]
     fn dates_accept_both_shapes_and_name_bad_values() {
-        assert_eq!(parse_date("20261120").unwrap(), jiff::civil::date(2026, 11, 20));
-        assert_eq!(parse_date("2026-11-20").unwrap(), jiff::civil::date(2026, 11, 20));
+        assert_eq!(
+            parse_date("20261120").unwrap(),
+            jiff::civil::date(2026, 11, 20)
+        );
+        assert_eq!(
+            parse_date("2026-11-20").unwrap(),
+            jiff::civil::date(2026, 11, 20)
+        );
         assert!(parse_date("20261340").unwrap_err().contains("20261340"));
         assert!(parse_date("yesterday").unwrap_err().contains("yesterday"));
     }
@@ -265,7 +272,10 @@ mod tests {
     #[test]
     fn token_limit_forms() {
         assert_eq!(parse_token_limit("MAX").unwrap(), TokenLimitArg::Max);
-        assert_eq!(parse_token_limit("5000").unwrap(), TokenLimitArg::Tokens(5000));
+        assert_eq!(
+            parse_token_limit("5000").unwrap(),
+            TokenLimitArg::Tokens(5000)
+        );
         assert!(parse_token_limit("lots").unwrap_err().contains("lots"));
     }
 }

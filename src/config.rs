@@ -7,7 +7,11 @@ use serde::{Deserialize, Serialize};
 
 /// Where csm keeps its own files. `CSM_HOME` wins, then the original monitor's
 /// location under the XDG config dir.
-pub fn base_dir(csm_home: Option<&str>, xdg_config_home: Option<&str>, home: Option<&Path>) -> Option<PathBuf> {
+pub fn base_dir(
+    csm_home: Option<&str>,
+    xdg_config_home: Option<&str>,
+    home: Option<&Path>,
+) -> Option<PathBuf> {
     if let Some(h) = csm_home.filter(|s| !s.is_empty()) {
         return Some(PathBuf::from(h));
     }
@@ -144,7 +148,9 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e| describe_toml_error(text, &e))?;
         config.validate().map_err(|(key, why)| {
-            let line = line_of_key(text, key).map(|l| format!("line {l}: ")).unwrap_or_default();
+            let line = line_of_key(text, key)
+                .map(|l| format!("line {l}: "))
+                .unwrap_or_default();
             format!("{line}{key}: {why}")
         })?;
         Ok(config)
@@ -163,15 +169,31 @@ impl Config {
         if let Some(p) = self.plan_price_usd
             && !(p.is_finite() && p > 0.0)
         {
-            return Err(("plan_price_usd", format!("must be a positive amount, got {p}")));
+            return Err((
+                "plan_price_usd",
+                format!("must be a positive amount, got {p}"),
+            ));
         }
         if let Some(tz) = &self.timezone
             && jiff::tz::TimeZone::get(tz).is_err()
         {
-            return Err(("timezone", format!("unknown time zone \"{tz}\" (use an IANA name such as Europe/Warsaw; `timedatectl list-timezones` lists them)")));
+            return Err((
+                "timezone",
+                format!(
+                    "unknown time zone \"{tz}\" (use an IANA name such as Europe/Warsaw; `timedatectl list-timezones` lists them)"
+                ),
+            ));
         }
-        if let Some(t) = self.alerts.limit_thresholds.iter().find(|t| !(1..=100).contains(*t)) {
-            return Err(("limit_thresholds", format!("thresholds are percentages 1-100, got {t}")));
+        if let Some(t) = self
+            .alerts
+            .limit_thresholds
+            .iter()
+            .find(|t| !(1..=100).contains(*t))
+        {
+            return Err((
+                "limit_thresholds",
+                format!("thresholds are percentages 1-100, got {t}"),
+            ));
         }
         Ok(())
     }
@@ -189,10 +211,13 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
 }
 
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let l = l.trim_start();
-        l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
-    }).map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -226,7 +251,10 @@ notify_command = ["ntfy", "publish", "t"]
         assert_eq!(c.start_day, 15);
         assert_eq!(c.token_limit, TokenLimit::Fixed(2_000_000));
         assert_eq!(c.alerts.notify_command.len(), 3);
-        assert_eq!(Config::parse("token_limit = \"p90\"").unwrap().token_limit, TokenLimit::P90);
+        assert_eq!(
+            Config::parse("token_limit = \"p90\"").unwrap().token_limit,
+            TokenLimit::P90
+        );
     }
 
     #[test]
@@ -239,7 +267,10 @@ notify_command = ["ntfy", "publish", "t"]
     #[test]
     fn bad_values_are_named_with_their_line() {
         let err = Config::parse("\n\nstart_day = 40\n").unwrap_err();
-        assert!(err.contains("start_day") && err.contains("line 3") && err.contains("40"), "{err}");
+        assert!(
+            err.contains("start_day") && err.contains("line 3") && err.contains("40"),
+            "{err}"
+        );
         let err = Config::parse("timezone = \"Mars/Base\"").unwrap_err();
         assert!(err.contains("Mars/Base"), "{err}");
         let err = Config::parse("token_limit = \"lots\"").unwrap_err();
@@ -251,8 +282,17 @@ notify_command = ["ntfy", "publish", "t"]
     #[test]
     fn base_dir_precedence() {
         let home = Path::new("/h");
-        assert_eq!(base_dir(Some("/c"), Some("/x"), Some(home)).unwrap(), PathBuf::from("/c"));
-        assert_eq!(base_dir(None, Some("/x"), Some(home)).unwrap(), PathBuf::from("/x/claude-monitor"));
-        assert_eq!(base_dir(Some(""), None, Some(home)).unwrap(), PathBuf::from("/h/.config/claude-monitor"));
+        assert_eq!(
+            base_dir(Some("/c"), Some("/x"), Some(home)).unwrap(),
+            PathBuf::from("/c")
+        );
+        assert_eq!(
+            base_dir(None, Some("/x"), Some(home)).unwrap(),
+            PathBuf::from("/x/claude-monitor")
+        );
+        assert_eq!(
+            base_dir(Some(""), None, Some(home)).unwrap(),
+            PathBuf::from("/h/.config/claude-monitor")
+        );
     }
 }

@@ -131,7 +131,14 @@ mod tests {
         in_session(id, req, out, side, "s", 1_750_000_000)
     }
 
-    fn in_session(id: Option<&str>, req: Option<&str>, out: u64, side: bool, session: &str, ts: i64) -> UsageEntry {
+    fn in_session(
+        id: Option<&str>,
+        req: Option<&str>,
+        out: u64,
+        side: bool,
+        session: &str,
+        ts: i64,
+    ) -> UsageEntry {
         UsageEntry {
             timestamp: jiff::Timestamp::from_second(ts).unwrap(),
             tokens: TokenCounts {
@@ -162,7 +169,10 @@ mod tests {
 
     #[test]
     fn streamed_lines_keep_the_largest_in_either_order() {
-        let a = dedup([entry(Some("m"), Some("r"), 10, false), entry(Some("m"), Some("r"), 50, false)]);
+        let a = dedup([
+            entry(Some("m"), Some("r"), 10, false),
+            entry(Some("m"), Some("r"), 50, false),
+        ]);
         assert_eq!(outs(&a), vec![50]);
         let b = dedup([
             entry(Some("m"), Some("r"), 1, false),
@@ -175,22 +185,62 @@ mod tests {
     #[test]
     fn keys_need_a_message_id() {
         // id only: merged; request id only: never; neither: never.
-        assert_eq!(dedup([entry(Some("m"), None, 1, false), entry(Some("m"), None, 2, false)]).len(), 1);
-        assert_eq!(dedup([entry(None, Some("r"), 1, false), entry(None, Some("r"), 1, false)]).len(), 2);
-        assert_eq!(dedup([entry(None, None, 1, false), entry(None, None, 1, false)]).len(), 2);
+        assert_eq!(
+            dedup([
+                entry(Some("m"), None, 1, false),
+                entry(Some("m"), None, 2, false)
+            ])
+            .len(),
+            1
+        );
+        assert_eq!(
+            dedup([
+                entry(None, Some("r"), 1, false),
+                entry(None, Some("r"), 1, false)
+            ])
+            .len(),
+            2
+        );
+        assert_eq!(
+            dedup([entry(None, None, 1, false), entry(None, None, 1, false)]).len(),
+            2
+        );
         // (id, r) and (id, none) are different responses.
-        assert_eq!(dedup([entry(Some("m"), Some("r"), 1, false), entry(Some("m"), None, 1, false)]).len(), 2);
+        assert_eq!(
+            dedup([
+                entry(Some("m"), Some("r"), 1, false),
+                entry(Some("m"), None, 1, false)
+            ])
+            .len(),
+            2
+        );
         // Same id, different request ids, both main conversation: two responses.
-        assert_eq!(dedup([entry(Some("m"), Some("r1"), 1, false), entry(Some("m"), Some("r2"), 1, false)]).len(), 2);
+        assert_eq!(
+            dedup([
+                entry(Some("m"), Some("r1"), 1, false),
+                entry(Some("m"), Some("r2"), 1, false)
+            ])
+            .len(),
+            2
+        );
     }
 
     #[test]
     fn sidechain_copies_merge_and_lose_to_the_main_conversation() {
-        let a = dedup([entry(Some("m"), Some("r1"), 10, false), entry(Some("m"), Some("r2"), 90, true)]);
+        let a = dedup([
+            entry(Some("m"), Some("r1"), 10, false),
+            entry(Some("m"), Some("r2"), 90, true),
+        ]);
         assert_eq!(outs(&a), vec![10]);
-        let b = dedup([entry(Some("m"), Some("r2"), 90, true), entry(Some("m"), Some("r1"), 10, false)]);
+        let b = dedup([
+            entry(Some("m"), Some("r2"), 90, true),
+            entry(Some("m"), Some("r1"), 10, false),
+        ]);
         assert_eq!(outs(&b), vec![10]);
-        let both_side = dedup([entry(Some("m"), Some("r1"), 10, true), entry(Some("m"), Some("r2"), 90, true)]);
+        let both_side = dedup([
+            entry(Some("m"), Some("r1"), 10, true),
+            entry(Some("m"), Some("r2"), 90, true),
+        ]);
         assert_eq!(outs(&both_side), vec![90]);
     }
 
@@ -208,8 +258,19 @@ mod tests {
         let last = in_session(Some("m"), Some("r1"), 127, false, "a", 101);
         let resumed = in_session(Some("m"), Some("r1"), 63, false, "b", 100);
         let replay = in_session(Some("m"), Some("r9"), 127, true, "b", 101);
-        assert_eq!(outs(&dedup([first.clone(), last.clone(), resumed.clone(), replay.clone()])), vec![127]);
-        assert_eq!(dedup([first.clone(), last.clone(), replay.clone()]).len(), 2);
+        assert_eq!(
+            outs(&dedup([
+                first.clone(),
+                last.clone(),
+                resumed.clone(),
+                replay.clone()
+            ])),
+            vec![127]
+        );
+        assert_eq!(
+            dedup([first.clone(), last.clone(), replay.clone()]).len(),
+            2
+        );
         let stale = in_session(Some("m"), Some("r9"), 63, true, "b", 100);
         assert_eq!(dedup([first, last, resumed, stale]).len(), 2);
     }

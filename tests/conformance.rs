@@ -64,7 +64,10 @@ fn known_differences() -> BTreeMap<(&'static str, &'static str), &'static str> {
     }
     // Session rows of u64::MAX tokens: ccusage's sum wraps to 0 and drops the
     // row; csm saturates, as ccusage's other reports do.
-    m.insert(("session", "line_in_huge_u64"), "saturating, not wrapping, token sums");
+    m.insert(
+        ("session", "line_in_huge_u64"),
+        "saturating, not wrapping, token sums",
+    );
     // A reset time in the year 57386 (milliseconds written as seconds) is past
     // what csm's time type holds; csm leaves it out.
     m.insert(("blocks", "reset_ms_value"), "reset time beyond year 9999");
@@ -86,12 +89,17 @@ fn reports_equal_ccusage_on_every_fixture() {
     let known = known_differences();
     let mut failures = Vec::new();
     let mut compared = 0;
-    let mut cases: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().map(|e| e.path()).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     cases.sort();
     for case in cases {
         let name = case.file_name().unwrap().to_str().unwrap().to_string();
         let recorded: BTreeMap<String, Recorded> =
-            serde_json::from_str(&std::fs::read_to_string(case.join("ccusage.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(case.join("ccusage.json")).unwrap())
+                .unwrap();
         for (cmd, args) in COMMANDS {
             let expected = &recorded[cmd];
             let out = Command::new(env!("CARGO_BIN_EXE_csm"))
@@ -119,7 +127,9 @@ fn reports_equal_ccusage_on_every_fixture() {
                 ));
             }
             if same && excused {
-                failures.push(format!("{name} {cmd}: listed as a known difference but now equal"));
+                failures.push(format!(
+                    "{name} {cmd}: listed as a known difference but now equal"
+                ));
             }
         }
     }

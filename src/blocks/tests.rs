@@ -37,7 +37,10 @@ fn entry(ts: &str, out: u64, model: &str) -> UsageEntry {
 
 fn run(entries: &[UsageEntry], now: &str) -> Vec<Block> {
     identify_blocks(
-        entries.iter().map(|e| Timed { entry: e, cost: 1.0 }),
+        entries.iter().map(|e| Timed {
+            entry: e,
+            cost: 1.0,
+        }),
         at(now),
         SignedDuration::from_hours(5),
     )
@@ -85,7 +88,10 @@ fn active_window_has_burn_rate_and_projection() {
     assert!((rate.cost_per_hour - 2.0).abs() < 1e-9);
     let p = b.projection(now).unwrap();
     assert_eq!(p.remaining_minutes, 180); // window 18:00-23:00
-    assert_eq!(p.total_tokens, (1400.0 + 1400.0 / 60.0 * 180.0f64).round() as u64);
+    assert_eq!(
+        p.total_tokens,
+        (1400.0 + 1400.0 / 60.0 * 180.0f64).round() as u64
+    );
     assert_eq!(p.total_cost, 8.0);
     // One entry: no rate, no projection.
     let single = run(&es[..1], "2026-11-25T19:00:00Z");
@@ -119,9 +125,21 @@ fn filters_apply_in_ccusage_order() {
     let now = at("2026-11-25T20:00:00Z");
     let all = run(&es, "2026-11-25T20:00:00Z");
     let tz = jiff::tz::TimeZone::UTC;
-    let recent = BlockFilter { recent: true, ..Default::default() }.apply(all.clone(), &tz, now);
-    assert_eq!(recent.len(), 3, "two blocks and the gap between them since 2026-11-22T20:00");
-    let active = BlockFilter { active_only: true, ..Default::default() }.apply(all.clone(), &tz, now);
+    let recent = BlockFilter {
+        recent: true,
+        ..Default::default()
+    }
+    .apply(all.clone(), &tz, now);
+    assert_eq!(
+        recent.len(),
+        3,
+        "two blocks and the gap between them since 2026-11-22T20:00"
+    );
+    let active = BlockFilter {
+        active_only: true,
+        ..Default::default()
+    }
+    .apply(all.clone(), &tz, now);
     assert_eq!(active.len(), 1);
     let since = BlockFilter {
         since: Some(jiff::civil::date(2026, 11, 24)),
@@ -129,8 +147,16 @@ fn filters_apply_in_ccusage_order() {
         ..Default::default()
     }
     .apply(all.clone(), &tz, now);
-    assert_eq!(since.len(), 2, "the 24th's block and the gap starting that day");
-    let desc = BlockFilter { descending: true, ..Default::default() }.apply(all.clone(), &tz, now);
+    assert_eq!(
+        since.len(),
+        2,
+        "the 24th's block and the gap starting that day"
+    );
+    let desc = BlockFilter {
+        descending: true,
+        ..Default::default()
+    }
+    .apply(all.clone(), &tz, now);
     assert_eq!(desc.first().unwrap().start, at("2026-11-25T19:00:00Z"));
     assert_eq!(max_completed_tokens(&all), 109);
 }

@@ -16,7 +16,11 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
     let loaded = usage::load(ctx, None)?;
     let table = usage::price_table(ctx)?;
     let mut resolver = PriceResolver::new(&table);
-    let _ = usage::costs(&loaded.entries, crate::pricing::CostMode::Calculate, &mut resolver);
+    let _ = usage::costs(
+        &loaded.entries,
+        crate::pricing::CostMode::Calculate,
+        &mut resolver,
+    );
     let unknown: Vec<(String, u64)> = resolver
         .unknown_models()
         .map(|(m, n)| (m.to_string(), n))
@@ -51,31 +55,47 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
     println!("csm {} doctor", env!("CARGO_PKG_VERSION"));
     println!("base dir        {}", ctx.base_dir.display());
     if loaded.roots.projects_dirs.is_empty() {
-        println!("data roots      none: {}", loaded.roots.explanation.as_deref().unwrap_or(""));
+        println!(
+            "data roots      none: {}",
+            loaded.roots.explanation.as_deref().unwrap_or("")
+        );
     }
     for root in &loaded.roots.projects_dirs {
         println!("data root       {}", root.display());
     }
     println!("time zone       {}", ctx.tz.iana_name().unwrap_or("system"));
-    println!("prices          {} ({} models)", table.source(), table.len());
+    println!(
+        "prices          {} ({} models)",
+        table.source(),
+        table.len()
+    );
     println!();
     println!("files           {}", thousands(loaded.files as u64));
     println!("bytes read      {}", thousands(s.bytes));
     println!("lines           {}", thousands(s.lines));
     println!("usage lines     {}", thousands(s.entries));
-    println!("entries         {} (after de-duplication)", thousands(loaded.entries.len() as u64));
+    println!(
+        "entries         {} (after de-duplication)",
+        thousands(loaded.entries.len() as u64)
+    );
     println!("skipped lines   {}", thousands(s.total_skipped()));
     for r in SkipReason::ALL {
         println!("  {:>12}  {}", thousands(s.skipped(r)), r.label());
     }
     if s.oversized_lines > 0 {
-        println!("oversized lines {} (streamed, not held in memory)", thousands(s.oversized_lines));
+        println!(
+            "oversized lines {} (streamed, not held in memory)",
+            thousands(s.oversized_lines)
+        );
     }
     if s.unreadable_files > 0 {
         println!("unreadable      {} files", thousands(s.unreadable_files));
     }
     if s.partial_tail_bytes > 0 {
-        println!("incomplete      {} bytes at file ends (a line still being written)", thousands(s.partial_tail_bytes));
+        println!(
+            "incomplete      {} bytes at file ends (a line still being written)",
+            thousands(s.partial_tail_bytes)
+        );
     }
     if loaded.walk.symlinks > 0 {
         println!("symlinks        {} not followed", loaded.walk.symlinks);

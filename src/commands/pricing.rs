@@ -21,7 +21,11 @@ pub fn run(ctx: &Context, cmd: PricingCommand) -> Result<ExitCode> {
                 s.claude_models,
                 s.bytes,
                 s.path.display(),
-                if s.replaced_existing { ", replacing the previous file" } else { "" }
+                if s.replaced_existing {
+                    ", replacing the previous file"
+                } else {
+                    ""
+                }
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -38,7 +42,11 @@ const KINDS: [(TokenKind, &str); 5] = [
 
 fn per_million(x: f64) -> String {
     let v = x * 1e6;
-    if v == v.trunc() { format!("${v:.2}") } else { format!("${v:.4}").trim_end_matches('0').to_string() }
+    if v == v.trunc() {
+        format!("${v:.2}")
+    } else {
+        format!("${v:.4}").trim_end_matches('0').to_string()
+    }
 }
 
 fn show(ctx: &Context, filter: Option<&str>, as_json: bool) -> Result<ExitCode> {
@@ -81,7 +89,10 @@ fn show(ctx: &Context, filter: Option<&str>, as_json: bool) -> Result<ExitCode> 
         println!("{f} → {}", p.key());
     }
     if chosen.is_empty() {
-        println!("No model matches {:?}; its usage is priced at $0.", filter.unwrap_or_default());
+        println!(
+            "No model matches {:?}; its usage is priced at $0.",
+            filter.unwrap_or_default()
+        );
         return Ok(ExitCode::from(1));
     }
     let st = crate::report::table::Style {
@@ -90,7 +101,15 @@ fn show(ctx: &Context, filter: Option<&str>, as_json: bool) -> Result<ExitCode> 
     };
     let mut t = crate::report::table::new_table(
         st,
-        &["Model", "Input", "Output", "Cache write 5m", "Cache write 1h", "Cache read", "Fast ×"],
+        &[
+            "Model",
+            "Input",
+            "Output",
+            "Cache write 5m",
+            "Cache write 1h",
+            "Cache read",
+            "Fast ×",
+        ],
     );
     for m in chosen {
         let mut row = vec![m.key().to_string()];
@@ -98,7 +117,11 @@ fn show(ctx: &Context, filter: Option<&str>, as_json: bool) -> Result<ExitCode> 
             let rate = m.rate(kind);
             let mut cell = per_million(rate.base());
             for tier in rate.tiers() {
-                cell.push_str(&format!("\n>{}k: {}", tier.above / 1000, per_million(tier.price)));
+                cell.push_str(&format!(
+                    "\n>{}k: {}",
+                    tier.above / 1000,
+                    per_million(tier.price)
+                ));
             }
             row.push(cell);
         }

@@ -39,12 +39,23 @@ pub fn compute_blocks(ctx: &Context, loaded: &Loaded, hours: f64) -> Result<Vec<
     if ctx.debug {
         usage::report_unknown_models(&resolver);
     }
-    let timed = sorted.iter().zip(&costs).map(|(e, c)| Timed { entry: e, cost: c.usd });
-    Ok(blocks::identify_blocks(timed, ctx.now, blocks::window_length(hours)))
+    let timed = sorted.iter().zip(&costs).map(|(e, c)| Timed {
+        entry: e,
+        cost: c.usd,
+    });
+    Ok(blocks::identify_blocks(
+        timed,
+        ctx.now,
+        blocks::window_length(hours),
+    ))
 }
 
 pub fn blocks(ctx: &Context, args: &BlocksArgs) -> Result<ExitCode> {
-    let hours = if args.session_length > 0.0 { args.session_length } else { 5.0 };
+    let hours = if args.session_length > 0.0 {
+        args.session_length
+    } else {
+        5.0
+    };
     let all = match ctx.source {
         SourceArg::Transcripts => {
             let loaded = usage::load(ctx, None)?;
@@ -66,7 +77,10 @@ pub fn blocks(ctx: &Context, args: &BlocksArgs) -> Result<ExitCode> {
         Some(TokenLimitArg::Tokens(n)) => LimitRequest::Tokens(n),
     };
     if args.filter.json {
-        print!("{}", json::to_pretty(&json::blocks_json(&shown, ctx.now, limit)));
+        print!(
+            "{}",
+            json::to_pretty(&json::blocks_json(&shown, ctx.now, limit))
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if shown.is_empty() {
@@ -91,7 +105,11 @@ fn print_blocks_table(ctx: &Context, shown: &[Block], limit: Option<u64>) {
     headers.push("Cost (USD)");
     let mut t = table::new_table(st, &headers);
     for b in shown {
-        let start = ctx.tz.to_datetime(b.start).strftime("%Y-%m-%d %H:%M").to_string();
+        let start = ctx
+            .tz
+            .to_datetime(b.start)
+            .strftime("%Y-%m-%d %H:%M")
+            .to_string();
         let (status, models, tokens, pct, cost) = if b.is_gap {
             let mins = b.end.duration_since(b.start).as_mins();
             (
@@ -106,16 +124,36 @@ fn print_blocks_table(ctx: &Context, shown: &[Block], limit: Option<u64>) {
                 let left = b.end.duration_since(ctx.now).as_mins();
                 format!("ACTIVE ({} left)", duration_minutes(left))
             } else {
-                let used = b.actual_end.unwrap_or(b.start).duration_since(b.start).as_mins();
+                let used = b
+                    .actual_end
+                    .unwrap_or(b.start)
+                    .duration_since(b.start)
+                    .as_mins();
                 duration_minutes(used)
             };
-            let models = b.models.iter().map(|m| format!("- {}", short_model(m))).collect::<Vec<_>>().join("\n");
+            let models = b
+                .models
+                .iter()
+                .map(|m| format!("- {}", short_model(m)))
+                .collect::<Vec<_>>()
+                .join("\n");
             let pct = limit
                 .map(|l| format!("{:.1}%", b.total_tokens() as f64 / l.max(1) as f64 * 100.0))
                 .unwrap_or_default();
-            (status, models, thousands(b.total_tokens()), pct, usd(b.cost_usd))
+            (
+                status,
+                models,
+                thousands(b.total_tokens()),
+                pct,
+                usd(b.cost_usd),
+            )
         };
-        let mut row = vec![Cell::new(start), Cell::new(&status), Cell::new(models), Cell::new(tokens)];
+        let mut row = vec![
+            Cell::new(start),
+            Cell::new(&status),
+            Cell::new(models),
+            Cell::new(tokens),
+        ];
         if limit.is_some() {
             row.push(Cell::new(pct));
         }
@@ -155,7 +193,9 @@ fn row_filter(ctx: &Context, args: &ReportArgs) -> RowFilter {
 
 fn ensure_native_source(ctx: &Context, what: &str) -> Result<()> {
     if ctx.source == SourceArg::Ccusage {
-        bail!("--source ccusage gives 5-hour windows only; `csm {what}` reads transcripts (drop --source)");
+        bail!(
+            "--source ccusage gives 5-hour windows only; `csm {what}` reads transcripts (drop --source)"
+        );
     }
     Ok(())
 }
@@ -174,11 +214,24 @@ pub fn periods(ctx: &Context, args: &ReportArgs, kind: Kind) -> Result<ExitCode>
     if ctx.debug {
         usage::report_unknown_models(&resolver);
     }
-    let rows = aggregate::period_rows(&loaded.entries, &costs, &ctx.tz, period, &row_filter(ctx, args));
+    let rows = aggregate::period_rows(
+        &loaded.entries,
+        &costs,
+        &ctx.tz,
+        period,
+        &row_filter(ctx, args),
+    );
     let totals = aggregate::totals(rows.iter().map(|r| &r.usage));
     if args.filter.json {
-        let project = if list_key == "daily" { args.project.as_deref() } else { None };
-        print!("{}", json::to_pretty(&json::period_json(list_key, &rows, &totals, project)));
+        let project = if list_key == "daily" {
+            args.project.as_deref()
+        } else {
+            None
+        };
+        print!(
+            "{}",
+            json::to_pretty(&json::period_json(list_key, &rows, &totals, project))
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
@@ -187,9 +240,17 @@ pub fn periods(ctx: &Context, args: &ReportArgs, kind: Kind) -> Result<ExitCode>
     }
     let st = style(ctx);
     let mut t = table::new_table(st, &table::usage_headers(first_header, st));
-    let fmt = if matches!(kind, Kind::Monthly) { "%Y-%m" } else { "%Y-%m-%d" };
+    let fmt = if matches!(kind, Kind::Monthly) {
+        "%Y-%m"
+    } else {
+        "%Y-%m-%d"
+    };
     for r in &rows {
-        t.add_row(table::usage_cells(r.key.strftime(fmt).to_string(), &r.usage, st));
+        t.add_row(table::usage_cells(
+            r.key.strftime(fmt).to_string(),
+            &r.usage,
+            st,
+        ));
         if args.breakdown {
             for b in table::breakdown_rows(&r.usage, st) {
                 t.add_row(b);
@@ -224,7 +285,10 @@ pub fn sessions(ctx: &Context, args: &ReportArgs) -> Result<ExitCode> {
     let st = style(ctx);
     let mut t = table::new_table(st, &table::usage_headers("Session", st));
     for r in &rows {
-        let last = ctx.tz.to_datetime(r.last_activity).strftime("%Y-%m-%d %H:%M");
+        let last = ctx
+            .tz
+            .to_datetime(r.last_activity)
+            .strftime("%Y-%m-%d %H:%M");
         let short_id: String = r.session_id.chars().take(8).collect();
         let label = format!("{}\n{short_id}…  {last}", r.project_path);
         t.add_row(table::usage_cells(label, &r.usage, st));

@@ -34,7 +34,10 @@ pub fn load(ctx: &Context, project: Option<&str>) -> Result<Loaded> {
     if roots.named_but_missing {
         bail!(
             "{}",
-            roots.explanation.clone().unwrap_or_else(|| "no Claude data directory".into())
+            roots
+                .explanation
+                .clone()
+                .unwrap_or_else(|| "no Claude data directory".into())
         );
     }
     if let Some(why) = &roots.explanation {

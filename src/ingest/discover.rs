@@ -312,13 +312,22 @@ mod tests {
     #[test]
     fn origins_follow_ccusage_naming() {
         let o = origin_of(&["P", "abc.jsonl"]);
-        assert_eq!((&*o.project, o.session_id.as_str(), o.project_path.as_str()), ("P", "abc", "P"));
+        assert_eq!(
+            (&*o.project, o.session_id.as_str(), o.project_path.as_str()),
+            ("P", "abc", "P")
+        );
         let o = origin_of(&["P", "S", "subagents", "agent-1.jsonl"]);
         assert_eq!((o.session_id.as_str(), o.project_path.as_str()), ("S", "P"));
         let o = origin_of(&["P", "x", "y", "deep.jsonl"]);
-        assert_eq!((o.session_id.as_str(), o.project_path.as_str()), ("y", "P/x"));
+        assert_eq!(
+            (o.session_id.as_str(), o.project_path.as_str()),
+            ("y", "P/x")
+        );
         let o = origin_of(&["top.jsonl"]);
-        assert_eq!((&*o.project, o.session_id.as_str(), o.project_path.as_str()), ("unknown", "top.jsonl", "Unknown Project"));
+        assert_eq!(
+            (&*o.project, o.session_id.as_str(), o.project_path.as_str()),
+            ("unknown", "top.jsonl", "Unknown Project")
+        );
         assert_eq!(&*origin_of(&[" ", "s.jsonl"]).project, "unknown");
     }
 
@@ -333,7 +342,8 @@ mod tests {
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink(&projects, projects.join("-home-dev-api/loop")).unwrap();
-            std::os::unix::fs::symlink(&projects, projects.join("-home-dev-api/loop.jsonl")).unwrap();
+            std::os::unix::fs::symlink(&projects, projects.join("-home-dev-api/loop.jsonl"))
+                .unwrap();
             std::os::unix::fs::symlink("/nonexistent", projects.join("dangling.jsonl")).unwrap();
         }
         let roots = Roots {
@@ -345,7 +355,10 @@ mod tests {
             .iter()
             .map(|f| (&*f.origin.project, f.origin.session_id.as_str()))
             .collect();
-        assert_eq!(names, vec![("-home-dev-api", "s1"), ("-home-dev-api", "s1")]);
+        assert_eq!(
+            names,
+            vec![("-home-dev-api", "s1"), ("-home-dev-api", "s1")]
+        );
         #[cfg(unix)]
         assert_eq!(stats.symlinks, 2);
     }

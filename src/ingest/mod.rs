@@ -180,7 +180,9 @@ pub fn scan_all(files: &[TranscriptFile]) -> (Vec<UsageEntry>, LineStats) {
     order.sort_by(|&a, &b| files[b].size.cmp(&files[a].size));
     let mut scans: Vec<(usize, FileScan)> = order
         .par_iter()
-        .map_init(Scanner::default, |scanner, &i| (i, scanner.scan(&files[i], 0)))
+        .map_init(Scanner::default, |scanner, &i| {
+            (i, scanner.scan(&files[i], 0))
+        })
         .collect();
     scans.sort_by_key(|(i, _)| *i);
     let mut stats = LineStats::default();

@@ -190,13 +190,19 @@ impl LineParser {
         Ok(())
     }
 
-    pub fn parse_line(&mut self, line: &[u8], origin: &Arc<Origin>) -> Result<UsageEntry, SkipReason> {
+    pub fn parse_line(
+        &mut self,
+        line: &[u8],
+        origin: &Arc<Origin>,
+    ) -> Result<UsageEntry, SkipReason> {
         self.prefilter(line)?;
         let raw: RawLine<'_> = match serde_json::from_slice(line) {
             Ok(raw) => raw,
             Err(e) => return Err(classify_error(&e, line)),
         };
-        if self.may_hold_rejected_null(line) && has_rejected_null(serde_json::Deserializer::from_slice(line)) {
+        if self.may_hold_rejected_null(line)
+            && has_rejected_null(serde_json::Deserializer::from_slice(line))
+        {
             return Err(SkipReason::NullField);
         }
         let reset_source = Some(line);
@@ -244,7 +250,11 @@ impl LineParser {
             return Err(SkipReason::InvalidFields);
         }
         let empty = |s: &Option<Cow<'_, str>>| s.as_deref() == Some("");
-        if empty(&raw.session_id) || empty(&raw.request_id) || empty(&message.id) || empty(&message.model) {
+        if empty(&raw.session_id)
+            || empty(&raw.request_id)
+            || empty(&message.id)
+            || empty(&message.model)
+        {
             return Err(SkipReason::InvalidFields);
         }
         // A cache_creation object replaces the flat count, even when empty.
@@ -309,7 +319,10 @@ impl LineParser {
         let at = self.limit_finder.find(line)? + LIMIT_MARKER.len();
         let pipe = at + memchr::memchr(b'|', &line[at..])?;
         let digits = &line[pipe + 1..];
-        let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+        let end = digits
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(digits.len());
         let secs: i64 = std::str::from_utf8(&digits[..end]).ok()?.parse().ok()?;
         if secs <= 0 {
             return None;
@@ -328,7 +341,10 @@ impl LineParser {
 }
 
 fn trim_end_ws(s: &[u8]) -> &[u8] {
-    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |p| p + 1);
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
     &s[..end]
 }
 
@@ -347,7 +363,9 @@ fn classify_error(e: &serde_json::Error, line: &[u8]) -> SkipReason {
                 usage: Option<IgnoredAny>,
             }
             match serde_json::from_slice::<Probe>(line) {
-                Ok(Probe { message: Some(ProbeMessage { usage: Some(_) }) }) => {
+                Ok(Probe {
+                    message: Some(ProbeMessage { usage: Some(_) }),
+                }) => {
                     if e.to_string().contains("null") {
                         SkipReason::NullField
                     } else {
@@ -362,7 +380,9 @@ fn classify_error(e: &serde_json::Error, line: &[u8]) -> SkipReason {
 }
 
 /// Walks a whole JSON document looking for a rejecting key set to `null`.
-fn has_rejected_null<'de, R: serde_json::de::Read<'de>>(mut de: serde_json::Deserializer<R>) -> bool {
+fn has_rejected_null<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+) -> bool {
     NullWalk.deserialize(&mut de).unwrap_or(false)
 }
 
@@ -484,7 +504,10 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
         if !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(part.iter().fold(0i32, |acc, d| acc * 10 + i32::from(d - b'0')))
+        Some(
+            part.iter()
+                .fold(0i32, |acc, d| acc * 10 + i32::from(d - b'0')),
+        )
     };
     let sep = |i: usize, c: u8| b.get(i) == Some(&c);
     if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
@@ -522,9 +545,14 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
 /// `^\d+\.\d+\.\d`: what ccusage requires of a present `version`.
 fn is_version(v: &str) -> bool {
     let mut parts = v.splitn(3, '.');
-    let digits = |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    let digits =
+        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
     let (a, b) = (parts.next(), parts.next());
-    digits(a) && digits(b) && parts.next().is_some_and(|c| c.as_bytes().first().is_some_and(u8::is_ascii_digit))
+    digits(a)
+        && digits(b)
+        && parts
+            .next()
+            .is_some_and(|c| c.as_bytes().first().is_some_and(u8::is_ascii_digit))
 }
 
 /// 64-bit identity of an id string; collisions are negligible at transcript scale.

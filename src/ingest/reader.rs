@@ -22,7 +22,11 @@ pub enum Line<'a> {
     Held { bytes: &'a [u8], offset: u64 },
     /// A line longer than [`MAX_HELD_LINE`]: only its position and whether it
     /// contains the usage marker are known.
-    Oversized { offset: u64, len: u64, has_usage: bool },
+    Oversized {
+        offset: u64,
+        len: u64,
+        has_usage: bool,
+    },
     /// Bytes after the last newline at end of file: a line still being written,
     /// or a file whose writer never ends with a newline. Not consumed.
     Unterminated { bytes: &'a [u8], offset: u64 },
@@ -137,13 +141,20 @@ impl OversizedScan {
 mod tests {
     use super::*;
 
-    fn collect(data: &[u8], buf_start: usize) -> (Vec<(Vec<u8>, u64)>, Vec<(u64, u64, bool)>, u64) {
+    type Held = Vec<(Vec<u8>, u64)>;
+    type Over = Vec<(u64, u64, bool)>;
+
+    fn collect(data: &[u8], buf_start: usize) -> (Held, Over, u64) {
         let mut held = Vec::new();
         let mut over = Vec::new();
         let mut buf = vec![0; buf_start];
         let end = read_lines(&mut &data[..], 0, &mut buf, |l| match l {
             Line::Held { bytes, offset } => held.push((bytes.to_vec(), offset)),
-            Line::Oversized { offset, len, has_usage } => over.push((offset, len, has_usage)),
+            Line::Oversized {
+                offset,
+                len,
+                has_usage,
+            } => over.push((offset, len, has_usage)),
             Line::Unterminated { .. } => {}
         })
         .unwrap();

@@ -824,7 +824,6 @@ mod tests {
             // Dated names listed under their own key.
             ("claude-sonnet-4-20250514", "claude-sonnet-4-20250514"),
             ("claude-opus-4-20250514", "claude-opus-4-20250514"),
-
         ];
         for (model, key) in cases {
             assert_eq!(key_of(&table, model), Some(key), "{model}");

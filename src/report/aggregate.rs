@@ -150,8 +150,10 @@ pub fn period_rows(
         match period {
             Period::Day => d,
             Period::Week(start) => {
-                let back = (d.weekday().to_sunday_zero_offset() - start.to_sunday_zero_offset() + 7) % 7;
-                d.checked_sub(jiff::Span::new().days(i64::from(back))).unwrap_or(d)
+                let back =
+                    (d.weekday().to_sunday_zero_offset() - start.to_sunday_zero_offset() + 7) % 7;
+                d.checked_sub(jiff::Span::new().days(i64::from(back)))
+                    .unwrap_or(d)
             }
             Period::Month => d.first_of_month(),
         }
@@ -196,7 +198,10 @@ pub fn session_rows(
         if !filter.keeps(tz.to_datetime(entry.timestamp).date()) {
             continue;
         }
-        let key = (entry.origin.project_path.as_str(), entry.origin.session_id.as_str());
+        let key = (
+            entry.origin.project_path.as_str(),
+            entry.origin.session_id.as_str(),
+        );
         let i = *index.entry(key).or_insert_with(|| {
             rows.push(SessionRow {
                 session_id: entry.origin.session_id.clone(),

@@ -5,7 +5,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -60,20 +60,43 @@ mod tests {
 
     #[test]
     fn number_formatting_table() {
-        let rows: Vec<String> = [0u64, 7, 999, 1_000, 12_345, 999_999, 1_000_000, 2_017_000, 1_234_567_890]
-            .iter()
-            .map(|&n| format!("{n} | {} | {}", thousands(n), compact(n)))
-            .collect();
+        let rows: Vec<String> = [
+            0u64,
+            7,
+            999,
+            1_000,
+            12_345,
+            999_999,
+            1_000_000,
+            2_017_000,
+            1_234_567_890,
+        ]
+        .iter()
+        .map(|&n| format!("{n} | {} | {}", thousands(n), compact(n)))
+        .collect();
         insta::assert_snapshot!(rows.join("\n"));
     }
 
     #[test]
     fn money_and_durations() {
-        let rows: Vec<String> = [0.0, 0.001234, 0.005, 1.0, 12.345, 1234.5, 1_234_567.891, -3.5]
-            .iter()
-            .map(|&x| format!("{x} | {}", usd(x)))
-            .chain([0i64, 5, 59, 60, 134, 1439, 1440, 4443, -3].iter().map(|&m| format!("{m} | {}", duration_minutes(m))))
-            .collect();
+        let rows: Vec<String> = [
+            0.0,
+            0.001234,
+            0.005,
+            1.0,
+            12.345,
+            1234.5,
+            1_234_567.891,
+            -3.5,
+        ]
+        .iter()
+        .map(|&x| format!("{x} | {}", usd(x)))
+        .chain(
+            [0i64, 5, 59, 60, 134, 1439, 1440, 4443, -3]
+                .iter()
+                .map(|&m| format!("{m} | {}", duration_minutes(m))),
+        )
+        .collect();
         insta::assert_snapshot!(rows.join("\n"));
     }
 
@@ -81,7 +104,10 @@ mod tests {
     fn model_names() {
         assert_eq!(short_model("claude-opus-4-5-20251101"), "opus-4-5");
         assert_eq!(short_model("claude-sonnet-4-6"), "sonnet-4-6");
-        assert_eq!(short_model("claude-sonnet-4-5-20250929-fast"), "sonnet-4-5-20250929-fast");
+        assert_eq!(
+            short_model("claude-sonnet-4-5-20250929-fast"),
+            "sonnet-4-5-20250929-fast"
+        );
         assert_eq!(short_model("gpt-x"), "gpt-x");
     }
 }

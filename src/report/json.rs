@@ -45,7 +45,10 @@ fn block_json(b: &Block, now: Timestamp, limit: Option<u64>) -> Value {
     m.insert("id".into(), json!(block_id(b)));
     m.insert("startTime".into(), json!(iso_ms(b.start)));
     m.insert("endTime".into(), json!(iso_ms(b.end)));
-    m.insert("actualEndTime".into(), b.actual_end.map(iso_ms).map_or(Value::Null, Value::from));
+    m.insert(
+        "actualEndTime".into(),
+        b.actual_end.map(iso_ms).map_or(Value::Null, Value::from),
+    );
     m.insert("isActive".into(), json!(b.is_active));
     m.insert("isGap".into(), json!(b.is_gap));
     m.insert("entries".into(), json!(b.entries));
@@ -117,8 +120,14 @@ fn block_tokens(t: &TokenCounts) -> Value {
 fn usage_fields(m: &mut Map<String, Value>, u: &Usage) {
     m.insert("inputTokens".into(), json!(u.tokens.input_tokens));
     m.insert("outputTokens".into(), json!(u.tokens.output_tokens));
-    m.insert("cacheCreationTokens".into(), json!(u.tokens.cache_creation_input_tokens));
-    m.insert("cacheReadTokens".into(), json!(u.tokens.cache_read_input_tokens));
+    m.insert(
+        "cacheCreationTokens".into(),
+        json!(u.tokens.cache_creation_input_tokens),
+    );
+    m.insert(
+        "cacheReadTokens".into(),
+        json!(u.tokens.cache_read_input_tokens),
+    );
     m.insert("totalTokens".into(), json!(u.tokens.total()));
     m.insert("totalCost".into(), json!(u.cost));
     m.insert("modelsUsed".into(), json!(u.models_used));
@@ -130,8 +139,14 @@ fn usage_fields(m: &mut Map<String, Value>, u: &Usage) {
             x.insert("modelName".into(), json!(b.model));
             x.insert("inputTokens".into(), json!(b.tokens.input_tokens));
             x.insert("outputTokens".into(), json!(b.tokens.output_tokens));
-            x.insert("cacheCreationTokens".into(), json!(b.tokens.cache_creation_input_tokens));
-            x.insert("cacheReadTokens".into(), json!(b.tokens.cache_read_input_tokens));
+            x.insert(
+                "cacheCreationTokens".into(),
+                json!(b.tokens.cache_creation_input_tokens),
+            );
+            x.insert(
+                "cacheReadTokens".into(),
+                json!(b.tokens.cache_read_input_tokens),
+            );
             x.insert("cost".into(), json!(b.cost));
             if b.missing_pricing {
                 x.insert("missingPricing".into(), json!(true));
@@ -146,8 +161,14 @@ pub fn totals_json(t: &Totals) -> Value {
     let mut m = Map::new();
     m.insert("inputTokens".into(), json!(t.tokens.input_tokens));
     m.insert("outputTokens".into(), json!(t.tokens.output_tokens));
-    m.insert("cacheCreationTokens".into(), json!(t.tokens.cache_creation_input_tokens));
-    m.insert("cacheReadTokens".into(), json!(t.tokens.cache_read_input_tokens));
+    m.insert(
+        "cacheCreationTokens".into(),
+        json!(t.tokens.cache_creation_input_tokens),
+    );
+    m.insert(
+        "cacheReadTokens".into(),
+        json!(t.tokens.cache_read_input_tokens),
+    );
     m.insert("totalTokens".into(), json!(t.tokens.total()));
     m.insert("totalCost".into(), json!(t.cost));
     if !t.unpriced_models.is_empty() {
@@ -158,7 +179,12 @@ pub fn totals_json(t: &Totals) -> Value {
 
 /// `daily` / `weekly` / `monthly` listing: `key` names the array and the
 /// row field (`date`, `week`, `month`).
-pub fn period_json(list_key: &str, rows: &[PeriodRow], totals: &Totals, project: Option<&str>) -> Value {
+pub fn period_json(
+    list_key: &str,
+    rows: &[PeriodRow],
+    totals: &Totals,
+    project: Option<&str>,
+) -> Value {
     let (field, fmt) = match list_key {
         "monthly" => ("month", "%Y-%m"),
         "weekly" => ("week", "%Y-%m-%d"),

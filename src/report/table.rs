@@ -52,7 +52,14 @@ pub fn new_table(style: Style, headers: &[&str]) -> Table {
 /// Headers for a usage table whose first column is `first`.
 pub fn usage_headers(first: &'static str, style: Style) -> Vec<&'static str> {
     if style.compact() {
-        vec![first, "Models", "Input", "Output", "Total Tokens", "Cost (USD)"]
+        vec![
+            first,
+            "Models",
+            "Input",
+            "Output",
+            "Total Tokens",
+            "Cost (USD)",
+        ]
     } else {
         vec![
             first,
@@ -75,7 +82,12 @@ pub fn usage_cells(label: String, u: &Usage, style: Style) -> Vec<String> {
         .collect::<Vec<_>>()
         .join("\n");
     let t = &u.tokens;
-    let mut cells = vec![label, models, thousands(t.input_tokens), thousands(t.output_tokens)];
+    let mut cells = vec![
+        label,
+        models,
+        thousands(t.input_tokens),
+        thousands(t.output_tokens),
+    ];
     if !style.compact() {
         cells.push(thousands(t.cache_creation_input_tokens));
         cells.push(thousands(t.cache_read_input_tokens));
@@ -110,7 +122,12 @@ pub fn breakdown_rows(u: &Usage, style: Style) -> Vec<Vec<String>> {
 
 pub fn totals_cells(t: &Totals, style: Style) -> Vec<Cell> {
     let tk = &t.tokens;
-    let mut cells = vec!["Total".to_string(), String::new(), thousands(tk.input_tokens), thousands(tk.output_tokens)];
+    let mut cells = vec![
+        "Total".to_string(),
+        String::new(),
+        thousands(tk.input_tokens),
+        thousands(tk.output_tokens),
+    ];
     if !style.compact() {
         cells.push(thousands(tk.cache_creation_input_tokens));
         cells.push(thousands(tk.cache_read_input_tokens));
@@ -121,7 +138,11 @@ pub fn totals_cells(t: &Totals, style: Style) -> Vec<Cell> {
         .into_iter()
         .map(|c| {
             let cell = Cell::new(c);
-            if style.color { cell.fg(Color::Yellow) } else { cell }
+            if style.color {
+                cell.fg(Color::Yellow)
+            } else {
+                cell
+            }
         })
         .collect()
 }

@@ -75,7 +75,11 @@ pub fn blocks(now: Timestamp) -> Result<Vec<Block>, CcusageError> {
         return Err(CcusageError::Failed {
             program,
             status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().chars().take(500).collect(),
+            stderr: String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .chars()
+                .take(500)
+                .collect(),
         });
     }
     parse_blocks(&out.stdout, now).map_err(|reason| CcusageError::BadOutput { program, reason })
@@ -84,7 +88,10 @@ pub fn blocks(now: Timestamp) -> Result<Vec<Block>, CcusageError> {
 /// Converts `ccusage blocks -j` output into csm's blocks.
 pub fn parse_blocks(json: &[u8], _now: Timestamp) -> Result<Vec<Block>, String> {
     let raw: RawOutput = serde_json::from_slice(json).map_err(|e| e.to_string())?;
-    let time = |s: &str| s.parse::<Timestamp>().map_err(|e| format!("bad time {s:?}: {e}"));
+    let time = |s: &str| {
+        s.parse::<Timestamp>()
+            .map_err(|e| format!("bad time {s:?}: {e}"))
+    };
     raw.blocks
         .into_iter()
         .map(|b| {

@@ -64,43 +64,148 @@ fn rejected_variants_with_reasons() {
     let cases: Vec<(String, SkipReason)> = vec![
         ("".into(), Blank),
         ("   ".into(), Blank),
-        (r#"{"type":"user","message":{"content":"hi"}}"#.into(), NoUsage),
+        (
+            r#"{"type":"user","message":{"content":"hi"}}"#.into(),
+            NoUsage,
+        ),
         (BASE.replace(r#""usage":{"#, r#""usage": {"#), NoUsage),
         (format!("{BASE}xyz"), InvalidJson),
         (format!("\u{feff}{BASE}"), InvalidJson),
         (BASE[..BASE.len() - 10].to_string(), InvalidJson),
         (format!("[{BASE}]"), NotUsageEntry),
-        (variant("2025-06-01T10:00:00.000Z", "2025-06-01T10:00:00.123456Z"), BadTimestamp),
-        (variant("2025-06-01T10:00:00.000Z", "2025-06-01T10:00:00.1Z"), BadTimestamp),
-        (variant("2025-06-01T10:00:00.000Z", "2025-06-01T10:00:00"), BadTimestamp),
-        (variant("2025-06-01T10:00:00.000Z", "2025-06-01T10:00:00z"), BadTimestamp),
-        (variant("2025-06-01T10:00:00.000Z", "2025-06-01 10:00:00Z"), BadTimestamp),
-        (variant("2025-06-01T10:00:00.000Z", "2025-06-01T10:00:00+0200"), BadTimestamp),
-        (variant("2025-06-01T10:00:00.000Z", "2025-02-30T10:00:00Z"), BadTimestamp),
-        (variant("2025-06-01T10:00:00.000Z", "2025-06-01T24:00:00Z"), BadTimestamp),
-        (variant("2025-06-01T10:00:00.000Z", "2025-06-01T10:00:60Z"), BadTimestamp),
-        (variant(r#""2025-06-01T10:00:00.000Z""#, "null"), BadTimestamp),
-        (variant(r#""input_tokens":100"#, r#""input_tokens":100.0"#), InvalidFields),
-        (variant(r#""input_tokens":100"#, r#""input_tokens":-5"#), InvalidFields),
-        (variant(r#""input_tokens":100"#, r#""input_tokens":"100""#), InvalidFields),
-        (variant(r#""input_tokens":100"#, r#""input_tokens":1e2"#), InvalidFields),
+        (
+            variant("2025-06-01T10:00:00.000Z", "2025-06-01T10:00:00.123456Z"),
+            BadTimestamp,
+        ),
+        (
+            variant("2025-06-01T10:00:00.000Z", "2025-06-01T10:00:00.1Z"),
+            BadTimestamp,
+        ),
+        (
+            variant("2025-06-01T10:00:00.000Z", "2025-06-01T10:00:00"),
+            BadTimestamp,
+        ),
+        (
+            variant("2025-06-01T10:00:00.000Z", "2025-06-01T10:00:00z"),
+            BadTimestamp,
+        ),
+        (
+            variant("2025-06-01T10:00:00.000Z", "2025-06-01 10:00:00Z"),
+            BadTimestamp,
+        ),
+        (
+            variant("2025-06-01T10:00:00.000Z", "2025-06-01T10:00:00+0200"),
+            BadTimestamp,
+        ),
+        (
+            variant("2025-06-01T10:00:00.000Z", "2025-02-30T10:00:00Z"),
+            BadTimestamp,
+        ),
+        (
+            variant("2025-06-01T10:00:00.000Z", "2025-06-01T24:00:00Z"),
+            BadTimestamp,
+        ),
+        (
+            variant("2025-06-01T10:00:00.000Z", "2025-06-01T10:00:60Z"),
+            BadTimestamp,
+        ),
+        (
+            variant(r#""2025-06-01T10:00:00.000Z""#, "null"),
+            BadTimestamp,
+        ),
+        (
+            variant(r#""input_tokens":100"#, r#""input_tokens":100.0"#),
+            InvalidFields,
+        ),
+        (
+            variant(r#""input_tokens":100"#, r#""input_tokens":-5"#),
+            InvalidFields,
+        ),
+        (
+            variant(r#""input_tokens":100"#, r#""input_tokens":"100""#),
+            InvalidFields,
+        ),
+        (
+            variant(r#""input_tokens":100"#, r#""input_tokens":1e2"#),
+            InvalidFields,
+        ),
         (variant(r#""input_tokens":100,"#, ""), InvalidFields),
-        (variant(r#""output_tokens":10"#, r#""output_tokens":10,"speed":"turbo""#), InvalidFields),
-        (variant(r#""output_tokens":10"#, r#""output_tokens":10,"cache_read_input_tokens":null"#), NullField),
-        (variant(r#""output_tokens":10"#, r#""output_tokens":10,"cache_creation":{"ephemeral_5m_input_tokens":5.0}"#), InvalidFields),
-        (variant(r#""model":"claude-sonnet-4-20250514""#, r#""model":null"#), NullField),
-        (variant(r#""model":"claude-sonnet-4-20250514""#, r#""model":"""#), InvalidFields),
-        (variant(r#""requestId":"r1""#, r#""requestId":null"#), NullField),
-        (variant(r#""sessionId":"s1""#, r#""sessionId":"""#), InvalidFields),
-        (variant(r#""type":"assistant","#, r#""version":"1.0","#), InvalidFields),
-        (variant(r#""type":"assistant","#, r#""costUSD":"0.5","#), InvalidFields),
-        (variant(r#""type":"assistant","#, r#""isSidechain":"yes","#), InvalidFields),
-        (variant(r#""type":"assistant","#, r#""cwd":null,"#), NullField),
-        (variant(r#""type":"assistant","#, r#""isApiErrorMessage":null,"#), NullField),
+        (
+            variant(
+                r#""output_tokens":10"#,
+                r#""output_tokens":10,"speed":"turbo""#,
+            ),
+            InvalidFields,
+        ),
+        (
+            variant(
+                r#""output_tokens":10"#,
+                r#""output_tokens":10,"cache_read_input_tokens":null"#,
+            ),
+            NullField,
+        ),
+        (
+            variant(
+                r#""output_tokens":10"#,
+                r#""output_tokens":10,"cache_creation":{"ephemeral_5m_input_tokens":5.0}"#,
+            ),
+            InvalidFields,
+        ),
+        (
+            variant(r#""model":"claude-sonnet-4-20250514""#, r#""model":null"#),
+            NullField,
+        ),
+        (
+            variant(r#""model":"claude-sonnet-4-20250514""#, r#""model":"""#),
+            InvalidFields,
+        ),
+        (
+            variant(r#""requestId":"r1""#, r#""requestId":null"#),
+            NullField,
+        ),
+        (
+            variant(r#""sessionId":"s1""#, r#""sessionId":"""#),
+            InvalidFields,
+        ),
+        (
+            variant(r#""type":"assistant","#, r#""version":"1.0","#),
+            InvalidFields,
+        ),
+        (
+            variant(r#""type":"assistant","#, r#""costUSD":"0.5","#),
+            InvalidFields,
+        ),
+        (
+            variant(r#""type":"assistant","#, r#""isSidechain":"yes","#),
+            InvalidFields,
+        ),
+        (
+            variant(r#""type":"assistant","#, r#""cwd":null,"#),
+            NullField,
+        ),
+        (
+            variant(r#""type":"assistant","#, r#""isApiErrorMessage":null,"#),
+            NullField,
+        ),
         // A rejecting key deep inside tool input still drops the line.
-        (variant(r#""type":"assistant","#, r#""toolUseResult":{"a":[{"model": null}]},"#), NullField),
-        (variant(r#""type":"assistant","#, r#""x":{"i\u0064":null},"#), NullField),
-        (variant(r#""input_tokens":100"#, r#""input_tokens":100,"input_tokens":5"#), InvalidFields),
+        (
+            variant(
+                r#""type":"assistant","#,
+                r#""toolUseResult":{"a":[{"model": null}]},"#,
+            ),
+            NullField,
+        ),
+        (
+            variant(r#""type":"assistant","#, r#""x":{"i\u0064":null},"#),
+            NullField,
+        ),
+        (
+            variant(
+                r#""input_tokens":100"#,
+                r#""input_tokens":100,"input_tokens":5"#,
+            ),
+            InvalidFields,
+        ),
     ];
     for (line, reason) in cases {
         assert_eq!(parse(&line).err(), Some(reason), "line: {line}");
@@ -121,16 +226,28 @@ fn cache_creation_object_replaces_flat_count() {
         r#""output_tokens":10,"cache_creation_input_tokens":1000,"cache_creation":{}"#,
     );
     assert_eq!(parse(&empty).unwrap().tokens.cache_creation_input_tokens, 0);
-    let flat = variant(r#""output_tokens":10"#, r#""output_tokens":10,"cache_creation_input_tokens":1000"#);
-    assert_eq!(parse(&flat).unwrap().tokens.cache_creation_input_tokens, 1000);
+    let flat = variant(
+        r#""output_tokens":10"#,
+        r#""output_tokens":10,"cache_creation_input_tokens":1000"#,
+    );
+    assert_eq!(
+        parse(&flat).unwrap().tokens.cache_creation_input_tokens,
+        1000
+    );
 }
 
 #[test]
 fn speed_and_sidechain() {
-    let fast = variant(r#""output_tokens":10"#, r#""output_tokens":10,"speed":"fast""#);
+    let fast = variant(
+        r#""output_tokens":10"#,
+        r#""output_tokens":10,"speed":"fast""#,
+    );
     let e = parse(&fast).unwrap();
     assert_eq!(e.speed, Some(Speed::Fast));
-    assert_eq!(e.display_model().as_deref(), Some("claude-sonnet-4-20250514-fast"));
+    assert_eq!(
+        e.display_model().as_deref(),
+        Some("claude-sonnet-4-20250514-fast")
+    );
     let side = variant(r#""type":"assistant","#, r#""isSidechain":true,"#);
     assert!(parse(&side).unwrap().is_sidechain);
     assert_eq!(parse(BASE).unwrap().speed, None);
@@ -142,7 +259,10 @@ fn usage_limit_reset_from_api_error_lines_only() {
     let e = parse(err).unwrap();
     assert_eq!(e.usage_limit_reset.unwrap().as_second(), 1_748_790_000);
     assert_eq!(e.reportable_model(), None);
-    let not_error = err.replace(r#""isApiErrorMessage":true"#, r#""isApiErrorMessage":false"#);
+    let not_error = err.replace(
+        r#""isApiErrorMessage":true"#,
+        r#""isApiErrorMessage":false"#,
+    );
     assert_eq!(parse(&not_error).unwrap().usage_limit_reset, None);
     let no_digits = err.replace("|1748790000", "|abc");
     assert_eq!(parse(&no_digits).unwrap().usage_limit_reset, None);
@@ -153,7 +273,9 @@ fn usage_limit_reset_from_api_error_lines_only() {
 #[test]
 fn timestamps() {
     assert_eq!(
-        parse_timestamp("2025-06-01T12:00:00.250+02:00").unwrap().to_string(),
+        parse_timestamp("2025-06-01T12:00:00.250+02:00")
+            .unwrap()
+            .to_string(),
         "2025-06-01T10:00:00.25Z"
     );
     assert!(parse_timestamp("2024-02-29T00:00:00Z").is_some());
@@ -181,8 +303,14 @@ fn oversized_lines_parse_from_a_reader_with_the_same_rules() {
     assert_eq!(e.tokens.input_tokens, 100);
     let nulled = variant(r#""type":"assistant","#, r#""cwd":null,"#);
     let open = || Some(nulled.as_bytes());
-    assert_eq!(p.parse_reader(nulled.as_bytes(), open, &o).err(), Some(SkipReason::NullField));
+    assert_eq!(
+        p.parse_reader(nulled.as_bytes(), open, &o).err(),
+        Some(SkipReason::NullField)
+    );
     let bad = format!("{BASE}x");
     let open = || Some(bad.as_bytes());
-    assert_eq!(p.parse_reader(bad.as_bytes(), open, &o).err(), Some(SkipReason::InvalidJson));
+    assert_eq!(
+        p.parse_reader(bad.as_bytes(), open, &o).err(),
+        Some(SkipReason::InvalidJson)
+    );
 }

@@ -32,7 +32,10 @@ fn entry(ts: &str, input: u64, model: Option<&str>, session: &str) -> UsageEntry
 }
 
 fn cost(usd: f64) -> EntryCost {
-    EntryCost { usd, unpriced: false }
+    EntryCost {
+        usd,
+        unpriced: false,
+    }
 }
 
 #[test]
@@ -43,10 +46,19 @@ fn daily_rows_group_by_local_date_and_keep_first_seen_models() {
         entry("2026-11-08T01:00:00Z", 30, None, "s2"),
     ];
     let costs = [cost(0.1), cost(0.2), cost(0.3)];
-    let utc = period_rows(&es, &costs, &TimeZone::UTC, Period::Day, &RowFilter::default());
+    let utc = period_rows(
+        &es,
+        &costs,
+        &TimeZone::UTC,
+        Period::Day,
+        &RowFilter::default(),
+    );
     assert_eq!(utc.len(), 2);
     assert_eq!(utc[0].usage.models_used, vec!["b", "a"]);
-    assert_eq!(utc[0].usage.breakdowns[0].model, "a", "breakdowns by cost, highest first");
+    assert_eq!(
+        utc[0].usage.breakdowns[0].model, "a",
+        "breakdowns by cost, highest first"
+    );
     assert_eq!(utc[1].usage.models_used, Vec::<String>::new());
     assert_eq!(utc[1].usage.tokens.input_tokens, 30);
     let warsaw = TimeZone::get("Europe/Warsaw").unwrap();
@@ -66,13 +78,37 @@ fn weeks_months_filters_and_order() {
     ];
     let costs = [cost(1.0); 4];
     let tz = TimeZone::UTC;
-    let sunday = period_rows(&es, &costs, &tz, Period::Week(jiff::civil::Weekday::Sunday), &RowFilter::default());
+    let sunday = period_rows(
+        &es,
+        &costs,
+        &tz,
+        Period::Week(jiff::civil::Weekday::Sunday),
+        &RowFilter::default(),
+    );
     let keys: Vec<Date> = sunday.iter().map(|r| r.key).collect();
-    assert_eq!(keys, vec![date(2026, 11, 1), date(2026, 11, 8), date(2026, 11, 29)]);
-    let monday = period_rows(&es, &costs, &tz, Period::Week(jiff::civil::Weekday::Monday), &RowFilter::default());
+    assert_eq!(
+        keys,
+        vec![date(2026, 11, 1), date(2026, 11, 8), date(2026, 11, 29)]
+    );
+    let monday = period_rows(
+        &es,
+        &costs,
+        &tz,
+        Period::Week(jiff::civil::Weekday::Monday),
+        &RowFilter::default(),
+    );
     assert_eq!(monday[0].key, date(2026, 11, 2));
     assert_eq!(monday[0].usage.tokens.input_tokens, 3);
-    let months = period_rows(&es, &costs, &tz, Period::Month, &RowFilter { descending: true, ..Default::default() });
+    let months = period_rows(
+        &es,
+        &costs,
+        &tz,
+        Period::Month,
+        &RowFilter {
+            descending: true,
+            ..Default::default()
+        },
+    );
     assert_eq!(months[0].key, date(2026, 12, 1));
     assert_eq!(months[1].usage.tokens.input_tokens, 7);
     let filtered = period_rows(
@@ -80,7 +116,11 @@ fn weeks_months_filters_and_order() {
         &costs,
         &tz,
         Period::Day,
-        &RowFilter { since: Some(date(2026, 11, 8)), until: Some(date(2026, 11, 9)), descending: false },
+        &RowFilter {
+            since: Some(date(2026, 11, 8)),
+            until: Some(date(2026, 11, 9)),
+            descending: false,
+        },
     );
     assert_eq!(filtered.len(), 2);
 }
@@ -94,9 +134,27 @@ fn sum_order_follows_ccusage() {
         entry("2026-11-03T10:00:00Z", 1, Some("a"), "s"),
     ];
     let costs = [cost(0.1), cost(0.2), cost(0.3)];
-    let asc = period_rows(&es, &costs, &TimeZone::UTC, Period::Day, &RowFilter::default());
-    assert_eq!(totals(asc.iter().map(|r| &r.usage)).cost, 0.6000000000000001);
-    let desc = period_rows(&es, &costs, &TimeZone::UTC, Period::Day, &RowFilter { descending: true, ..Default::default() });
+    let asc = period_rows(
+        &es,
+        &costs,
+        &TimeZone::UTC,
+        Period::Day,
+        &RowFilter::default(),
+    );
+    assert_eq!(
+        totals(asc.iter().map(|r| &r.usage)).cost,
+        0.6000000000000001
+    );
+    let desc = period_rows(
+        &es,
+        &costs,
+        &TimeZone::UTC,
+        Period::Day,
+        &RowFilter {
+            descending: true,
+            ..Default::default()
+        },
+    );
     assert_eq!(totals(desc.iter().map(|r| &r.usage)).cost, 0.6);
     let empty = totals(std::iter::empty());
     assert!(empty.cost == 0.0 && empty.cost.is_sign_negative());
@@ -122,9 +180,30 @@ fn sessions_sorted_by_cost_without_empty_ones() {
 
 #[test]
 fn unpriced_models_are_flagged_and_listed() {
-    let es = [entry("2026-11-01T10:00:00Z", 5, Some("zzz"), "s"), entry("2026-11-01T10:00:00Z", 5, Some("aaa"), "s")];
-    let costs = [EntryCost { usd: 0.0, unpriced: true }, EntryCost { usd: 0.0, unpriced: true }];
-    let rows = period_rows(&es, &costs, &TimeZone::UTC, Period::Day, &RowFilter::default());
+    let es = [
+        entry("2026-11-01T10:00:00Z", 5, Some("zzz"), "s"),
+        entry("2026-11-01T10:00:00Z", 5, Some("aaa"), "s"),
+    ];
+    let costs = [
+        EntryCost {
+            usd: 0.0,
+            unpriced: true,
+        },
+        EntryCost {
+            usd: 0.0,
+            unpriced: true,
+        },
+    ];
+    let rows = period_rows(
+        &es,
+        &costs,
+        &TimeZone::UTC,
+        Period::Day,
+        &RowFilter::default(),
+    );
     assert!(rows[0].usage.breakdowns.iter().all(|b| b.missing_pricing));
-    assert_eq!(totals(rows.iter().map(|r| &r.usage)).unpriced_models, vec!["aaa", "zzz"]);
+    assert_eq!(
+        totals(rows.iter().map(|r| &r.usage)).unpriced_models,
+        vec!["aaa", "zzz"]
+    );
 }

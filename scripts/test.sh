@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine: installs what the tests
+# need (system packages included), then runs every test target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the tests drive for real: tmux (dashboard end-to-end),
+# dbus + dunst + xvfb (desktop notifications), systemd (unit file checks).
+need=()
+command -v tmux >/dev/null || need+=(tmux)
+command -v dbus-daemon >/dev/null || need+=(dbus)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v python3 >/dev/null || need+=(python3)
+command -v cc >/dev/null || need+=(build-essential)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "missing: ${need[*]} (install them, or run as root on Debian)" >&2
+    exit 1
+  fi
+fi
+if ! command -v cargo >/dev/null; then
+  echo "cargo is missing: install Rust (https://rustup.rs) first" >&2
+  exit 1
+fi
+
+cargo test --all-targets --locked
+cargo test --doc --locked
