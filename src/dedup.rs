@@ -160,6 +160,7 @@ mod tests {
             }),
             is_sidechain: side,
             usage_limit_reset: None,
+            offset: 0,
         }
     }
 

@@ -81,6 +81,9 @@ pub struct UsageEntry {
     pub session_key: u64,
     /// Where the entry was read: project and session follow from the path.
     pub origin: Arc<Origin>,
+    /// Byte offset of the line in its file: with the file's path, the entry's
+    /// place in reading order and its identity in the history store.
+    pub offset: u64,
     pub is_sidechain: bool,
     /// From an API error line "Claude AI usage limit reached|<unix seconds>".
     pub usage_limit_reset: Option<Timestamp>,

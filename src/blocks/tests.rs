@@ -32,6 +32,7 @@ fn entry(ts: &str, out: u64, model: &str) -> UsageEntry {
         }),
         is_sidechain: false,
         usage_limit_reset: None,
+        offset: 0,
     }
 }
 

@@ -106,17 +106,21 @@ impl Scanner {
         let result = reader::read_lines(&mut handle, start, &mut self.buf, |line| {
             stats.lines += 1;
             match line {
-                Line::Held { bytes, .. } => match parser.parse_line(bytes, &ctx) {
-                    Ok(entry) => entries.push(entry),
+                Line::Held { bytes, offset } => match parser.parse_line(bytes, &ctx) {
+                    Ok(mut entry) => {
+                        entry.offset = offset;
+                        entries.push(entry);
+                    }
                     Err(reason) => stats.skip(reason),
                 },
                 // A complete entry whose newline has not arrived counts now (as
                 // ccusage counts it) but stays unconsumed, so the next run reads
                 // it again; anything else is left for later.
-                Line::Unterminated { bytes, .. } => {
+                Line::Unterminated { bytes, offset } => {
                     stats.lines -= 1;
                     match parser.parse_line(bytes, &ctx) {
-                        Ok(entry) => {
+                        Ok(mut entry) => {
+                            entry.offset = offset;
                             stats.unterminated_entries += 1;
                             entries.push(entry);
                         }
@@ -146,7 +150,10 @@ impl Scanner {
         }
         for (offset, len) in oversized_usage {
             match self.parse_oversized(file, offset, len, &ctx) {
-                Ok(entry) => out.entries.push(entry),
+                Ok(mut entry) => {
+                    entry.offset = offset;
+                    out.entries.push(entry);
+                }
                 Err(reason) => out.stats.skip(reason),
             }
         }
@@ -170,6 +177,21 @@ impl Scanner {
         let first = open().ok_or(SkipReason::InvalidJson)?;
         self.parser.parse_reader(first, open, ctx)
     }
+}
+
+/// Reads each file from its start offset, in parallel; results in input order.
+pub fn scan_ranges(jobs: &[(&TranscriptFile, u64)]) -> Vec<FileScan> {
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by(|&a, &b| {
+        let left = |i: usize| jobs[i].0.size.saturating_sub(jobs[i].1);
+        left(b).cmp(&left(a))
+    });
+    let mut scans: Vec<(usize, FileScan)> = order
+        .par_iter()
+        .map_init(Scanner::default, |scanner, &i| (i, scanner.scan(jobs[i].0, jobs[i].1)))
+        .collect();
+    scans.sort_by_key(|(i, _)| *i);
+    scans.into_iter().map(|(_, s)| s).collect()
 }
 
 /// Reads every file whole, in parallel. Entries come back in reading order

@@ -289,6 +289,7 @@ impl LineParser {
             request_id: raw.request_id.as_deref().map(hash_id),
             session_key: hash_id(raw.session_id.as_deref().unwrap_or(&origin.session_id)),
             origin: origin.clone(),
+            offset: 0,
             is_sidechain: raw.is_sidechain.unwrap_or(false),
             usage_limit_reset,
         })

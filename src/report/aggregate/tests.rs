@@ -28,6 +28,7 @@ fn entry(ts: &str, input: u64, model: Option<&str>, session: &str) -> UsageEntry
         }),
         is_sidechain: false,
         usage_limit_reset: None,
+        offset: 0,
     }
 }
 
