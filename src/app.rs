@@ -57,6 +57,8 @@ pub struct Context {
     pub roots: RootRequest,
     pub mode: CostMode,
     pub source: SourceArg,
+    pub no_store: bool,
+    pub recalculate: bool,
     pub color: bool,
     pub debug: bool,
 }
@@ -113,6 +115,8 @@ impl Context {
             roots,
             mode,
             source: g.source,
+            no_store: g.no_store,
+            recalculate: g.recalculate,
             color: !(g.no_color || env.no_color) && env.stdout_is_terminal,
             debug: g.debug,
         })

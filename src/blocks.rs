@@ -98,10 +98,28 @@ pub fn identify_blocks<'a>(
     now: Timestamp,
     length: SignedDuration,
 ) -> Vec<Block> {
+    identify_blocks_after(None, entries, now, length)
+}
+
+/// The same, continuing after an entry at `previous` (the last one before the
+/// first given entry, which must start a window): lets the history store
+/// recompute only the windows a change can affect.
+pub fn identify_blocks_after<'a>(
+    previous: Option<Timestamp>,
+    entries: impl IntoIterator<Item = Timed<'a>>,
+    now: Timestamp,
+    length: SignedDuration,
+) -> Vec<Block> {
     let mut blocks = Vec::new();
     let mut current: Option<Block> = None;
+    let mut previous = previous;
     for Timed { entry, cost } in entries {
         let t = entry.timestamp;
+        if let Some(p) = previous.take()
+            && t.duration_since(p) > length
+        {
+            blocks.push(gap(p, t, length));
+        }
         if let Some(block) = current.as_mut() {
             let last = block.actual_end.unwrap_or(block.start);
             let since_start = t.duration_since(block.start);

@@ -33,6 +33,16 @@ fn keys(e: &UsageEntry) -> Option<(ExactKey, SeenIn)> {
     Some((exact, (message, e.session_key)))
 }
 
+/// A counted response: the copy that counts, where it was first seen and
+/// where the counted copy was read (`P` is a position: `()` when the caller
+/// only needs the entries, the store's (file, offset) otherwise).
+#[derive(Clone, Debug)]
+pub struct Kept<P> {
+    pub entry: UsageEntry,
+    pub slot: P,
+    pub winner: P,
+}
+
 /// Incremental de-duplicator: feed entries in reading order (files sorted by
 /// path, lines in file order); each response keeps the place of its first
 /// sighting and the content of the best copy.
@@ -41,14 +51,33 @@ fn keys(e: &UsageEntry) -> Option<(ExactKey, SeenIn)> {
 /// `dedup_*` cases in tests/fixtures/ccusage): an exact key match; else a
 /// sidechain copy with the same message id, in a session the response was
 /// seen in, at the same instant as the copy kept.
-#[derive(Default)]
-pub struct Deduper {
-    kept: Vec<UsageEntry>,
+pub struct Deduper<P = ()> {
+    kept: Vec<Kept<P>>,
     exact: FxHashMap<ExactKey, usize>,
     seen_in: FxHashMap<SeenIn, Vec<usize>>,
 }
 
-impl Deduper {
+impl<P> Default for Deduper<P> {
+    fn default() -> Self {
+        Self {
+            kept: Vec::new(),
+            exact: FxHashMap::default(),
+            seen_in: FxHashMap::default(),
+        }
+    }
+}
+
+impl Deduper<()> {
+    pub fn push(&mut self, entry: UsageEntry) {
+        self.push_at(entry, ());
+    }
+
+    pub fn finish(self) -> Vec<UsageEntry> {
+        self.kept.into_iter().map(|k| k.entry).collect()
+    }
+}
+
+impl<P: Copy> Deduper<P> {
     pub fn with_capacity(n: usize) -> Self {
         Self {
             kept: Vec::with_capacity(n),
@@ -56,30 +85,39 @@ impl Deduper {
         }
     }
 
-    pub fn push(&mut self, entry: UsageEntry) {
+    pub fn push_at(&mut self, entry: UsageEntry, pos: P) {
         // Entries without a message id are never merged.
         let Some((exact, seen_in)) = keys(&entry) else {
-            self.kept.push(entry);
+            self.kept.push(Kept {
+                entry,
+                slot: pos,
+                winner: pos,
+            });
             return;
         };
         let found = self.exact.get(&exact).copied().or_else(|| {
             self.seen_in.get(&seen_in).and_then(|slots| {
                 slots.iter().copied().find(|&i| {
-                    let kept = &self.kept[i];
+                    let kept = &self.kept[i].entry;
                     (entry.is_sidechain || kept.is_sidechain) && kept.timestamp == entry.timestamp
                 })
             })
         });
         let i = match found {
             Some(i) => {
-                if replaces(&entry, &self.kept[i]) {
-                    self.kept[i] = entry;
+                if replaces(&entry, &self.kept[i].entry) {
+                    self.kept[i].entry = entry;
+                    self.kept[i].winner = pos;
                     self.exact.insert(exact, i);
                 }
                 i
             }
             None => {
-                self.kept.push(entry);
+                self.kept.push(Kept {
+                    entry,
+                    slot: pos,
+                    winner: pos,
+                });
                 let i = self.kept.len() - 1;
                 self.exact.insert(exact, i);
                 i
@@ -91,7 +129,7 @@ impl Deduper {
         }
     }
 
-    pub fn finish(self) -> Vec<UsageEntry> {
+    pub fn finish_kept(self) -> Vec<Kept<P>> {
         self.kept
     }
 }

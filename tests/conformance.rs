@@ -100,14 +100,25 @@ fn reports_equal_ccusage_on_every_fixture() {
         let recorded: BTreeMap<String, Recorded> =
             serde_json::from_str(&std::fs::read_to_string(case.join("ccusage.json")).unwrap())
                 .unwrap();
-        for (cmd, args) in COMMANDS {
+        // Each case gets its own history store: the store keeps entries of
+        // transcripts that disappear, so cases must not share one.
+        let csm_home = tempfile::tempdir().unwrap();
+        // In memory, then through the store twice (the first run builds it,
+        // the second reads it back).
+        for (cmd, args, mode) in COMMANDS
+            .iter()
+            .flat_map(|(cmd, args)| ["--no-store", "cold", "warm"].map(|mode| (*cmd, *args, mode)))
+        {
             let expected = &recorded[cmd];
-            let out = Command::new(env!("CARGO_BIN_EXE_csm"))
-                .args(args)
-                .args(["--json", "--no-store"])
+            let mut command = Command::new(env!("CARGO_BIN_EXE_csm"));
+            command.args(args).arg("--json");
+            if mode == "--no-store" {
+                command.arg("--no-store");
+            }
+            let out = command
                 .env_clear()
                 .env("HOME", home.path())
-                .env("CSM_HOME", home.path().join("csm"))
+                .env("CSM_HOME", csm_home.path())
                 .env("CLAUDE_CONFIG_DIR", &case)
                 .env("TZ", "UTC")
                 .output()
@@ -118,7 +129,7 @@ fn reports_equal_ccusage_on_every_fixture() {
             let excused = known.contains_key(&(cmd, name.as_str()));
             if !same && !excused {
                 failures.push(format!(
-                    "{name} {cmd}: exit {:?} vs {}\n--- ccusage\n{}\n--- csm\n{}{}",
+                    "{name} {cmd} ({mode}): exit {:?} vs {}\n--- ccusage\n{}\n--- csm\n{}{}",
                     out.status.code(),
                     expected.exit,
                     expected.stdout,

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use comfy_table::{Cell, Color};
 
-use super::usage::{self, Loaded};
+use super::usage;
 use crate::app::Context;
-use crate::blocks::{self, Block, BlockFilter, Timed};
+use crate::blocks::{self, Block, BlockFilter};
 use crate::cli::{BlocksArgs, Order, ReportArgs, SourceArg, TokenLimitArg, Weekday};
 use crate::pricing::PriceResolver;
 use crate::report::aggregate::{self, Period, RowFilter};
@@ -30,26 +30,6 @@ fn style(ctx: &Context) -> Style {
     }
 }
 
-/// All blocks of the user's history, before listing filters.
-pub fn compute_blocks(ctx: &Context, loaded: &Loaded, hours: f64) -> Result<Vec<Block>> {
-    let table = usage::price_table(ctx)?;
-    let mut resolver = PriceResolver::new(&table);
-    let sorted = loaded.by_time();
-    let costs = usage::costs(sorted.iter().copied(), ctx.mode, &mut resolver);
-    if ctx.debug {
-        usage::report_unknown_models(&resolver);
-    }
-    let timed = sorted.iter().zip(&costs).map(|(e, c)| Timed {
-        entry: e,
-        cost: c.usd,
-    });
-    Ok(blocks::identify_blocks(
-        timed,
-        ctx.now,
-        blocks::window_length(hours),
-    ))
-}
-
 pub fn blocks(ctx: &Context, args: &BlocksArgs) -> Result<ExitCode> {
     let hours = if args.session_length > 0.0 {
         args.session_length
@@ -57,10 +37,7 @@ pub fn blocks(ctx: &Context, args: &BlocksArgs) -> Result<ExitCode> {
         5.0
     };
     let all = match ctx.source {
-        SourceArg::Transcripts => {
-            let loaded = usage::load(ctx, None)?;
-            compute_blocks(ctx, &loaded, hours)?
-        }
+        SourceArg::Transcripts => usage::open(ctx)?.blocks(ctx, hours)?,
         SourceArg::Ccusage => crate::source::ccusage::blocks(ctx.now)?,
     };
     let filter = BlockFilter {

@@ -3,11 +3,13 @@
 use anyhow::{Result, bail};
 
 use crate::app::Context;
+use crate::blocks::{Block, Timed, identify_blocks, window_length};
 use crate::dedup::Deduper;
 use crate::domain::{EntryCost, UsageEntry};
-use crate::ingest::discover::{Roots, WalkStats, find_transcripts};
+use crate::ingest::discover::{Roots, TranscriptFile, WalkStats, find_transcripts};
 use crate::ingest::{LineStats, scan_all};
 use crate::pricing::{CostMode, PriceResolver, PriceTable, entry_cost_detail};
+use crate::store::{Store, SyncOptions, SyncReport};
 
 /// De-duplicated entries in reading order, with what reading them found.
 pub struct Loaded {
@@ -27,9 +29,18 @@ impl Loaded {
     }
 }
 
-/// Reads every transcript below the roots. `project` keeps only files of that
-/// project (before de-duplication, as ccusage's `--project`).
-pub fn load(ctx: &Context, project: Option<&str>) -> Result<Loaded> {
+/// The transcripts of this run and, unless `--no-store`, the history store
+/// brought up to date with them.
+pub struct Sources {
+    pub roots: Roots,
+    pub files: Vec<TranscriptFile>,
+    pub walk: WalkStats,
+    pub store: Option<Store>,
+    pub sync: Option<SyncReport>,
+}
+
+/// Finds the transcripts and syncs the store (reading only what is new).
+pub fn open(ctx: &Context) -> Result<Sources> {
     let roots = ctx.roots.resolve();
     if roots.named_but_missing {
         bail!(
@@ -43,26 +54,102 @@ pub fn load(ctx: &Context, project: Option<&str>) -> Result<Loaded> {
     if let Some(why) = &roots.explanation {
         eprintln!("{why}");
     }
-    let (mut files, walk) = find_transcripts(&roots);
-    if let Some(p) = project {
-        files.retain(|f| &*f.origin.project == p);
-    }
-    let (raw, stats) = scan_all(&files);
-    let mut d = Deduper::with_capacity(raw.len());
-    for e in raw {
-        d.push(e);
-    }
-    let loaded = Loaded {
-        roots,
-        files: files.len(),
-        walk,
-        stats,
-        entries: d.finish(),
+    let (files, walk) = find_transcripts(&roots);
+    let (store, sync) = if ctx.no_store {
+        (None, None)
+    } else {
+        let mut store = Store::open(&ctx.base_dir)?;
+        let prices = price_table(ctx)?;
+        let report = store.sync(
+            &files,
+            &prices,
+            &SyncOptions {
+                recalculate: ctx.recalculate,
+            },
+        )?;
+        (Some(store), Some(report))
     };
-    if ctx.debug {
-        debug_report(&loaded);
+    Ok(Sources {
+        roots,
+        files,
+        walk,
+        store,
+        sync,
+    })
+}
+
+impl Sources {
+    /// Counted entries in reading order. `project` keeps only that project's
+    /// files, before de-duplication (as ccusage's `--project`).
+    pub fn load(self, ctx: &Context, project: Option<&str>) -> Result<Loaded> {
+        let (entries, stats) = match (&self.store, project) {
+            (Some(store), None) => (
+                store.entries(None)?,
+                self.sync.clone().unwrap_or_default().stats,
+            ),
+            (Some(store), Some(p)) => {
+                let mut d = Deduper::default();
+                for e in store.project_lines(p)? {
+                    d.push(e);
+                }
+                (d.finish(), self.sync.clone().unwrap_or_default().stats)
+            }
+            (None, _) => {
+                let files: Vec<TranscriptFile> = self
+                    .files
+                    .iter()
+                    .filter(|f| project.is_none_or(|p| &*f.origin.project == p))
+                    .cloned()
+                    .collect();
+                let (raw, stats) = scan_all(&files);
+                let mut d = Deduper::with_capacity(raw.len());
+                for e in raw {
+                    d.push(e);
+                }
+                (d.finish(), stats)
+            }
+        };
+        let loaded = Loaded {
+            roots: self.roots,
+            files: self.files.len(),
+            walk: self.walk,
+            stats,
+            entries,
+        };
+        if ctx.debug {
+            debug_report(&loaded);
+        }
+        Ok(loaded)
     }
-    Ok(loaded)
+
+    /// Five-hour windows (or `hours`-long ones): from the store when it keeps
+    /// them, else computed from the entries.
+    pub fn blocks(self, ctx: &Context, hours: f64) -> Result<Vec<Block>> {
+        if let Some(store) = &self.store
+            && hours == crate::store::STORED_WINDOW_HOURS
+        {
+            return Ok(store.blocks(ctx.mode, ctx.now)?);
+        }
+        let loaded = self.load(ctx, None)?;
+        let table = price_table(ctx)?;
+        let mut resolver = PriceResolver::new(&table);
+        let sorted = loaded.by_time();
+        let costs = costs(sorted.iter().copied(), ctx.mode, &mut resolver);
+        if ctx.debug {
+            report_unknown_models(&resolver);
+        }
+        let timed = sorted.iter().zip(&costs).map(|(e, c)| Timed {
+            entry: e,
+            cost: c.usd,
+        });
+        Ok(identify_blocks(timed, ctx.now, window_length(hours)))
+    }
+}
+
+/// Reads every transcript below the roots (through the store unless
+/// `--no-store`). `project` keeps only files of that project.
+pub fn load(ctx: &Context, project: Option<&str>) -> Result<Loaded> {
+    open(ctx)?.load(ctx, project)
 }
 
 fn debug_report(l: &Loaded) {

@@ -188,7 +188,9 @@ pub fn scan_ranges(jobs: &[(&TranscriptFile, u64)]) -> Vec<FileScan> {
     });
     let mut scans: Vec<(usize, FileScan)> = order
         .par_iter()
-        .map_init(Scanner::default, |scanner, &i| (i, scanner.scan(jobs[i].0, jobs[i].1)))
+        .map_init(Scanner::default, |scanner, &i| {
+            (i, scanner.scan(jobs[i].0, jobs[i].1))
+        })
         .collect();
     scans.sort_by_key(|(i, _)| *i);
     scans.into_iter().map(|(_, s)| s).collect()

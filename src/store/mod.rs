@@ -1,0 +1,297 @@
+//! The history store (SPEC 3): an SQLite file that keeps every usage line csm
+//! has read, so history outlives Claude Code's transcript clean-up and a run
+//! only reads the bytes appended since the last one.
+//!
+//! What is stored is the raw material (every accepted line, copies included)
+//! plus what is derived from it incrementally: which copy of each response
+//! counts (de-duplication is a function of the lines sharing a message id, so
+//! it is recomputed per message id) and the five-hour windows (recomputed from
+//! the earliest change on). A run therefore gives exactly what one pass over
+//! all transcripts would, however many runs came before.
+
+mod schema;
+mod sync;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::blocks::Block;
+use crate::domain::{Origin, Speed, TokenCounts, UsageEntry};
+use crate::pricing::CostMode;
+
+pub use sync::{SyncOptions, SyncReport};
+
+/// File name of the store inside the base directory.
+pub const FILE_NAME: &str = "history.db";
+
+/// Window length the stored blocks are computed for (the default `--session-length`).
+pub const STORED_WINDOW_HOURS: f64 = 5.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("history store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("history store: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "history store was written by a newer csm (schema {found}, this csm knows {supported}); upgrade csm or move the file away"
+    )]
+    TooNew { found: i64, supported: i64 },
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) `<base>/history.db`: WAL so readers never
+    /// wait for the writer, a busy timeout so writers queue instead of failing.
+    pub fn open(base_dir: &Path) -> Result<Store, StoreError> {
+        crate::fsutil::create_private_dir(base_dir)?;
+        let path = base_dir.join(FILE_NAME);
+        crate::fsutil::touch_private(&path)?;
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        Self::setup(conn, path)
+    }
+
+    /// A store that lives in memory only (tests).
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Self::setup(Connection::open_in_memory()?, PathBuf::from(":memory:"))
+    }
+
+    fn setup(mut conn: Connection, path: PathBuf) -> Result<Store, StoreError> {
+        conn.busy_timeout(Duration::from_secs(60))?;
+        // WAL cannot be switched on while another connection is mid-write;
+        // a store that is already WAL reports so without waiting.
+        let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        conn.pragma_update(None, "cache_size", -8192)?;
+        schema::migrate(&mut conn)?;
+        Ok(Store { conn, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The counted entries (one per response) in reading order, optionally of
+    /// one project only.
+    pub fn entries(&self, project: Option<&str>) -> Result<Vec<UsageEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT l.ts_ms, l.input, l.output, l.cache_create, l.cache_read, l.cache_1h, l.speed,
+                    l.cost_usd, l.model, l.message_id, l.request_id, l.session_key, l.sidechain,
+                    l.reset_s, l.offset, f.id, f.project, f.session_id, f.project_path
+             FROM lines l
+             JOIN files f ON f.id = l.file_id
+             JOIN files s ON s.id = l.slot_file
+             WHERE l.kept = 1 AND (?1 IS NULL OR f.project = ?1)
+             ORDER BY s.path, l.slot_offset",
+        )?;
+        self.collect_entries(stmt.query(params![project])?)
+    }
+
+    /// Every stored line of one project's files, copies included, in reading
+    /// order: `--project` de-duplicates within the project only, as ccusage.
+    pub fn project_lines(&self, project: &str) -> Result<Vec<UsageEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT l.ts_ms, l.input, l.output, l.cache_create, l.cache_read, l.cache_1h, l.speed,
+                    l.cost_usd, l.model, l.message_id, l.request_id, l.session_key, l.sidechain,
+                    l.reset_s, l.offset, f.id, f.project, f.session_id, f.project_path
+             FROM lines l JOIN files f ON f.id = l.file_id
+             WHERE f.project = ?1
+             ORDER BY f.path, l.offset",
+        )?;
+        self.collect_entries(stmt.query(params![project])?)
+    }
+
+    fn collect_entries(&self, mut rows: rusqlite::Rows<'_>) -> Result<Vec<UsageEntry>, StoreError> {
+        let mut origins: rustc_hash::FxHashMap<i64, Arc<Origin>> = Default::default();
+        let mut models: rustc_hash::FxHashMap<String, Arc<str>> = Default::default();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let file_id: i64 = r.get(15)?;
+            let origin = match origins.get(&file_id) {
+                Some(o) => o.clone(),
+                None => {
+                    let o = Arc::new(Origin {
+                        project: Arc::from(r.get::<_, String>(16)?.as_str()),
+                        session_id: r.get(17)?,
+                        project_path: r.get(18)?,
+                    });
+                    origins.insert(file_id, o.clone());
+                    o
+                }
+            };
+            let model = match r.get::<_, Option<String>>(8)? {
+                None => None,
+                Some(m) => Some(
+                    models
+                        .entry(m.clone())
+                        .or_insert_with(|| Arc::from(m.as_str()))
+                        .clone(),
+                ),
+            };
+            out.push(row_entry(r, origin, model)?);
+        }
+        Ok(out)
+    }
+
+    /// The stored five-hour windows with costs under `mode`, activity judged at `now`.
+    pub fn blocks(&self, mode: CostMode, now: Timestamp) -> Result<Vec<Block>, StoreError> {
+        let length = crate::blocks::window_length(STORED_WINDOW_HOURS);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT start_ms, end_ms, first_ms, last_ms, is_gap, entries, input, output,
+                    cache_create, cache_read, cost_auto, cost_calc, cost_display, models, reset_s
+             FROM blocks ORDER BY start_ms, is_gap DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let cost = match mode {
+                CostMode::Auto => r.get::<_, f64>(10)?,
+                CostMode::Calculate => r.get(11)?,
+                CostMode::Display => r.get(12)?,
+            };
+            let models: String = r.get(13)?;
+            Ok(Block {
+                start: ms(r.get(0)?),
+                end: ms(r.get(1)?),
+                first_entry: r.get::<_, Option<i64>>(2)?.map(ms),
+                actual_end: r.get::<_, Option<i64>>(3)?.map(ms),
+                is_active: false,
+                is_gap: r.get(4)?,
+                entries: r.get::<_, i64>(5)? as usize,
+                tokens: TokenCounts {
+                    input_tokens: r.get::<_, i64>(6)? as u64,
+                    output_tokens: r.get::<_, i64>(7)? as u64,
+                    cache_creation_input_tokens: r.get::<_, i64>(8)? as u64,
+                    cache_read_input_tokens: r.get::<_, i64>(9)? as u64,
+                },
+                cost_usd: cost,
+                models: serde_json::from_str(&models).unwrap_or_default(),
+                usage_limit_reset: r
+                    .get::<_, Option<i64>>(14)?
+                    .and_then(|s| Timestamp::from_second(s).ok()),
+            })
+        })?;
+        let mut blocks = Vec::new();
+        for b in rows {
+            let mut b = b?;
+            if let Some(last) = b.actual_end {
+                b.is_active = !b.is_gap && now.duration_since(last) < length && now < b.end;
+            }
+            blocks.push(b);
+        }
+        Ok(blocks)
+    }
+
+    /// Sizes and counts for `csm db stats`.
+    pub fn stats(&self) -> Result<DbStats, StoreError> {
+        let one = |sql: &str| -> Result<i64, rusqlite::Error> {
+            self.conn.query_row(sql, [], |r| r.get(0))
+        };
+        Ok(DbStats {
+            path: self.path.clone(),
+            schema_version: one("PRAGMA user_version")?,
+            files: one("SELECT count(*) FROM files")? as u64,
+            files_gone: one("SELECT count(*) FROM files WHERE present = 0")? as u64,
+            lines: one("SELECT count(*) FROM lines")? as u64,
+            entries: one("SELECT count(*) FROM lines WHERE kept = 1")? as u64,
+            blocks: one("SELECT count(*) FROM blocks WHERE is_gap = 0")? as u64,
+            first_entry: self
+                .conn
+                .query_row("SELECT min(ts_ms) FROM lines WHERE kept = 1", [], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })?
+                .map(ms),
+            last_entry: self
+                .conn
+                .query_row("SELECT max(ts_ms) FROM lines WHERE kept = 1", [], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })?
+                .map(ms),
+            max_block_tokens: one(
+                "SELECT coalesce(max(input + output + cache_create + cache_read), 0) FROM blocks WHERE is_gap = 0",
+            )? as u64,
+            max_block_cost: self.conn.query_row(
+                "SELECT coalesce(max(cost_auto), 0.0) FROM blocks WHERE is_gap = 0",
+                [],
+                |r| r.get(0),
+            )?,
+            bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+        })
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DbStats {
+    pub path: PathBuf,
+    pub schema_version: i64,
+    pub files: u64,
+    pub files_gone: u64,
+    pub lines: u64,
+    pub entries: u64,
+    pub blocks: u64,
+    pub first_entry: Option<Timestamp>,
+    pub last_entry: Option<Timestamp>,
+    pub max_block_tokens: u64,
+    pub max_block_cost: f64,
+    pub bytes: u64,
+}
+
+pub(crate) fn ms(v: i64) -> Timestamp {
+    Timestamp::from_millisecond(v).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Rebuilds an entry from a row whose first 15 columns are those of
+/// [`Store::entries`].
+fn row_entry(
+    r: &rusqlite::Row<'_>,
+    origin: Arc<Origin>,
+    model: Option<Arc<str>>,
+) -> rusqlite::Result<UsageEntry> {
+    let u = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
+    Ok(UsageEntry {
+        timestamp: ms(r.get(0)?),
+        tokens: TokenCounts {
+            input_tokens: u(1)?,
+            output_tokens: u(2)?,
+            cache_creation_input_tokens: u(3)?,
+            cache_read_input_tokens: u(4)?,
+        },
+        cache_creation_1h: u(5)?,
+        speed: r
+            .get::<_, Option<i64>>(6)?
+            .map(|s| if s == 1 { Speed::Fast } else { Speed::Standard }),
+        cost_usd: r.get(7)?,
+        model,
+        message_id: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+        request_id: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
+        session_key: r.get::<_, i64>(11)? as u64,
+        origin,
+        offset: u(14)?,
+        is_sidechain: r.get(12)?,
+        usage_limit_reset: r
+            .get::<_, Option<i64>>(13)?
+            .and_then(|s| Timestamp::from_second(s).ok()),
+    })
+}
+
+#[cfg(test)]
+mod tests;

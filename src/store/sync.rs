@@ -1,0 +1,553 @@
+//! Bringing the store up to date with the transcripts: read what is new,
+//! record it, recompute what it changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rusqlite::{Transaction, params};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::{Store, StoreError, row_entry};
+use crate::blocks::{self, Block, Timed};
+use crate::dedup::{Deduper, Kept};
+use crate::domain::{Origin, UsageEntry};
+use crate::ingest::discover::TranscriptFile;
+use crate::ingest::{LineStats, scan_ranges};
+use crate::pricing::{CostMode, PriceResolver, PriceTable};
+
+/// Bytes of transcript read between two commits on a cold run: bounds memory
+/// and what a kill can cost, without committing so often it slows ingest.
+const BATCH_BYTES: u64 = 96 * 1024 * 1024;
+
+#[derive(Clone, Debug, Default)]
+pub struct SyncOptions {
+    /// Re-read every transcript from the start (`--recalculate`, `db rebuild`).
+    pub recalculate: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SyncReport {
+    pub files_seen: usize,
+    pub files_read: usize,
+    pub files_gone: usize,
+    pub stats: LineStats,
+    pub new_lines: u64,
+    /// Everything derived was recomputed (first run, rebuild, recovery, new prices).
+    pub full_recompute: bool,
+    /// Something visible may have changed.
+    pub changed: bool,
+}
+
+/// A reading position in the store: (file id, byte offset).
+type Pos = (i64, u64);
+
+struct KnownFile {
+    id: i64,
+    device: u64,
+    inode: u64,
+    size: u64,
+    mtime_ns: i64,
+    read_to: u64,
+    present: bool,
+}
+
+struct Job<'a> {
+    file: &'a TranscriptFile,
+    start: u64,
+    /// Row to update, or a new row to create.
+    id: Option<i64>,
+}
+
+impl Store {
+    /// Reads whatever is new in `files` (all transcripts currently on disk) and
+    /// updates entries, de-duplication and windows.
+    pub fn sync(
+        &mut self,
+        files: &[TranscriptFile],
+        prices: &PriceTable,
+        opts: &SyncOptions,
+    ) -> Result<SyncReport, StoreError> {
+        let mut report = SyncReport {
+            files_seen: files.len(),
+            ..Default::default()
+        };
+        let price_mark = format!("{} [{}]", prices.source(), prices.len());
+        let dirty = self.meta("dirty")?.as_deref() == Some("1");
+        let repriced = self.meta("prices")?.as_deref() != Some(price_mark.as_str());
+        let known = self.known_files()?;
+        let first_run = known.is_empty();
+
+        let mut jobs: Vec<Job<'_>> = Vec::new();
+        let mut retire: Vec<i64> = Vec::new();
+        let mut seen_paths: FxHashSet<&[u8]> = FxHashSet::default();
+        for f in files {
+            let key = f.path.as_os_str().as_encoded_bytes();
+            seen_paths.insert(key);
+            match known.get(key) {
+                None => jobs.push(Job {
+                    file: f,
+                    start: 0,
+                    id: None,
+                }),
+                Some(k) => {
+                    let replaced = k.device != f.device || k.inode != f.inode || f.size < k.read_to;
+                    if replaced {
+                        // Keep the old copy's lines under a retired row: a rewritten
+                        // transcript must not erase history it no longer holds.
+                        retire.push(k.id);
+                        jobs.push(Job {
+                            file: f,
+                            start: 0,
+                            id: None,
+                        });
+                    } else if opts.recalculate {
+                        jobs.push(Job {
+                            file: f,
+                            start: 0,
+                            id: Some(k.id),
+                        });
+                    } else if f.size != k.size || f.mtime_ns != k.mtime_ns || !k.present {
+                        jobs.push(Job {
+                            file: f,
+                            start: k.read_to,
+                            id: Some(k.id),
+                        });
+                    }
+                }
+            }
+        }
+        let gone: Vec<i64> = known
+            .iter()
+            .filter(|(path, k)| k.present && !seen_paths.contains(path.as_slice()))
+            .map(|(_, k)| k.id)
+            .collect();
+        report.files_gone = gone.len();
+        report.files_read = jobs.len();
+
+        let full = first_run || dirty || opts.recalculate || repriced;
+        report.full_recompute = full;
+        if !full && jobs.is_empty() && retire.is_empty() && gone.is_empty() {
+            return Ok(report);
+        }
+
+        // Mark the derived state stale before the first write, so a kill
+        // anywhere below is repaired by the next run.
+        {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            set_meta(&tx, "dirty", "1")?;
+            for id in &retire {
+                tx.execute(
+                    "UPDATE files SET path = path || x'00' || CAST(id AS BLOB), present = 0 WHERE id = ?1",
+                    [id],
+                )?;
+            }
+            for id in &gone {
+                tx.execute("UPDATE files SET present = 0 WHERE id = ?1", [id])?;
+            }
+            tx.commit()?;
+        }
+
+        let mut resolver = PriceResolver::new(prices);
+        let mut touched: FxHashSet<u64> = FxHashSet::default();
+        let mut earliest_new: Option<i64> = None;
+        // Batches in path order, so a cold run's lines arrive in reading order.
+        jobs.sort_by(|a, b| path_bytes(a.file).cmp(path_bytes(b.file)));
+        let mut i = 0;
+        while i < jobs.len() {
+            let mut bytes = 0;
+            let mut j = i;
+            while j < jobs.len() && (j == i || bytes < BATCH_BYTES) {
+                bytes += jobs[j].file.size.saturating_sub(jobs[j].start);
+                j += 1;
+            }
+            let batch: Vec<(&TranscriptFile, u64)> =
+                jobs[i..j].iter().map(|jb| (jb.file, jb.start)).collect();
+            let scans = scan_ranges(&batch);
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for (job, scan) in jobs[i..j].iter_mut().zip(&scans) {
+                report.stats.merge(&scan.stats);
+                let id = upsert_file(&tx, job, scan.end_offset)?;
+                job.id = Some(id);
+                if job.start == 0 && opts.recalculate {
+                    // A re-read from the start replaces what the rows held.
+                    tx.execute("UPDATE lines SET kept = 0 WHERE file_id = ?1", [id])?;
+                }
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO lines (file_id, offset, ts_ms, input, output, cache_create,
+                        cache_read, cache_1h, speed, cost_usd, model, message_id, request_id,
+                        session_key, sidechain, reset_s, calc_cost, unpriced, kept, slot_file, slot_offset)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                )?;
+                for e in &scan.entries {
+                    let cost =
+                        crate::commands::usage::cost_of(e, CostMode::Calculate, &mut resolver);
+                    // Lines without a message id are never merged: they count as read.
+                    let alone = e.message_id.is_none();
+                    insert.execute(params![
+                        id,
+                        e.offset as i64,
+                        e.timestamp.as_millisecond(),
+                        e.tokens.input_tokens as i64,
+                        e.tokens.output_tokens as i64,
+                        e.tokens.cache_creation_input_tokens as i64,
+                        e.tokens.cache_read_input_tokens as i64,
+                        e.cache_creation_1h as i64,
+                        e.speed.map(|s| i64::from(s == crate::domain::Speed::Fast)),
+                        e.cost_usd,
+                        e.model.as_deref(),
+                        e.message_id.map(|v| v as i64),
+                        e.request_id.map(|v| v as i64),
+                        e.session_key as i64,
+                        e.is_sidechain,
+                        e.usage_limit_reset.map(|t| t.as_second()),
+                        cost.usd,
+                        cost.unpriced,
+                        alone,
+                        alone.then_some(id),
+                        alone.then_some(e.offset as i64),
+                    ])?;
+                    report.new_lines += 1;
+                    if let Some(m) = e.message_id {
+                        touched.insert(m);
+                    }
+                    let t = e.timestamp.as_millisecond();
+                    earliest_new = Some(earliest_new.map_or(t, |x: i64| x.min(t)));
+                }
+            }
+            tx.commit()?;
+            i = j;
+        }
+
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if repriced && !first_run {
+            reprice(&tx, &mut resolver)?;
+        }
+        let earliest_change = if full {
+            dedup_all(&tx)?;
+            None
+        } else {
+            let changed = dedup_groups(&tx, &touched)?;
+            match (changed, earliest_new) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        if full {
+            rebuild_blocks(&tx, None)?;
+        } else if let Some(t) = earliest_change {
+            rebuild_blocks(&tx, Some(t))?;
+        }
+        set_meta(&tx, "prices", &price_mark)?;
+        set_meta(&tx, "dirty", "0")?;
+        tx.commit()?;
+        report.changed = full || earliest_change.is_some() || report.files_gone > 0;
+        Ok(report)
+    }
+
+    fn known_files(&self) -> Result<HashMap<Vec<u8>, KnownFile>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT path, id, device, inode, size, mtime_ns, read_to, present FROM files",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                KnownFile {
+                    id: r.get(1)?,
+                    device: r.get::<_, i64>(2)? as u64,
+                    inode: r.get::<_, i64>(3)? as u64,
+                    size: r.get::<_, i64>(4)? as u64,
+                    mtime_ns: r.get(5)?,
+                    read_to: r.get::<_, i64>(6)? as u64,
+                    present: r.get(7)?,
+                },
+            ))
+        })?;
+        let mut out = HashMap::new();
+        for r in rows {
+            let (k, v) = r?;
+            out.insert(k, v);
+        }
+        Ok(out)
+    }
+}
+
+fn path_bytes(f: &TranscriptFile) -> &[u8] {
+    f.path.as_os_str().as_encoded_bytes()
+}
+
+fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+fn upsert_file(tx: &Transaction<'_>, job: &Job<'_>, read_to: u64) -> Result<i64, StoreError> {
+    let f = job.file;
+    let o = &f.origin;
+    match job.id {
+        Some(id) => {
+            tx.execute(
+                "UPDATE files SET device = ?2, inode = ?3, size = ?4, mtime_ns = ?5, read_to = ?6, present = 1
+                 WHERE id = ?1",
+                params![id, f.device as i64, f.inode as i64, f.size as i64, f.mtime_ns, read_to as i64],
+            )?;
+            Ok(id)
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO files (path, project, session_id, project_path, device, inode, size, mtime_ns, read_to)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    path_bytes(f),
+                    &*o.project,
+                    o.session_id,
+                    o.project_path,
+                    f.device as i64,
+                    f.inode as i64,
+                    f.size as i64,
+                    f.mtime_ns,
+                    read_to as i64
+                ],
+            )?;
+            Ok(tx.last_insert_rowid())
+        }
+    }
+}
+
+/// Columns of [`row_entry`] plus the row's position.
+const LINE_COLUMNS: &str = "l.ts_ms, l.input, l.output, l.cache_create, l.cache_read, l.cache_1h, l.speed,
+    l.cost_usd, l.model, l.message_id, l.request_id, l.session_key, l.sidechain, l.reset_s, l.offset,
+    l.file_id, l.kept, l.slot_file, l.slot_offset";
+
+/// A stored line as de-duplication sees it, with its current verdict.
+struct StoredLine {
+    entry: UsageEntry,
+    pos: Pos,
+    kept: bool,
+    slot: Option<Pos>,
+}
+
+fn read_line(r: &rusqlite::Row<'_>, origin: &Arc<Origin>) -> rusqlite::Result<StoredLine> {
+    let model = r
+        .get::<_, Option<String>>(8)?
+        .map(|m| Arc::from(m.as_str()));
+    let entry = row_entry(r, origin.clone(), model)?;
+    let pos = (r.get::<_, i64>(15)?, entry.offset);
+    let slot = match (r.get::<_, Option<i64>>(17)?, r.get::<_, Option<i64>>(18)?) {
+        (Some(f), Some(o)) => Some((f, o as u64)),
+        _ => None,
+    };
+    Ok(StoredLine {
+        entry,
+        pos,
+        kept: r.get(16)?,
+        slot,
+    })
+}
+
+/// Writes the verdicts that differ from what is stored; returns the earliest
+/// timestamp among lines whose verdict changed.
+fn apply_verdicts(
+    tx: &Transaction<'_>,
+    lines: &[StoredLine],
+    kept: Vec<Kept<Pos>>,
+) -> Result<Option<i64>, StoreError> {
+    let winners: FxHashMap<Pos, Pos> = kept.into_iter().map(|k| (k.winner, k.slot)).collect();
+    let mut set = tx.prepare_cached(
+        "UPDATE lines SET kept = ?3, slot_file = ?4, slot_offset = ?5 WHERE file_id = ?1 AND offset = ?2",
+    )?;
+    let mut earliest: Option<i64> = None;
+    for line in lines {
+        let want = winners.get(&line.pos).copied();
+        let now_kept = want.is_some();
+        if now_kept == line.kept && (!now_kept || want == line.slot) {
+            continue;
+        }
+        set.execute(params![
+            line.pos.0,
+            line.pos.1 as i64,
+            now_kept,
+            want.map(|s| s.0),
+            want.map(|s| s.1 as i64),
+        ])?;
+        let t = line.entry.timestamp.as_millisecond();
+        earliest = Some(earliest.map_or(t, |x: i64| x.min(t)));
+    }
+    Ok(earliest)
+}
+
+/// Placeholder origin: de-duplication never looks at project or session names.
+fn no_origin() -> Arc<Origin> {
+    Arc::new(Origin {
+        project: Arc::from(""),
+        session_id: String::new(),
+        project_path: String::new(),
+    })
+}
+
+/// Recomputes every response's verdict from all stored lines.
+fn dedup_all(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let origin = no_origin();
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {LINE_COLUMNS} FROM lines l JOIN files f ON f.id = l.file_id
+         WHERE l.message_id IS NOT NULL ORDER BY f.path, l.offset"
+    ))?;
+    let lines: Vec<StoredLine> = stmt
+        .query_map([], |r| read_line(r, &origin))?
+        .collect::<Result<_, _>>()?;
+    let mut d: Deduper<Pos> = Deduper::with_capacity(lines.len());
+    for l in &lines {
+        d.push_at(l.entry.clone(), l.pos);
+    }
+    apply_verdicts(tx, &lines, d.finish_kept())?;
+    Ok(())
+}
+
+/// Recomputes the verdicts of the responses with these message ids (each
+/// response depends only on the lines sharing its message id).
+fn dedup_groups(tx: &Transaction<'_>, ids: &FxHashSet<u64>) -> Result<Option<i64>, StoreError> {
+    let origin = no_origin();
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {LINE_COLUMNS} FROM lines l JOIN files f ON f.id = l.file_id
+         WHERE l.message_id = ?1 ORDER BY f.path, l.offset"
+    ))?;
+    let mut earliest: Option<i64> = None;
+    for id in ids {
+        let lines: Vec<StoredLine> = stmt
+            .query_map([*id as i64], |r| read_line(r, &origin))?
+            .collect::<Result<_, _>>()?;
+        let mut d: Deduper<Pos> = Deduper::default();
+        for l in &lines {
+            d.push_at(l.entry.clone(), l.pos);
+        }
+        if let Some(t) = apply_verdicts(tx, &lines, d.finish_kept())? {
+            earliest = Some(earliest.map_or(t, |x| x.min(t)));
+        }
+    }
+    Ok(earliest)
+}
+
+/// New prices: every line's calculated cost again.
+fn reprice(tx: &Transaction<'_>, resolver: &mut PriceResolver<'_>) -> Result<(), StoreError> {
+    let origin = no_origin();
+    let lines: Vec<StoredLine> = {
+        let mut stmt = tx.prepare(&format!("SELECT {LINE_COLUMNS} FROM lines l"))?;
+        stmt.query_map([], |r| read_line(r, &origin))?
+            .collect::<Result<_, _>>()?
+    };
+    let mut set = tx.prepare_cached(
+        "UPDATE lines SET calc_cost = ?3, unpriced = ?4 WHERE file_id = ?1 AND offset = ?2",
+    )?;
+    for l in &lines {
+        let c = crate::commands::usage::cost_of(&l.entry, CostMode::Calculate, resolver);
+        set.execute(params![l.pos.0, l.pos.1 as i64, c.usd, c.unpriced])?;
+    }
+    Ok(())
+}
+
+/// Recomputes the stored windows from the first one that a change at `from`
+/// (ms) can affect, or all of them.
+fn rebuild_blocks(tx: &Transaction<'_>, from: Option<i64>) -> Result<(), StoreError> {
+    // A window's start depends only on the entries before its first entry, so
+    // restarting at the last window that began before the change is exact.
+    let restart: Option<(i64, i64)> = match from {
+        None => None,
+        Some(t) => tx
+            .query_row(
+                "SELECT start_ms, first_ms FROM blocks WHERE is_gap = 0 AND first_ms < ?1
+                 ORDER BY start_ms DESC LIMIT 1",
+                [t],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok(),
+    };
+    let (from_start, from_first) = restart.map_or((i64::MIN, i64::MIN), |r| r);
+    let prev_last: Option<i64> = if restart.is_some() {
+        tx.query_row(
+            "SELECT max(ts_ms) FROM lines WHERE kept = 1 AND ts_ms < ?1",
+            [from_first],
+            |r| r.get(0),
+        )?
+    } else {
+        None
+    };
+    let mut stmt = tx.prepare_cached(
+        "SELECT l.ts_ms, l.input, l.output, l.cache_create, l.cache_read, l.cache_1h, l.speed,
+                l.cost_usd, l.model, l.message_id, l.request_id, l.session_key, l.sidechain,
+                l.reset_s, l.offset, l.calc_cost
+         FROM lines l JOIN files s ON s.id = l.slot_file
+         WHERE l.kept = 1 AND l.ts_ms >= ?1
+         ORDER BY l.ts_ms, s.path, l.slot_offset",
+    )?;
+    let origin = no_origin();
+    let mut models: FxHashMap<String, Arc<str>> = FxHashMap::default();
+    let mut rows = stmt.query([from_first])?;
+    let mut entries: Vec<UsageEntry> = Vec::new();
+    let mut calc: Vec<f64> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let model = r.get::<_, Option<String>>(8)?.map(|m| {
+            models
+                .entry(m.clone())
+                .or_insert_with(|| Arc::from(m.as_str()))
+                .clone()
+        });
+        entries.push(row_entry(r, origin.clone(), model)?);
+        calc.push(r.get(15)?);
+    }
+    drop(rows);
+    let length = blocks::window_length(super::STORED_WINDOW_HOURS);
+    // Activity is judged when read; stored windows use a clock far in the past.
+    let never = jiff::Timestamp::MIN;
+    let prev = prev_last.map(super::ms);
+    let by_mode = |cost: &dyn Fn(usize) -> f64| -> Vec<Block> {
+        let timed = entries.iter().enumerate().map(|(i, e)| Timed {
+            entry: e,
+            cost: cost(i),
+        });
+        blocks::identify_blocks_after(prev, timed, never, length)
+    };
+    let auto = by_mode(&|i| entries[i].cost_usd.unwrap_or(calc[i]));
+    let calculate = by_mode(&|i| calc[i]);
+    let display = by_mode(&|i| entries[i].cost_usd.unwrap_or(0.0));
+
+    match prev_last {
+        Some(p) => tx.execute(
+            "DELETE FROM blocks WHERE start_ms >= ?1 OR (is_gap = 1 AND start_ms > ?2)",
+            params![from_start, p],
+        )?,
+        None => tx.execute("DELETE FROM blocks", [])?,
+    };
+    let mut insert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO blocks (start_ms, end_ms, first_ms, last_ms, is_gap, entries, input, output,
+            cache_create, cache_read, cost_auto, cost_calc, cost_display, models, reset_s)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?;
+    for ((b, c), d) in auto.iter().zip(&calculate).zip(&display) {
+        insert.execute(params![
+            b.start.as_millisecond(),
+            b.end.as_millisecond(),
+            b.first_entry.map(|t| t.as_millisecond()),
+            b.actual_end.map(|t| t.as_millisecond()),
+            b.is_gap,
+            b.entries as i64,
+            b.tokens.input_tokens as i64,
+            b.tokens.output_tokens as i64,
+            b.tokens.cache_creation_input_tokens as i64,
+            b.tokens.cache_read_input_tokens as i64,
+            b.cost_usd,
+            c.cost_usd,
+            d.cost_usd,
+            serde_json::to_string(&b.models).unwrap_or_else(|_| "[]".into()),
+            b.usage_limit_reset.map(|t| t.as_second()),
+        ])?;
+    }
+    Ok(())
+}

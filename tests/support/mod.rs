@@ -1,0 +1,237 @@
+//! Shared helpers for the integration tests that drive the real `csm` binary.
+//!
+//! Every command runs with a cleared environment: `HOME`, `CSM_HOME` and the
+//! Claude data directory point into a temp dir, `TZ=UTC` and `CSM_NOW` fix the
+//! clock, so nothing depends on the machine, the wall clock or `~/.claude`.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The fixed "now" of every test (the generator's default reference time,
+/// 2026-11-20T16:40:00Z, a Friday).
+pub const NOW: &str = "2026-11-20T16:40:00Z";
+
+pub const SONNET: &str = "claude-sonnet-4-5-20250929";
+pub const OPUS: &str = "claude-opus-4-5-20251101";
+
+/// A private temp tree: `home/`, `csm/` (CSM_HOME) and `claude/` (a Claude
+/// config dir whose `projects/` holds the transcripts).
+pub struct Sandbox {
+    dir: TempDir,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("csm-it-")
+            .tempdir()
+            .expect("temp dir");
+        fs::create_dir_all(dir.path().join("home")).unwrap();
+        Sandbox { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.path().join("home")
+    }
+
+    pub fn csm_home(&self) -> PathBuf {
+        self.path().join("csm")
+    }
+
+    pub fn claude(&self) -> PathBuf {
+        self.path().join("claude")
+    }
+
+    pub fn projects(&self) -> PathBuf {
+        self.claude().join("projects")
+    }
+
+    /// `csm` with a clean environment and no data directory configured: the
+    /// defaults below the temp `HOME` apply.
+    pub fn bare_cmd(&self) -> Command {
+        self.cmd_with_csm_home(&self.csm_home())
+    }
+
+    /// Like [`Sandbox::bare_cmd`] with another `CSM_HOME` (a fresh store).
+    pub fn cmd_with_csm_home(&self, csm_home: &Path) -> Command {
+        let mut c = Command::cargo_bin("csm").expect("csm binary");
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("CSM_HOME", csm_home)
+            .env("TZ", "UTC")
+            .env("CSM_NOW", NOW);
+        c
+    }
+
+    /// `csm` reading this sandbox's Claude dir through `CLAUDE_CONFIG_DIR`.
+    pub fn cmd(&self) -> Command {
+        let mut c = self.bare_cmd();
+        c.env("CLAUDE_CONFIG_DIR", self.claude());
+        c
+    }
+
+    /// Writes `lines` (each followed by `\n`) to `projects/<project>/<session>.jsonl`.
+    pub fn write_session(&self, project: &str, session: &str, lines: &[String]) -> PathBuf {
+        let dir = self.projects().join(project);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{session}.jsonl"));
+        let mut text = String::new();
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+/// Token counts of one line: input, output, cache creation, cache read.
+pub type Tokens = [u64; 4];
+
+/// One Claude Code assistant line with usage; `n` makes the message and
+/// request ids unique.
+pub fn usage_line(ts: &str, session: &str, n: u32, model: &str, t: Tokens) -> String {
+    serde_json::json!({
+        "timestamp": ts,
+        "sessionId": session,
+        "requestId": format!("req_{session}_{n}"),
+        "type": "assistant",
+        "message": {
+            "id": format!("msg_{session}_{n}"),
+            "model": model,
+            "usage": {
+                "input_tokens": t[0],
+                "output_tokens": t[1],
+                "cache_creation_input_tokens": t[2],
+                "cache_read_input_tokens": t[3],
+            }
+        }
+    })
+    .to_string()
+}
+
+/// A small history over two projects and nine days before [`NOW`]:
+///
+/// - `-home-dev-alpha` / `a1`: Tue 2026-11-10 09:10Z (sonnet), Sun 2026-11-15
+///   10:20Z (opus + sonnet);
+/// - `-home-dev-beta` / `b1`: Tue 2026-11-17 23:30Z (sonnet; Wed 00:30 in
+///   Europe/Warsaw), Wed 2026-11-18 08:00Z (opus);
+/// - `-home-dev-alpha` / `a2`: Fri 2026-11-20 14:05Z and 15:35Z (sonnet), the
+///   window active at [`NOW`] (14:00–19:00Z).
+pub fn small_history(sb: &Sandbox) {
+    sb.write_session(
+        "-home-dev-alpha",
+        "a1",
+        &[
+            usage_line(
+                "2026-11-10T09:10:00.000Z",
+                "a1",
+                1,
+                SONNET,
+                [100, 200, 300, 400],
+            ),
+            usage_line(
+                "2026-11-15T10:20:00.000Z",
+                "a1",
+                2,
+                OPUS,
+                [1000, 2000, 0, 5000],
+            ),
+            usage_line(
+                "2026-11-15T10:25:30.500Z",
+                "a1",
+                3,
+                SONNET,
+                [10, 20, 30, 40],
+            ),
+        ],
+    );
+    sb.write_session(
+        "-home-dev-beta",
+        "b1",
+        &[
+            usage_line(
+                "2026-11-17T23:30:00.000Z",
+                "b1",
+                1,
+                SONNET,
+                [50, 60, 70, 80],
+            ),
+            usage_line("2026-11-18T08:00:00.000Z", "b1", 2, OPUS, [5, 6, 7, 8]),
+        ],
+    );
+    sb.write_session(
+        "-home-dev-alpha",
+        "a2",
+        &[
+            usage_line(
+                "2026-11-20T14:05:00.000Z",
+                "a2",
+                1,
+                SONNET,
+                [1000, 2000, 0, 0],
+            ),
+            usage_line(
+                "2026-11-20T15:35:00.000Z",
+                "a2",
+                2,
+                SONNET,
+                [1000, 2000, 0, 0],
+            ),
+        ],
+    );
+}
+
+/// Runs `cmd`, asserts exit 0 and returns stdout.
+pub fn stdout_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run csm");
+    assert!(
+        out.status.success(),
+        "csm failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+}
+
+/// Runs `cmd`, asserts exit 0 and parses stdout as JSON.
+pub fn json_ok(cmd: &mut Command) -> Value {
+    let s = stdout_ok(cmd);
+    serde_json::from_str(&s).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{s}"))
+}
+
+/// The string values of `key` in each element of the array `v[list]`.
+pub fn column(v: &Value, list: &str, key: &str) -> Vec<String> {
+    v[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no array {list:?} in {v}"))
+        .iter()
+        .map(|r| match &r[key] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+/// The real path of `p` (temp dirs may sit behind a symlink such as /tmp).
+pub fn real(p: &Path) -> PathBuf {
+    fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
