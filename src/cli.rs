@@ -135,8 +135,9 @@ pub struct ReportArgs {
     #[arg(long, short = 'b')]
     pub breakdown: bool,
 
-    /// Only this project (the directory name below projects/).
-    #[arg(long, short = 'p', value_name = "NAME")]
+    /// Only this project (the directory name below projects/; names starting
+    /// with `-`, as Claude Code writes them, are accepted as they are).
+    #[arg(long, short = 'p', value_name = "NAME", allow_hyphen_values = true)]
     pub project: Option<String>,
 }
 

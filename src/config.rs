@@ -200,13 +200,21 @@ impl Config {
 }
 
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
-    let line = e
-        .span()
-        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
     let msg = e.message().trim();
-    match line {
-        Some(l) => format!("line {l}: {msg}"),
-        None => msg.to_string(),
+    let Some(span) = e.span() else {
+        return msg.to_string();
+    };
+    let at = span.start.min(text.len());
+    let line_no = text[..at].matches('\n').count() + 1;
+    // Name the key of that line when the message does not already.
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !msg.contains(*k));
+    match key {
+        Some(k) => format!("line {line_no}: {k}: {msg}"),
+        None => format!("line {line_no}: {msg}"),
     }
 }
 
@@ -262,6 +270,15 @@ notify_command = ["ntfy", "publish", "t"]
         let err = Config::parse("start_day = 3\nsesions = 5\n").unwrap_err();
         assert!(err.contains("sesions"), "{err}");
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let err = Config::parse("start_day = 2\nsessions_per_period = \"many\"\n").unwrap_err();
+        assert!(
+            err.contains("sessions_per_period") && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]

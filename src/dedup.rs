@@ -67,6 +67,15 @@ impl<P> Default for Deduper<P> {
     }
 }
 
+/// What [`Deduper::push_at`] did with an entry.
+#[derive(Clone, Copy, Debug)]
+pub struct Pushed<P> {
+    /// The response (index into [`Deduper::kept`]) the entry is a copy of.
+    pub index: usize,
+    /// Where the copy that counted until now was read, when this one replaced it.
+    pub displaced: Option<P>,
+}
+
 impl Deduper<()> {
     pub fn push(&mut self, entry: UsageEntry) {
         self.push_at(entry, ());
@@ -85,7 +94,9 @@ impl<P: Copy> Deduper<P> {
         }
     }
 
-    pub fn push_at(&mut self, entry: UsageEntry, pos: P) {
+    /// Adds one entry; says which response it counts for and, when it took
+    /// over from an earlier copy, where that copy was read.
+    pub fn push_at(&mut self, entry: UsageEntry, pos: P) -> Pushed<P> {
         // Entries without a message id are never merged.
         let Some((exact, seen_in)) = keys(&entry) else {
             self.kept.push(Kept {
@@ -93,7 +104,10 @@ impl<P: Copy> Deduper<P> {
                 slot: pos,
                 winner: pos,
             });
-            return;
+            return Pushed {
+                index: self.kept.len() - 1,
+                displaced: None,
+            };
         };
         let found = self.exact.get(&exact).copied().or_else(|| {
             self.seen_in.get(&seen_in).and_then(|slots| {
@@ -103,9 +117,11 @@ impl<P: Copy> Deduper<P> {
                 })
             })
         });
+        let mut displaced = None;
         let i = match found {
             Some(i) => {
                 if replaces(&entry, &self.kept[i].entry) {
+                    displaced = Some(self.kept[i].winner);
                     self.kept[i].entry = entry;
                     self.kept[i].winner = pos;
                     self.exact.insert(exact, i);
@@ -127,6 +143,14 @@ impl<P: Copy> Deduper<P> {
         if !slots.contains(&i) {
             slots.push(i);
         }
+        Pushed {
+            index: i,
+            displaced,
+        }
+    }
+
+    pub fn kept(&self) -> &[Kept<P>] {
+        &self.kept
     }
 
     pub fn finish_kept(self) -> Vec<Kept<P>> {

@@ -1,9 +1,39 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 
 fn main() -> ExitCode {
-    let cli = claude_session_monitor::cli::Cli::parse();
+    let cli = match claude_session_monitor::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let env = claude_session_monitor::app::Env::from_process();
     claude_session_monitor::app::run(cli, &env)
+}
+
+/// Help and version print in full; a bad flag or value is one line naming
+/// it (SPEC 5), exit status 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let choices = text
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("[possible values"))
+                .map(|l| format!(" {l}"))
+                .unwrap_or_default();
+            eprintln!("csm: {first}{choices} (see `csm --help`)");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -195,7 +195,6 @@ fn source_ccusage() {
 /// start and drops ccusage's `burnRate`/`projection`, which csm then
 /// recomputes from the wrong start (63.16 instead of 66.67 tokens/min here).
 #[test]
-#[ignore = "src bug: --source ccusage recomputes burnRate/projection of the active window from the window start (src/source/ccusage.rs parse_blocks)"]
 fn source_ccusage_keeps_active_window_rates() {
     let sb = Sandbox::new();
     support::small_history(&sb);
@@ -218,7 +217,6 @@ fn source_ccusage_keeps_active_window_rates() {
 /// `csm: {e:#}` prints the chain, so "No such file or directory (os error
 /// 2)" appears twice.
 #[test]
-#[ignore = "src bug: CcusageError::Missing prints the OS error twice (src/source/ccusage.rs)"]
 fn missing_ccusage_message_names_the_os_error_once() {
     let sb = Sandbox::new();
     let out = sb

@@ -13,7 +13,12 @@ use crate::pricing::PriceResolver;
 use crate::report::format::thousands;
 
 pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
-    let loaded = usage::load(ctx, None)?;
+    let sources = usage::open(ctx)?;
+    let store_stats = match &sources.store {
+        Some(store) => Some(store.stats()?),
+        None => None,
+    };
+    let loaded = sources.load(ctx, None)?;
     let table = usage::price_table(ctx)?;
     let mut resolver = PriceResolver::new(&table);
     let _ = usage::costs(
@@ -47,6 +52,16 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
             "symlinksNotFollowed": loaded.walk.symlinks,
             "unknownModels": unknown.iter().map(|(m, n)| json!({"model": m, "entries": n})).collect::<Vec<_>>(),
             "pricing": table.source(),
+            "store": store_stats.as_ref().map(|d| json!({
+                "path": d.path.display().to_string(),
+                "schemaVersion": d.schema_version,
+                "files": d.files,
+                "filesGone": d.files_gone,
+                "lines": d.lines,
+                "entries": d.entries,
+                "windows": d.blocks,
+                "bytes": d.bytes,
+            })),
             "timezone": ctx.tz.iana_name().unwrap_or("system"),
         });
         print!("{}", crate::report::json::to_pretty(&v));
@@ -99,6 +114,18 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
     }
     if loaded.walk.symlinks > 0 {
         println!("symlinks        {} not followed", loaded.walk.symlinks);
+    }
+    match &store_stats {
+        Some(d) => println!(
+            "history store   {} ({} entries, {} windows, {} transcripts of which {} gone, {} bytes)",
+            d.path.display(),
+            thousands(d.entries),
+            thousands(d.blocks),
+            thousands(d.files),
+            thousands(d.files_gone),
+            thousands(d.bytes)
+        ),
+        None => println!("history store   not used (--no-store)"),
     }
     if unknown.is_empty() {
         println!("unknown models  none");

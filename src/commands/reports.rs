@@ -267,7 +267,12 @@ pub fn sessions(ctx: &Context, args: &ReportArgs) -> Result<ExitCode> {
             .to_datetime(r.last_activity)
             .strftime("%Y-%m-%d %H:%M");
         let short_id: String = r.session_id.chars().take(8).collect();
-        let label = format!("{}\n{short_id}…  {last}", r.project_path);
+        let more = if r.session_id.chars().count() > 8 {
+            "…"
+        } else {
+            ""
+        };
+        let label = format!("{}\n{short_id}{more}  {last}", r.project_path);
         t.add_row(table::usage_cells(label, &r.usage, st));
         if args.breakdown {
             for b in table::breakdown_rows(&r.usage, st) {

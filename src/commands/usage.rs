@@ -83,16 +83,13 @@ impl Sources {
     /// files, before de-duplication (as ccusage's `--project`).
     pub fn load(self, ctx: &Context, project: Option<&str>) -> Result<Loaded> {
         let (entries, stats) = match (&self.store, project) {
-            (Some(store), None) => (
-                store.entries(None)?,
-                self.sync.clone().unwrap_or_default().stats,
-            ),
+            (Some(store), None) => (store.entries(None)?, store.line_stats()?),
             (Some(store), Some(p)) => {
                 let mut d = Deduper::default();
                 for e in store.project_lines(p)? {
                     d.push(e);
                 }
-                (d.finish(), self.sync.clone().unwrap_or_default().stats)
+                (d.finish(), store.line_stats()?)
             }
             (None, _) => {
                 let files: Vec<TranscriptFile> = self

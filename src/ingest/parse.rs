@@ -6,13 +6,12 @@
 //! skipped by the JSON parser without being copied.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use memchr::memmem;
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny};
 
 use crate::domain::{Origin, Speed, TokenCounts, UsageEntry};
 
@@ -200,9 +199,7 @@ impl LineParser {
             Ok(raw) => raw,
             Err(e) => return Err(classify_error(&e, line)),
         };
-        if self.may_hold_rejected_null(line)
-            && has_rejected_null(serde_json::Deserializer::from_slice(line))
-        {
+        if self.may_hold_rejected_null(line) && has_rejected_null(line) {
             return Err(SkipReason::NullField);
         }
         let reset_source = Some(line);
@@ -227,7 +224,7 @@ impl LineParser {
         let Some(again) = reopen() else {
             return Err(SkipReason::InvalidJson);
         };
-        if has_rejected_null(serde_json::Deserializer::from_reader(again)) {
+        if stream_has_rejected_null(again) {
             return Err(SkipReason::NullField);
         }
         self.build(raw, origin, None)
@@ -380,117 +377,63 @@ fn classify_error(e: &serde_json::Error, line: &[u8]) -> SkipReason {
     }
 }
 
-/// Walks a whole JSON document looking for a rejecting key set to `null`.
-fn has_rejected_null<'de, R: serde_json::de::Read<'de>>(
-    mut de: serde_json::Deserializer<R>,
-) -> bool {
-    NullWalk.deserialize(&mut de).unwrap_or(false)
-}
-
-#[derive(Clone, Copy)]
-struct NullWalk;
-
-impl<'de> DeserializeSeed<'de> for NullWalk {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NullWalk {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        let mut found = false;
-        while let Some(f) = seq.next_element_seed(self)? {
-            found |= f;
+/// Scans a whole JSON document (already known to be valid) for a member whose
+/// key is one of [`NULL_REJECT_KEYS`] and whose value is `null`, at any depth.
+/// Iterative, so nesting depth costs nothing but time.
+fn has_rejected_null(line: &[u8]) -> bool {
+    let mut i = 0;
+    while i < line.len() {
+        if line[i] != b'"' {
+            i += 1;
+            continue;
         }
-        Ok(found)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let mut found = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if NULL_REJECT_KEYS.contains(&&*key) {
-                found |= map.next_value_seed(IsNull)?;
-            } else {
-                found |= map.next_value_seed(self)?;
-            }
+        let start = i + 1;
+        let Some(end) = string_end(line, start) else {
+            return false;
+        };
+        i = end + 1;
+        let mut j = i;
+        while j < line.len() && line[j].is_ascii_whitespace() {
+            j += 1;
         }
-        Ok(found)
+        // Only a string followed by ':' is a key.
+        if line.get(j) != Some(&b':') {
+            continue;
+        }
+        j += 1;
+        while j < line.len() && line[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if line[j..].starts_with(b"null") && is_rejecting_key(&line[start..end]) {
+            return true;
+        }
     }
+    false
 }
 
-/// True when the value is `null`; anything else is walked for nested keys.
-struct IsNull;
-
-impl<'de> DeserializeSeed<'de> for IsNull {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(IsNullVisitor)
+/// Index of the closing quote of a string whose content starts at `from`.
+fn string_end(s: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
     }
+    None
 }
 
-struct IsNullVisitor;
-
-impl<'de> Visitor<'de> for IsNullVisitor {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
+fn is_rejecting_key(raw: &[u8]) -> bool {
+    if !raw.contains(&b'\\') {
+        return NULL_REJECT_KEYS.iter().any(|k| k.as_bytes() == raw);
     }
-    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
-        Ok(true)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<bool, E> {
-        Ok(true)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
-        NullWalk.visit_seq(seq)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
-        NullWalk.visit_map(map)
-    }
+    // An escaped key (`"i\u0064"`): decode it the way a JSON parser would.
+    let mut quoted = Vec::with_capacity(raw.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(raw);
+    quoted.push(b'"');
+    serde_json::from_slice::<String>(&quoted).is_ok_and(|k| NULL_REJECT_KEYS.contains(&k.as_str()))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS`, optional `.mmm` (exactly three digits), then `Z` or
@@ -541,6 +484,35 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
     let dt = date.at(hour as i8, minute as i8, second as i8, millis * 1_000_000);
     let offset = jiff::tz::Offset::from_seconds(offset_secs).ok()?;
     offset.to_timestamp(dt).ok()
+}
+
+/// [`has_rejected_null`] over a reader, holding one window at a time: keys
+/// are short, so a window that overlaps the previous one by more than the
+/// longest key plus `":null` cannot miss a match.
+fn stream_has_rejected_null<R: std::io::Read>(mut r: R) -> bool {
+    const WINDOW: usize = 1 << 20;
+    const OVERLAP: usize = 64;
+    let mut buf = vec![0u8; WINDOW + OVERLAP];
+    let mut kept = 0;
+    loop {
+        let n = match r.read(&mut buf[kept..]) {
+            Ok(0) => return false,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        };
+        let filled = kept + n;
+        if NULL_REJECT_KEYS.iter().any(|k| {
+            let needle = format!("\"{k}\"");
+            memmem::find(&buf[..filled], needle.as_bytes()).is_some()
+        }) && has_rejected_null(&buf[..filled])
+        {
+            return true;
+        }
+        let keep = filled.min(OVERLAP);
+        buf.copy_within(filled - keep..filled, 0);
+        kept = keep;
+    }
 }
 
 /// `^\d+\.\d+\.\d`: what ccusage requires of a present `version`.

@@ -38,13 +38,16 @@ pub fn new_table(style: Style, headers: &[&str]) -> Table {
         })
         .collect();
     t.set_header(cells);
-    for i in 1..headers.len() {
+    // Numbers right, words left.
+    for (i, h) in headers.iter().enumerate().skip(1) {
         if let Some(col) = t.column_mut(i) {
-            col.set_cell_alignment(CellAlignment::Right);
+            let words = matches!(*h, "Models" | "Duration/Status" | "Model");
+            col.set_cell_alignment(if words {
+                CellAlignment::Left
+            } else {
+                CellAlignment::Right
+            });
         }
-    }
-    if let Some(col) = t.column_mut(1) {
-        col.set_cell_alignment(CellAlignment::Left);
     }
     t
 }

@@ -12,12 +12,9 @@ use crate::domain::TokenCounts;
 #[derive(Debug, thiserror::Error)]
 pub enum CcusageError {
     #[error(
-        "cannot run `{program}`: {source}. Install it (`npm install -g ccusage`) or set CSM_CCUSAGE to its path, or drop --source ccusage to use csm's own reader"
+        "cannot run `{program}` ({reason}): install it (`npm install -g ccusage`), set CSM_CCUSAGE to its path, or drop --source ccusage to use csm's own reader"
     )]
-    Missing {
-        program: String,
-        source: std::io::Error,
-    },
+    Missing { program: String, reason: String },
     #[error("`{program} blocks -j` failed ({status}): {stderr}")]
     Failed {
         program: String,
@@ -50,6 +47,14 @@ struct RawBlock {
     models: Vec<String>,
     #[serde(default)]
     usage_limit_reset_time: Option<String>,
+    #[serde(default)]
+    burn_rate: Option<RawBurnRate>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBurnRate {
+    tokens_per_minute: f64,
 }
 
 #[derive(Deserialize)]
@@ -67,9 +72,9 @@ pub fn blocks(now: Timestamp) -> Result<Vec<Block>, CcusageError> {
     let out = Command::new(&program)
         .args(["blocks", "-j", "--offline"])
         .output()
-        .map_err(|source| CcusageError::Missing {
+        .map_err(|e| CcusageError::Missing {
             program: program.clone(),
-            source,
+            reason: e.to_string(),
         })?;
     if !out.status.success() {
         return Err(CcusageError::Failed {
@@ -97,12 +102,26 @@ pub fn parse_blocks(json: &[u8], _now: Timestamp) -> Result<Vec<Block>, String> 
         .map(|b| {
             let actual_end = b.actual_end_time.as_deref().map(time).transpose()?;
             let start = time(&b.start_time)?;
+            let total = b.token_counts.input_tokens
+                + b.token_counts.output_tokens
+                + b.token_counts.cache_creation_input_tokens
+                + b.token_counts.cache_read_input_tokens;
+            // ccusage reports no first-entry time, but its burn rate is the
+            // total over the minutes since the first entry: invert it so
+            // rates and projections come out as ccusage's.
+            let first_entry = match (&b.burn_rate, actual_end) {
+                (Some(r), Some(last)) if r.tokens_per_minute > 0.0 => {
+                    let minutes = total as f64 / r.tokens_per_minute;
+                    let back = jiff::SignedDuration::from_secs_f64(minutes * 60.0);
+                    Some(last.checked_sub(back).unwrap_or(start))
+                }
+                (None, Some(last)) if b.is_active => Some(last),
+                _ => (!b.is_gap).then_some(start),
+            };
             Ok(Block {
                 start,
                 end: time(&b.end_time)?,
-                // ccusage does not report the first entry; the window start is
-                // the closest known bound for burn rates.
-                first_entry: (!b.is_gap).then_some(start),
+                first_entry,
                 actual_end,
                 is_active: b.is_active,
                 is_gap: b.is_gap,

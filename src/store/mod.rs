@@ -133,15 +133,12 @@ impl Store {
                     o
                 }
             };
-            let model = match r.get::<_, Option<String>>(8)? {
-                None => None,
-                Some(m) => Some(
-                    models
-                        .entry(m.clone())
-                        .or_insert_with(|| Arc::from(m.as_str()))
-                        .clone(),
-                ),
-            };
+            let model = r.get::<_, Option<String>>(8)?.map(|m| {
+                models
+                    .entry(m.clone())
+                    .or_insert_with(|| Arc::from(m.as_str()))
+                    .clone()
+            });
             out.push(row_entry(r, origin, model)?);
         }
         Ok(out)
@@ -192,6 +189,31 @@ impl Store {
             blocks.push(b);
         }
         Ok(blocks)
+    }
+
+    /// Lines read and skipped by reason over every transcript still present,
+    /// accumulated across runs.
+    pub fn line_stats(&self) -> Result<crate::ingest::LineStats, StoreError> {
+        let mut out = crate::ingest::LineStats::default();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT lines_read, skipped, read_to FROM files WHERE present = 1")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            out.files += 1;
+            out.lines += r.get::<_, i64>(0)? as u64;
+            out.bytes += r.get::<_, i64>(2)? as u64;
+            let c: sync::FileCounts =
+                serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default();
+            for (a, b) in out.skipped.iter_mut().zip(c.skipped) {
+                *a += b;
+            }
+            out.oversized_lines += c.oversized;
+            out.unreadable_files += c.unreadable;
+            out.partial_tail_bytes += c.partial_tail;
+        }
+        out.entries = out.lines.saturating_sub(out.total_skipped());
+        Ok(out)
     }
 
     /// Sizes and counts for `csm db stats`.

@@ -20,7 +20,11 @@ const MIGRATIONS: &[&str] = &[
         -- End of the last complete line read: the next run starts here.
         read_to      INTEGER NOT NULL,
         -- 0 once the transcript is gone; its entries stay.
-        present      INTEGER NOT NULL DEFAULT 1
+        present      INTEGER NOT NULL DEFAULT 1,
+        -- Lines read and what was skipped (JSON, see sync::FileCounts), so
+        -- doctor and --debug report totals without re-reading.
+        lines_read   INTEGER NOT NULL DEFAULT 0,
+        skipped      TEXT NOT NULL DEFAULT '{}'
     );
 
     -- Every accepted usage line, copies included: de-duplication is recomputed
@@ -52,8 +56,8 @@ const MIGRATIONS: &[&str] = &[
         slot_offset   INTEGER,
         PRIMARY KEY (file_id, offset)
     ) WITHOUT ROWID;
-    CREATE INDEX lines_message ON lines(message_id) WHERE message_id IS NOT NULL;
-    CREATE INDEX lines_kept_time ON lines(ts_ms) WHERE kept = 1;
+    CREATE INDEX IF NOT EXISTS lines_message ON lines(message_id) WHERE message_id IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS lines_kept_time ON lines(ts_ms) WHERE kept = 1;
 
     -- Five-hour windows over the kept lines, kept current incrementally.
     CREATE TABLE blocks (
@@ -82,6 +86,12 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     "#,
 ];
+
+/// The secondary indexes of `lines` (also in migration 1): a cold load drops
+/// and rebuilds them.
+pub const LINE_INDEXES: &str = "
+    CREATE INDEX IF NOT EXISTS lines_message ON lines(message_id) WHERE message_id IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS lines_kept_time ON lines(ts_ms) WHERE kept = 1;";
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 

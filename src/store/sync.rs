@@ -126,6 +126,10 @@ impl Store {
 
         let full = first_run || dirty || opts.recalculate || repriced;
         report.full_recompute = full;
+        if first_run && !dirty {
+            self.cold_sync(files, prices, &price_mark, &mut report)?;
+            return Ok(report);
+        }
         if !full && jobs.is_empty() && retire.is_empty() && gone.is_empty() {
             return Ok(report);
         }
@@ -172,6 +176,7 @@ impl Store {
                 report.stats.merge(&scan.stats);
                 let id = upsert_file(&tx, job, scan.end_offset)?;
                 job.id = Some(id);
+                add_file_stats(&tx, id, &scan.stats, job.start == 0)?;
                 if job.start == 0 && opts.recalculate {
                     // A re-read from the start replaces what the rows held.
                     tx.execute("UPDATE lines SET kept = 0 WHERE file_id = ?1", [id])?;
@@ -250,6 +255,153 @@ impl Store {
         Ok(report)
     }
 
+    /// First run: everything is new, so de-duplication and windows are
+    /// computed in memory while the lines stream into the store, each batch
+    /// committed with its files' read positions.
+    fn cold_sync(
+        &mut self,
+        files: &[TranscriptFile],
+        prices: &PriceTable,
+        price_mark: &str,
+        report: &mut SyncReport,
+    ) -> Result<(), StoreError> {
+        let mut order: Vec<&TranscriptFile> = files.iter().collect();
+        order.sort_by(|a, b| path_bytes(a).cmp(path_bytes(b)));
+        // File ids follow path order, so (file id, offset) sorts like reading order.
+        let mut ids = Vec::with_capacity(order.len());
+        {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            set_meta(&tx, "dirty", "1")?;
+            // Building the secondary indexes once at the end is much cheaper
+            // than keeping them sorted through a bulk load.
+            tx.execute_batch(
+                "DROP INDEX IF EXISTS lines_message; DROP INDEX IF EXISTS lines_kept_time;",
+            )?;
+            for f in &order {
+                ids.push(upsert_file(
+                    &tx,
+                    &Job {
+                        file: f,
+                        start: 0,
+                        id: None,
+                    },
+                    0,
+                )?);
+            }
+            tx.commit()?;
+        }
+        report.files_read = order.len();
+        let t0 = std::time::Instant::now();
+        let (mut t_scan, mut t_dedup, mut t_write) = (0.0, 0.0, 0.0);
+        let mut resolver = PriceResolver::new(prices);
+        let mut deduper: Deduper<Pos> = Deduper::default();
+        let mut i = 0;
+        while i < order.len() {
+            let mut bytes = 0;
+            let mut j = i;
+            while j < order.len() && (j == i || bytes < BATCH_BYTES) {
+                bytes += order[j].size;
+                j += 1;
+            }
+            let batch: Vec<(&TranscriptFile, u64)> = order[i..j].iter().map(|f| (*f, 0)).collect();
+            let ts = std::time::Instant::now();
+            let scans = scan_ranges(&batch);
+            t_scan += ts.elapsed().as_secs_f64();
+            let ts = std::time::Instant::now();
+            let first_id_of_batch = ids[i];
+            let mut placed: Vec<(Pos, usize)> = Vec::new();
+            let mut demote: Vec<Pos> = Vec::new();
+            for (k, scan) in scans.iter().enumerate() {
+                report.stats.merge(&scan.stats);
+                for e in &scan.entries {
+                    let pos = (ids[i + k], e.offset);
+                    let pushed = deduper.push_at(e.clone(), pos);
+                    if let Some(old) = pushed.displaced
+                        && old.0 < first_id_of_batch
+                    {
+                        demote.push(old);
+                    }
+                    placed.push((pos, pushed.index));
+                }
+            }
+            t_dedup += ts.elapsed().as_secs_f64();
+            let ts = std::time::Instant::now();
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut insert = tx.prepare_cached(INSERT_LINE)?;
+                let kept = deduper.kept();
+                let mut n = 0;
+                for (k, scan) in scans.iter().enumerate() {
+                    for e in &scan.entries {
+                        let (pos, index) = placed[n];
+                        n += 1;
+                        let verdict = &kept[index];
+                        let slot = (verdict.winner == pos).then_some(verdict.slot);
+                        let cost =
+                            crate::commands::usage::cost_of(e, CostMode::Calculate, &mut resolver);
+                        insert_line(&mut insert, ids[i + k], e, cost, slot)?;
+                    }
+                }
+                report.new_lines += n as u64;
+                let mut unkeep = tx.prepare_cached(
+                    "UPDATE lines SET kept = 0, slot_file = NULL, slot_offset = NULL WHERE file_id = ?1 AND offset = ?2",
+                )?;
+                for (file, offset) in demote {
+                    unkeep.execute(params![file, offset as i64])?;
+                }
+                let mut done = tx.prepare_cached("UPDATE files SET read_to = ?2 WHERE id = ?1")?;
+                for (k, scan) in scans.iter().enumerate() {
+                    done.execute(params![ids[i + k], scan.end_offset as i64])?;
+                    add_file_stats(&tx, ids[i + k], &scan.stats, true)?;
+                }
+            }
+            tx.commit()?;
+            t_write += ts.elapsed().as_secs_f64();
+            i = j;
+        }
+        if std::env::var_os("CSM_TIMINGS").is_some() {
+            eprintln!(
+                "scan {t_scan:.3} dedup {t_dedup:.3} write {t_write:.3} total {:.3}",
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        let ts = std::time::Instant::now();
+
+        // Windows from the counted copies, in time order (reading order on ties).
+        let mut kept = deduper.finish_kept();
+        kept.sort_by(|a, b| {
+            a.entry
+                .timestamp
+                .cmp(&b.entry.timestamp)
+                .then(a.slot.cmp(&b.slot))
+        });
+        let calc: Vec<f64> = kept
+            .iter()
+            .map(|k| {
+                crate::commands::usage::cost_of(&k.entry, CostMode::Calculate, &mut resolver).usd
+            })
+            .collect();
+        let entries: Vec<&UsageEntry> = kept.iter().map(|k| &k.entry).collect();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(super::schema::LINE_INDEXES)?;
+        tx.execute("DELETE FROM blocks", [])?;
+        write_blocks(&tx, None, &entries, &calc)?;
+        set_meta(&tx, "prices", price_mark)?;
+        set_meta(&tx, "dirty", "0")?;
+        tx.commit()?;
+        if std::env::var_os("CSM_TIMINGS").is_some() {
+            eprintln!("blocks {:.3}", ts.elapsed().as_secs_f64());
+        }
+        report.changed = true;
+        Ok(())
+    }
+
     fn known_files(&self) -> Result<HashMap<Vec<u8>, KnownFile>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT path, id, device, inode, size, mtime_ns, read_to, present FROM files",
@@ -286,6 +438,98 @@ fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), StoreErr
         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         params![key, value],
     )?;
+    Ok(())
+}
+
+/// What reading a file found, accumulated across runs (the `skipped` column).
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub(super) struct FileCounts {
+    pub skipped: Vec<u64>,
+    pub oversized: u64,
+    /// These two describe the file as last read, not a running total.
+    pub unreadable: u64,
+    pub partial_tail: u64,
+}
+
+/// Adds what reading a file found to its counters (replacing them when the
+/// file was read from the start).
+fn add_file_stats(
+    tx: &Transaction<'_>,
+    id: i64,
+    stats: &LineStats,
+    from_start: bool,
+) -> Result<(), StoreError> {
+    let (mut lines, mut counts) = if from_start {
+        (0u64, FileCounts::default())
+    } else {
+        tx.query_row(
+            "SELECT lines_read, skipped FROM files WHERE id = ?1",
+            [id],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
+        )
+        .map(|(l, s)| {
+            (
+                l,
+                serde_json::from_str::<FileCounts>(&s).unwrap_or_default(),
+            )
+        })?
+    };
+    counts.skipped.resize(stats.skipped.len(), 0);
+    lines += stats.lines;
+    for (a, b) in counts.skipped.iter_mut().zip(stats.skipped) {
+        *a += b;
+    }
+    counts.oversized += stats.oversized_lines;
+    counts.unreadable = stats.unreadable_files;
+    counts.partial_tail = stats.partial_tail_bytes;
+    tx.execute(
+        "UPDATE files SET lines_read = ?2, skipped = ?3 WHERE id = ?1",
+        params![
+            id,
+            lines as i64,
+            serde_json::to_string(&counts).unwrap_or_else(|_| "{}".into())
+        ],
+    )?;
+    Ok(())
+}
+
+const INSERT_LINE: &str = "INSERT OR REPLACE INTO lines (file_id, offset, ts_ms, input, output, cache_create,
+    cache_read, cache_1h, speed, cost_usd, model, message_id, request_id, session_key, sidechain, reset_s,
+    calc_cost, unpriced, kept, slot_file, slot_offset)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+
+/// Stores one line; `slot` is set when the line is the counted copy of its
+/// response (and says where the response was first seen).
+fn insert_line(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    file_id: i64,
+    e: &UsageEntry,
+    cost: crate::domain::EntryCost,
+    slot: Option<Pos>,
+) -> Result<(), StoreError> {
+    insert.execute(params![
+        file_id,
+        e.offset as i64,
+        e.timestamp.as_millisecond(),
+        e.tokens.input_tokens as i64,
+        e.tokens.output_tokens as i64,
+        e.tokens.cache_creation_input_tokens as i64,
+        e.tokens.cache_read_input_tokens as i64,
+        e.cache_creation_1h as i64,
+        e.speed.map(|s| i64::from(s == crate::domain::Speed::Fast)),
+        e.cost_usd,
+        e.model.as_deref(),
+        e.message_id.map(|v| v as i64),
+        e.request_id.map(|v| v as i64),
+        e.session_key as i64,
+        e.is_sidechain,
+        e.usage_limit_reset.map(|t| t.as_second()),
+        cost.usd,
+        cost.unpriced,
+        slot.is_some(),
+        slot.map(|s| s.0),
+        slot.map(|s| s.1 as i64),
+    ])?;
     Ok(())
 }
 
@@ -503,6 +747,25 @@ fn rebuild_blocks(tx: &Transaction<'_>, from: Option<i64>) -> Result<(), StoreEr
         calc.push(r.get(15)?);
     }
     drop(rows);
+    let refs: Vec<&UsageEntry> = entries.iter().collect();
+    match prev_last {
+        Some(p) => tx.execute(
+            "DELETE FROM blocks WHERE start_ms >= ?1 OR (is_gap = 1 AND start_ms > ?2)",
+            params![from_start, p],
+        )?,
+        None => tx.execute("DELETE FROM blocks", [])?,
+    };
+    write_blocks(tx, prev_last, &refs, &calc)
+}
+
+/// Computes the windows over `entries` (time order, following an entry at
+/// `prev_last` when given) under each cost mode and stores them.
+fn write_blocks(
+    tx: &Transaction<'_>,
+    prev_last: Option<i64>,
+    entries: &[&UsageEntry],
+    calc: &[f64],
+) -> Result<(), StoreError> {
     let length = blocks::window_length(super::STORED_WINDOW_HOURS);
     // Activity is judged when read; stored windows use a clock far in the past.
     let never = jiff::Timestamp::MIN;
@@ -517,14 +780,6 @@ fn rebuild_blocks(tx: &Transaction<'_>, from: Option<i64>) -> Result<(), StoreEr
     let auto = by_mode(&|i| entries[i].cost_usd.unwrap_or(calc[i]));
     let calculate = by_mode(&|i| calc[i]);
     let display = by_mode(&|i| entries[i].cost_usd.unwrap_or(0.0));
-
-    match prev_last {
-        Some(p) => tx.execute(
-            "DELETE FROM blocks WHERE start_ms >= ?1 OR (is_gap = 1 AND start_ms > ?2)",
-            params![from_start, p],
-        )?,
-        None => tx.execute("DELETE FROM blocks", [])?,
-    };
     let mut insert = tx.prepare_cached(
         "INSERT OR REPLACE INTO blocks (start_ms, end_ms, first_ms, last_ms, is_gap, entries, input, output,
             cache_create, cache_read, cost_auto, cost_calc, cost_display, models, reset_s)

@@ -87,6 +87,19 @@ impl Sandbox {
         c
     }
 
+    /// Like [`Sandbox::cmd`] with a new, empty `CSM_HOME` each time: a first
+    /// run, which reads every transcript from the start (no history store yet).
+    pub fn fresh_cmd(&self) -> Command {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let home = self
+            .path()
+            .join(format!("csm-fresh-{}", N.fetch_add(1, Ordering::Relaxed)));
+        let mut c = self.cmd_with_csm_home(&home);
+        c.env("CLAUDE_CONFIG_DIR", self.claude());
+        c
+    }
+
     /// Writes `lines` (each followed by `\n`) to `projects/<project>/<session>.jsonl`.
     pub fn write_session(&self, project: &str, session: &str, lines: &[String]) -> PathBuf {
         let dir = self.projects().join(project);
