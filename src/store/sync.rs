@@ -293,8 +293,6 @@ impl Store {
             tx.commit()?;
         }
         report.files_read = order.len();
-        let t0 = std::time::Instant::now();
-        let (mut t_scan, mut t_dedup, mut t_write) = (0.0, 0.0, 0.0);
         let mut resolver = PriceResolver::new(prices);
         let mut deduper: Deduper<Pos> = Deduper::default();
         let mut i = 0;
@@ -306,10 +304,7 @@ impl Store {
                 j += 1;
             }
             let batch: Vec<(&TranscriptFile, u64)> = order[i..j].iter().map(|f| (*f, 0)).collect();
-            let ts = std::time::Instant::now();
             let scans = scan_ranges(&batch);
-            t_scan += ts.elapsed().as_secs_f64();
-            let ts = std::time::Instant::now();
             let first_id_of_batch = ids[i];
             let mut placed: Vec<(Pos, usize)> = Vec::new();
             let mut demote: Vec<Pos> = Vec::new();
@@ -326,8 +321,6 @@ impl Store {
                     placed.push((pos, pushed.index));
                 }
             }
-            t_dedup += ts.elapsed().as_secs_f64();
-            let ts = std::time::Instant::now();
             let tx = self
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -360,16 +353,8 @@ impl Store {
                 }
             }
             tx.commit()?;
-            t_write += ts.elapsed().as_secs_f64();
             i = j;
         }
-        if std::env::var_os("CSM_TIMINGS").is_some() {
-            eprintln!(
-                "scan {t_scan:.3} dedup {t_dedup:.3} write {t_write:.3} total {:.3}",
-                t0.elapsed().as_secs_f64()
-            );
-        }
-        let ts = std::time::Instant::now();
 
         // Windows from the counted copies, in time order (reading order on ties).
         let mut kept = deduper.finish_kept();
@@ -395,9 +380,6 @@ impl Store {
         set_meta(&tx, "prices", price_mark)?;
         set_meta(&tx, "dirty", "0")?;
         tx.commit()?;
-        if std::env::var_os("CSM_TIMINGS").is_some() {
-            eprintln!("blocks {:.3}", ts.elapsed().as_secs_f64());
-        }
         report.changed = true;
         Ok(())
     }
