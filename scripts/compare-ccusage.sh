@@ -46,10 +46,15 @@ for seed in $seeds; do
   run() { env -i PATH="$PATH" HOME="$home" CLAUDE_CONFIG_DIR="$data" CSM_HOME="$home/csm" TZ="$tz" "$@"; }
   run "$ccusage" blocks --json --offline >"$work/cc-blocks-$seed.json"
   run "$csm" blocks --json --no-store >"$work/csm-blocks-$seed.json"
+  run "$csm" blocks --json >"$work/csm-store-blocks-$seed.json"
   run "$ccusage" claude daily --json --offline >"$work/cc-daily-$seed.json"
   run "$csm" daily --json --no-store >"$work/csm-daily-$seed.json"
+  run "$csm" daily --json >"$work/csm-store-daily-$seed.json"
   echo "== seed $seed ($size, TZ=$tz)"
-  python3 "$here/scripts/compare_json.py" blocks "$work/cc-blocks-$seed.json" "$work/csm-blocks-$seed.json" || status=1
-  python3 "$here/scripts/compare_json.py" daily "$work/cc-daily-$seed.json" "$work/csm-daily-$seed.json" || status=1
+  for mode in "" store-; do
+    echo "-- csm ${mode:-no-store-}run"
+    python3 "$here/scripts/compare_json.py" blocks "$work/cc-blocks-$seed.json" "$work/csm-${mode}blocks-$seed.json" || status=1
+    python3 "$here/scripts/compare_json.py" daily "$work/cc-daily-$seed.json" "$work/csm-${mode}daily-$seed.json" || status=1
+  done
 done
 exit $status

@@ -248,3 +248,175 @@ pub fn column(v: &Value, list: &str, key: &str) -> Vec<String> {
 pub fn real(p: &Path) -> PathBuf {
     fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
+
+// ---------------------------------------------------------------------------
+// History-store helpers (tests/store*.rs).
+
+/// The `--json` reports every store test compares.
+pub const JSON_REPORTS: [&[&str]; 5] = [
+    &["blocks", "--json"],
+    &["daily", "--json"],
+    &["weekly", "--json"],
+    &["monthly", "--json"],
+    &["session", "--json"],
+];
+
+/// Where a command keeps its history.
+#[derive(Clone, Debug)]
+pub enum StoreMode {
+    /// `--no-store`: everything in memory.
+    None,
+    /// A new, empty `CSM_HOME` for each command.
+    Fresh,
+    /// The store below this `CSM_HOME`, kept across commands.
+    At(PathBuf),
+}
+
+impl Sandbox {
+    /// `csm` reading this sandbox's Claude dir with the history kept as `mode` says.
+    pub fn cmd_in(&self, mode: &StoreMode) -> Command {
+        match mode {
+            StoreMode::None => {
+                let mut c = self.cmd();
+                c.arg("--no-store");
+                c
+            }
+            StoreMode::Fresh => self.fresh_cmd(),
+            StoreMode::At(home) => {
+                let mut c = self.cmd_with_csm_home(home);
+                c.env("CLAUDE_CONFIG_DIR", self.claude());
+                c
+            }
+        }
+    }
+
+    /// stdout of each of [`JSON_REPORTS`] (asserting success), in that order.
+    pub fn json_reports(&self, mode: &StoreMode) -> Vec<String> {
+        JSON_REPORTS
+            .iter()
+            .map(|args| stdout_ok(self.cmd_in(mode).args(*args)))
+            .collect()
+    }
+
+    /// `csm` as a plain process (for spawning, killing, running in parallel),
+    /// with the same clean environment as [`Sandbox::cmd_with_csm_home`] and
+    /// this sandbox's Claude dir.
+    pub fn process(&self, csm_home: &Path) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_csm"));
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("CSM_HOME", csm_home)
+            .env("CLAUDE_CONFIG_DIR", self.claude())
+            .env("TZ", "UTC")
+            .env("CSM_NOW", NOW);
+        c
+    }
+
+    /// Writes a generated history (see `synth`) of about `bytes` into the Claude dir.
+    pub fn generate(&self, seed: u64, bytes: u64, garbage: bool) -> claude_session_monitor::synth::SynthSummary {
+        use claude_session_monitor::synth::{SynthOptions, default_now, generate};
+        let mut opts = SynthOptions::new(seed, bytes, default_now());
+        opts.days = 20;
+        opts.garbage = garbage;
+        generate(&self.claude(), &opts).expect("generate history")
+    }
+}
+
+/// Asserts two lists of report outputs are byte-identical, naming the first
+/// report that differs.
+pub fn assert_same_reports(what: &str, got: &[String], want: &[String]) {
+    assert_eq!(got.len(), want.len());
+    for ((args, g), w) in JSON_REPORTS.iter().zip(got).zip(want) {
+        if g != w {
+            let line = g
+                .lines()
+                .zip(w.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(g.lines().count().min(w.lines().count()));
+            panic!(
+                "{what}: `csm {}` differs from the expected output at line {}\n--- got (around there):\n{}\n--- want:\n{}",
+                args.join(" "),
+                line + 1,
+                g.lines().skip(line.saturating_sub(3)).take(8).collect::<Vec<_>>().join("\n"),
+                w.lines().skip(line.saturating_sub(3)).take(8).collect::<Vec<_>>().join("\n"),
+            );
+        }
+    }
+}
+
+/// Every `*.jsonl` file below `dir`, sorted by path bytes.
+pub fn jsonl_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "jsonl") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
+    out
+}
+
+/// `csm doctor --json` without the parts that legitimately differ between
+/// the store and `--no-store` (the `store` section, the base dir).
+pub fn doctor_counts(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("store");
+        o.remove("baseDir");
+    }
+    v
+}
+
+/// A seeded PRNG (splitmix64), so every random choice can be reproduced.
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+}
+
+/// Opens a store file with rusqlite, without creating it.
+pub fn open_db(csm_home: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open_with_flags(
+        csm_home.join("history.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .expect("open history.db");
+    conn.busy_timeout(std::time::Duration::from_secs(30)).unwrap();
+    conn
+}
+
+/// The store's `dirty` meta flag (None when unset or the table is missing).
+pub fn dirty_flag(conn: &rusqlite::Connection) -> Option<String> {
+    conn.query_row("SELECT value FROM meta WHERE key = 'dirty'", [], |r| r.get(0))
+        .ok()
+}
+
+/// `PRAGMA integrity_check` of the store.
+pub fn integrity(conn: &rusqlite::Connection) -> String {
+    let rows: Vec<String> = conn
+        .prepare("PRAGMA integrity_check")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows.join("\n")
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Times csm against ccusage 20.0.24 and 18.0.11 on generated histories, side
+# by side (hyperfine medians, ratios, peak RSS). Heavy: not part of CI.
+#
+#   scripts/bench.sh [--sizes "64MiB 1GiB"] [--runs 5] [--no-ccusage18]
+#
+# Histories are generated under BENCH_DIR (default ${TMPDIR:-/tmp}/csm-bench);
+# every tool runs with HOME, CLAUDE_CONFIG_DIR and CSM_HOME there.
+set -euo pipefail
+sizes="64MiB 1GiB"
+runs=5
+with18=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --sizes) sizes=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --no-ccusage18) with18=0; shift ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
+here=$(cd "$(dirname "$0")/.." && pwd)
+bench=${BENCH_DIR:-${TMPDIR:-/tmp}/csm-bench}
+mkdir -p "$bench"
+
+install() { # version dir
+  if [ ! -d "$2/node_modules/ccusage" ]; then
+    mkdir -p "$2"
+    (cd "$2" && npm init -y >/dev/null && npm install --no-audit --no-fund "ccusage@$1" >/dev/null)
+  fi
+}
+install 20.0.24 "$bench/ccusage20"
+cc20=$bench/ccusage20/node_modules/@ccusage/ccusage-linux-x64/bin/ccusage
+chmod +x "$cc20" 2>/dev/null || true
+if [ "$with18" = 1 ]; then
+  install 18.0.11 "$bench/ccusage18"
+  cc18="node $bench/ccusage18/node_modules/ccusage/dist/index.js"
+fi
+
+(cd "$here" && cargo build --release --quiet --bin csm --example gen_history)
+csm=$here/target/release/csm
+gen=$here/target/release/examples/gen_history
+
+peak() { # label command... : median peak RSS of 3 runs, in MiB
+  local label=$1; shift
+  local vals=()
+  for _ in 1 2 3; do
+    [ -n "${PREP:-}" ] && eval "$PREP"
+    vals+=("$( { /usr/bin/time -f '%M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)")
+  done
+  printf '%s' "${vals[@]/%/ }" | tr ' ' '\n' | grep -v '^$' | sort -n | sed -n 2p | awk -v l="$label" '{printf "  peak RSS %-28s %6.1f MiB\n", l, $1/1024}'
+}
+
+for size in $sizes; do
+  data=$bench/claude-$size
+  if [ ! -d "$data/projects" ]; then
+    "$gen" --out "$data" --size "$size" --seed 1 --now now --active
+  fi
+  export HOME=$bench/home CLAUDE_CONFIG_DIR=$data CSM_HOME=$bench/csm-$size
+  mkdir -p "$HOME"
+  cat "$data"/projects/*/*.jsonl "$data"/projects/*/*/*/*.jsonl >/dev/null 2>&1 || true
+  echo "== $size: cold (empty store, built during the run) vs ccusage"
+  cmds=(--command-name "csm cold" --prepare "rm -rf $CSM_HOME" "$csm blocks --json"
+        --command-name "csm --no-store" "$csm blocks --json --no-store"
+        --command-name "ccusage 20.0.24" "$cc20 blocks --json --offline")
+  if [ "$with18" = 1 ]; then
+    cmds+=(--command-name "ccusage 18.0.11" "$cc18 blocks --json --offline")
+  fi
+  hyperfine --warmup 1 --runs "$runs" --style basic --export-json "$bench/cold-$size.json" "${cmds[@]}" 2>&1 | grep -v "^ *$"
+  python3 - "$bench/cold-$size.json" <<'PY'
+import json, sys
+r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
+csm = r["csm cold"]
+for k, v in r.items():
+    print(f"  median {k:<18} {v:8.3f} s   csm cold / this = {csm / v:5.2f}")
+PY
+  PREP="rm -rf $CSM_HOME" peak "csm cold" "$csm" blocks --json
+  peak "csm --no-store" "$csm" blocks --json --no-store
+  peak "ccusage 20.0.24" "$cc20" blocks --json --offline
+
+  echo "== $size: warm"
+  "$csm" blocks --json >/dev/null
+  victim=$(ls -S "$data"/projects/*/*.jsonl | sed -n 5p)
+  # ~1 MiB of new transcript: a tool result and new streamed responses with
+  # fresh ids, timestamped now, as Claude Code appends them.
+  append=$bench/append-1mib.py
+  cat >"$append" <<'PY'
+import json, os, sys, time, datetime
+path = sys.argv[1]
+n = int(time.time() * 1000)
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+out = []
+out.append(json.dumps({"type": "user", "timestamp": now, "message": {"role": "user", "content": [{"type": "tool_result", "content": "x" * 700_000}]}}, separators=(",", ":")))
+size = len(out[0])
+i = 0
+while size < 1 << 20:
+    for part in range(3):
+        line = json.dumps({"type": "assistant", "timestamp": now, "sessionId": "bench", "requestId": f"req_b{n}_{i}",
+            "message": {"id": f"msg_b{n}_{i}", "model": "claude-sonnet-4-5-20250929", "content": [{"type": "text", "text": "y" * 2000}],
+            "usage": {"input_tokens": 10, "output_tokens": 100 * (part + 1), "cache_read_input_tokens": 50000, "cache_creation_input_tokens": 500}}},
+            separators=(",", ":"))
+        out.append(line)
+        size += len(line) + 1
+    i += 1
+with open(path, "a") as f:
+    f.write("\n".join(out) + "\n")
+PY
+  hyperfine --warmup 3 --runs $((runs * 4)) --style basic --export-json "$bench/warm-$size.json" \
+    --command-name "warm, nothing new" "$csm blocks --json" \
+    --command-name "warm, +1 MiB appended" --prepare "python3 $append $victim" "$csm blocks --json" 2>&1 | grep -v "^ *$"
+  python3 - "$bench/warm-$size.json" <<'PY'
+import json, sys
+for x in json.load(open(sys.argv[1]))["results"]:
+    print(f"  median {x['command']:<24} {x['median'] * 1000:7.1f} ms")
+PY
+  peak "csm warm" "$csm" blocks --json
+done
