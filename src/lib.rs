@@ -13,6 +13,7 @@ pub mod config;
 pub mod dedup;
 pub mod domain;
 pub mod ingest;
+pub mod period;
 pub mod pricing;
 pub mod report;
 pub mod source;
