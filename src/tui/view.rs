@@ -551,7 +551,7 @@ fn waiting_groups(d: &DashboardData, st: &ViewState<'_>, theme: Theme, width: us
         Some(t) => vec![
             label(theme, "Last"),
             Span::raw(format!(
-                "window ended {} ({} ago)",
+                "ended {} ({} ago)",
                 hhmm(t, st),
                 duration_minutes(minutes_between(t, st.now).max(0))
             )),
@@ -563,7 +563,7 @@ fn waiting_groups(d: &DashboardData, st: &ViewState<'_>, theme: Theme, width: us
     }));
     let max = if d.maxima.tokens > 0 {
         format!(
-            "{} tokens · {} (saved max)",
+            "{} tokens in one window · top cost {}",
             thousands(d.maxima.tokens),
             usd(d.maxima.cost_usd)
         )
@@ -572,12 +572,21 @@ fn waiting_groups(d: &DashboardData, st: &ViewState<'_>, theme: Theme, width: us
     };
     main.push(Line::from(vec![label(theme, "Max"), Span::raw(max)]));
     let p = &d.period;
+    let left = if p.sessions.over > 0 {
+        Span::styled(format!("over by {} sessions", p.sessions.over), theme.bad())
+    } else {
+        Span::raw(format!(
+            "{} of {} sessions left",
+            p.sessions.left, p.sessions.limit
+        ))
+    };
     main.push(Line::from(vec![
         label(theme, "Period"),
         Span::raw(format!(
-            "started {} · {} sessions left of {}",
-            p.period.start_date, p.sessions.left, p.sessions.limit
+            "{} → {} · ",
+            p.period.start_date, p.period.end_date
         )),
+        left,
     ]));
     let mut groups = vec![Group::new(0, main)];
     if let Some(o) = &d.official {
@@ -687,26 +696,27 @@ fn truncate(s: &str, width: usize) -> String {
     out
 }
 
-/// Items joined with ` · ` as long as they fit, then `+N`.
+/// Items joined with ` · ` as long as they fit, then `+N` for the rest.
 fn join_fitting(items: &[String], width: usize) -> String {
     let mut out = String::new();
+    let mut out_w = 0;
     for (i, it) in items.iter().enumerate() {
         let sep = if out.is_empty() { "" } else { " · " };
         let rest = items.len() - i - 1;
-        let more = if rest > 0 {
-            format!(" +{rest}")
+        // Room for this item and, if more follow, for " · +N".
+        let more_w = if rest > 0 {
+            format!(" · +{rest}").chars().count()
         } else {
-            String::new()
+            0
         };
-        if out.chars().count() + sep.chars().count() + it.chars().count() + more.chars().count()
-            > width
-        {
-            let left = items.len() - i;
-            out.push_str(&format!("{sep}+{left}"));
+        let item_w = sep.chars().count() + it.chars().count();
+        if out_w + item_w + more_w > width {
+            out.push_str(&format!("{sep}+{}", items.len() - i));
             return out;
         }
         out.push_str(sep);
         out.push_str(it);
+        out_w += item_w;
     }
     out
 }
@@ -757,4 +767,32 @@ fn sgr(style: Style) -> String {
     };
     codes.extend(fg.map(String::from));
     format!("\x1b[{}m", codes.join(";"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joined_items_never_exceed_the_width() {
+        let items: Vec<String> = [
+            "sonnet-5 85%",
+            "sonnet-4-6 6%",
+            "sonnet-4-5 3%",
+            "opus-4-7 3%",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for w in 0..80 {
+            let s = join_fitting(&items, w);
+            // "+N" alone may exceed a width too small for anything.
+            assert!(s.chars().count() <= w.max(2), "{w}: {s}");
+        }
+        assert_eq!(join_fitting(&items, 200), items.join(" · "));
+        assert_eq!(
+            join_fitting(&items, 33),
+            "sonnet-5 85% · sonnet-4-6 6% · +2"
+        );
+    }
 }
