@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use claude_session_monitor::report::format::thousands;
 use claude_session_monitor::synth::{SynthOptions, default_now, generate};
 use serde_json::Value;
 
@@ -204,17 +205,7 @@ fn monitor_once_prints_one_plain_frame() {
         );
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(!text.contains('\x1b'), "escape codes in a pipe");
-        let grouped = {
-            let d = tokens.to_string();
-            let mut s = String::new();
-            for (i, c) in d.chars().enumerate() {
-                if i > 0 && (d.len() - i) % 3 == 0 {
-                    s.push(',');
-                }
-                s.push(c);
-            }
-            s
-        };
+        let grouped = thousands(tokens);
         assert!(text.contains(&grouped), "{text}");
         assert!(text.contains("17:40:00"), "{text}");
         assert!(text.lines().last().unwrap().contains("q quit"), "{text}");
