@@ -6,6 +6,7 @@
 //! the clock. The screen is redrawn through ratatui's diffing: only cells that
 //! changed are written, the terminal is never cleared.
 
+pub mod changes;
 pub mod data;
 pub mod source;
 pub mod view;

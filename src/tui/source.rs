@@ -13,12 +13,12 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use jiff::{SignedDuration, Timestamp};
 
+use super::changes::ChangeDetector;
 use super::data::{self, DashboardData, DashboardSettings, Inputs, ModelShare};
 use crate::app::Context;
 use crate::blocks::{self, Block, Timed};
 use crate::commands::usage;
 use crate::domain::UsageEntry;
-use crate::ingest::discover::find_transcripts;
 use crate::period::Maxima;
 use crate::pricing::{PriceResolver, PriceTable};
 
@@ -115,13 +115,13 @@ impl<F: UsageFeed> DataSource for InProcessSource<F> {
 }
 
 /// Reads every transcript again whenever any file's size, mtime or inode
-/// changed. Costs a directory walk and one `stat` per file when nothing
-/// changed, and a full parse of the history when something did — until the
-/// store (issue 3) makes the second part incremental.
+/// changed. A poll with nothing new costs a few `stat` calls
+/// ([`ChangeDetector`]); a change costs a full parse of the history — until
+/// the store (issue 3) makes that part incremental.
 pub struct TranscriptFeed {
     ctx: Arc<Context>,
     prices: Option<PriceTable>,
-    fingerprint: Option<u64>,
+    detector: Option<ChangeDetector>,
     /// Entries sorted by time with their cost.
     entries: Vec<UsageEntry>,
     costs: Vec<f64>,
@@ -135,16 +135,18 @@ impl TranscriptFeed {
         TranscriptFeed {
             ctx,
             prices: None,
-            fingerprint: None,
+            detector: None,
             entries: Vec::new(),
             costs: Vec::new(),
             kept,
         }
     }
+}
 
-    /// The data roots, or an empty list when there are none yet (the
-    /// dashboard then waits for Claude Code to create them).
-    fn fingerprint(&self) -> Result<(u64, usize)> {
+impl UsageFeed for TranscriptFeed {
+    fn update(&mut self, force: bool) -> Result<bool> {
+        // Roots are resolved on every poll (a few stats): Claude Code may
+        // create its directory while the dashboard waits.
         let roots = self.ctx.roots.resolve();
         if roots.named_but_missing {
             bail!(
@@ -154,30 +156,25 @@ impl TranscriptFeed {
                     .unwrap_or_else(|| "no Claude data directory".into())
             );
         }
-        let (mut files, _) = find_transcripts(&roots);
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for f in &files {
-            h.update(f.path.as_os_str().as_encoded_bytes());
-            h.update(&f.size.to_le_bytes());
-            h.update(&f.inode.to_le_bytes());
-            h.update(&f.mtime_ns.to_le_bytes());
+        let same_roots = self
+            .detector
+            .as_ref()
+            .is_some_and(|d| d.roots() == roots.projects_dirs.as_slice());
+        if force || !same_roots {
+            self.detector = Some(ChangeDetector::new(roots.projects_dirs.clone()));
         }
-        Ok((h.digest(), files.len()))
-    }
-}
-
-impl UsageFeed for TranscriptFeed {
-    fn update(&mut self, force: bool) -> Result<bool> {
-        let (fp, files) = self.fingerprint()?;
-        if !force && self.fingerprint == Some(fp) {
+        let changed = match self.detector.as_mut() {
+            Some(d) => d.poll(),
+            None => true,
+        };
+        if !force && !changed {
             return Ok(false);
         }
         if force || self.prices.is_none() {
             self.prices = Some(usage::price_table(&self.ctx)?);
         }
         let started = std::time::Instant::now();
-        let (entries, costs) = if files == 0 {
+        let (entries, costs) = if roots.projects_dirs.is_empty() {
             (Vec::new(), Vec::new())
         } else {
             let loaded = usage::load(&self.ctx, None)?;
@@ -197,14 +194,12 @@ impl UsageFeed for TranscriptFeed {
             (entries, costs)
         };
         tracing::info!(
-            files,
             entries = entries.len(),
             ms = started.elapsed().as_millis() as u64,
             "re-read transcripts"
         );
         self.entries = entries;
         self.costs = costs;
-        self.fingerprint = Some(fp);
         Ok(true)
     }
 
