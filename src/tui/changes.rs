@@ -271,10 +271,11 @@ fn walk_one(
                     },
                 );
             }
-        } else if ft.is_file() && path.extension().is_some_and(|e| e == "jsonl") {
-            if let Ok(m) = entry.metadata() {
-                files.insert(path, stamp(&m));
-            }
+        } else if ft.is_file()
+            && path.extension().is_some_and(|e| e == "jsonl")
+            && let Ok(m) = entry.metadata()
+        {
+            files.insert(path, stamp(&m));
         }
     }
 }
