@@ -117,35 +117,33 @@ fn active_block_tokens(d: &Dirs) -> u64 {
     blocks[0]["totalTokens"].as_u64().unwrap()
 }
 
-fn script(d: &Dirs, path: &Path) {
+/// The shell script the pane runs: records csm's pid (the inner shell
+/// `exec`s it), checks the tty settings before and after, prints the status.
+fn script(d: &Dirs, path: &Path, pid_file: &Path) {
     let q = |p: &Path| format!("'{}'", p.display());
     let text = format!(
         "export HOME={home} CSM_HOME={csm} CLAUDE_CONFIG_DIR={claude} CSM_NOW={NOW}\n\
          unset NO_COLOR\n\
          before=$(stty -g)\n\
-         {bin} --timezone Europe/Warsaw monitor --refresh 1\n\
+         sh -c 'echo $$ > {pid}; exec {bin} --timezone Europe/Warsaw monitor --refresh 1'\n\
          rc=$?\n\
          [ \"$before\" = \"$(stty -g)\" ] && echo TTY-RESTORED\n\
          echo EXITED=$rc\n",
         home = q(&d.home),
         csm = q(&d.csm_home),
         claude = q(&d.claude),
-        bin = q(Path::new(env!("CARGO_BIN_EXE_csm"))),
+        pid = pid_file.display(),
+        bin = Path::new(env!("CARGO_BIN_EXE_csm")).display(),
     );
     std::fs::write(path, text).unwrap();
 }
 
-#[test]
-fn monitor_in_tmux_shows_the_window_resizes_and_restores_the_terminal() {
-    if !tmux_available() {
-        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
-        return;
-    }
-    let d = history();
-    let tokens = thousands(active_block_tokens(&d));
+/// Starts the dashboard in a fresh tmux server and waits until it shows the
+/// active window.
+fn start(d: &Dirs, tokens: &str) -> (Tmux, PathBuf) {
     let run = d.home.join("run.sh");
-    script(&d, &run);
-
+    let pid_file = d.home.join("csm.pid");
+    script(d, &run, &pid_file);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |t| t.subsec_nanos());
@@ -172,11 +170,43 @@ fn monitor_in_tmux_shows_the_window_resizes_and_restores_the_terminal() {
         &format!("sh '{}'", run.display()),
         "Enter",
     ]);
-
-    // The dashboard: the active block's tokens, the reset line, the footer.
-    let pane = tmux.wait_for("the dashboard", |p| {
-        p.contains(&tokens) && p.contains("left · resets") && p.contains("Sessions ")
+    tmux.wait_for("the dashboard", |p| {
+        p.contains(tokens) && p.contains("left · resets") && p.contains("Sessions ")
     });
+    (tmux, pid_file)
+}
+
+/// After csm exited: status 0, tty settings, normal screen, cursor, prompt.
+fn assert_restored(tmux: &Tmux) {
+    let after = tmux.wait_for("the program to exit", |p| p.contains("EXITED="));
+    assert!(after.contains("EXITED=0"), "{after}");
+    assert!(
+        after.contains("TTY-RESTORED"),
+        "stty settings differ:\n{after}"
+    );
+    assert_eq!(
+        tmux.format("#{alternate_on}"),
+        "0",
+        "left the alternate screen"
+    );
+    assert_eq!(tmux.format("#{cursor_flag}"), "1", "cursor visible");
+    assert!(
+        !after.contains("Tokens"),
+        "dashboard left on the normal screen:\n{after}"
+    );
+    assert!(after.contains("$ "), "shell prompt back:\n{after}");
+}
+
+#[test]
+fn monitor_in_tmux_shows_the_window_resizes_and_restores_the_terminal() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let d = history();
+    let tokens = thousands(active_block_tokens(&d));
+    let (tmux, _) = start(&d, &tokens);
+    let pane = tmux.pane();
     assert!(pane.contains("17:40:00"), "clock in Europe/Warsaw:\n{pane}");
     assert!(pane.contains("q quit · r recalculate"), "{pane}");
     assert_eq!(tmux.format("#{alternate_on}"), "1", "alternate screen");
@@ -195,21 +225,23 @@ fn monitor_in_tmux_shows_the_window_resizes_and_restores_the_terminal() {
     });
 
     tmux.ok(&["send-keys", "-t", "csm", "q"]);
-    let after = tmux.wait_for("the program to exit", |p| p.contains("EXITED="));
-    assert!(after.contains("EXITED=0"), "{after}");
-    assert!(
-        after.contains("TTY-RESTORED"),
-        "stty settings differ:\n{after}"
-    );
-    assert_eq!(
-        tmux.format("#{alternate_on}"),
-        "0",
-        "left the alternate screen"
-    );
-    assert_eq!(tmux.format("#{cursor_flag}"), "1", "cursor visible");
-    assert!(
-        !after.contains("Tokens"),
-        "dashboard left on the normal screen:\n{after}"
-    );
-    assert!(after.contains("$ "), "shell prompt back:\n{after}");
+    assert_restored(&tmux);
+}
+
+#[test]
+fn sigterm_restores_the_terminal_too() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let d = history();
+    let tokens = thousands(active_block_tokens(&d));
+    let (tmux, pid_file) = start(&d, &tokens);
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_restored(&tmux);
 }

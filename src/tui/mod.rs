@@ -181,12 +181,17 @@ pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
         .context("cannot start the refresh thread")?;
 
     install_panic_hook();
+    let stop = stop_on_signals();
     let _guard = TerminalGuard::enter().context("cannot set up the terminal")?;
     let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     let mut app = App::new(label);
     let mut dirty = true;
     let mut drawn_second = i64::MIN;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            tracing::info!("stopped by a signal");
+            break;
+        }
         let now = clock.now();
         if dirty || now.as_second() != drawn_second {
             let vs = app.view(now, &opts.tz, opts.color);
@@ -266,6 +271,25 @@ fn worker(
         }
         next = Instant::now() + every;
     }
+}
+
+/// A flag raised by SIGTERM, SIGHUP or SIGINT (raw mode turns Ctrl-C into a
+/// key, so SIGINT only comes from `kill`): the loop then exits normally and
+/// the guard restores the terminal instead of the process dying in raw mode
+/// on the alternate screen.
+fn stop_on_signals() -> std::sync::Arc<AtomicBool> {
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    #[cfg(unix)]
+    for sig in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGINT,
+    ] {
+        if let Err(e) = signal_hook::flag::register(sig, std::sync::Arc::clone(&flag)) {
+            tracing::warn!("cannot watch signal {sig}: {e}");
+        }
+    }
+    flag
 }
 
 /// Set while the terminal is in raw mode on the alternate screen, so the
