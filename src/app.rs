@@ -49,6 +49,7 @@ impl Env {
 pub struct UsageError(pub String);
 
 /// Everything a command needs to know about this run.
+#[derive(Clone)]
 pub struct Context {
     pub now: Timestamp,
     pub tz: TimeZone,
@@ -66,16 +67,7 @@ pub struct Context {
 impl Context {
     pub fn new(cli: &Cli, env: &Env, now: Timestamp) -> Result<Context> {
         let g = &cli.global;
-        let base_dir = config::base_dir(
-            env.csm_home.as_deref(),
-            env.xdg_config_home.as_deref(),
-            env.home.as_deref(),
-        )
-        .context("cannot find a home directory: set CSM_HOME")?;
-        let config_path = g
-            .config
-            .clone()
-            .unwrap_or_else(|| base_dir.join("config.toml"));
+        let (base_dir, config_path) = paths(cli, env)?;
         let mut config = Config::load(&config_path).map_err(|e| UsageError(e.to_string()))?;
         if let Some(d) = g.start_day {
             config.start_day = d;
@@ -123,6 +115,22 @@ impl Context {
     }
 }
 
+/// The base directory and the config file this run uses.
+pub fn paths(cli: &Cli, env: &Env) -> Result<(PathBuf, PathBuf)> {
+    let base_dir = config::base_dir(
+        env.csm_home.as_deref(),
+        env.xdg_config_home.as_deref(),
+        env.home.as_deref(),
+    )
+    .context("cannot find a home directory: set CSM_HOME")?;
+    let config_path = cli
+        .global
+        .config
+        .clone()
+        .unwrap_or_else(|| base_dir.join("config.toml"));
+    Ok((base_dir, config_path))
+}
+
 /// Runs the command line; the returned code is the process's exit status.
 pub fn run(cli: Cli, env: &Env) -> ExitCode {
     match dispatch(cli, env) {
@@ -146,11 +154,24 @@ fn dispatch(cli: Cli, env: &Env) -> Result<ExitCode> {
             .parse()
             .map_err(|e| UsageError(format!("invalid value '{s}' for CSM_NOW: {e}")))?,
     };
+    // These work without a valid config file: completions need none, and
+    // `config` is how a broken file gets inspected and fixed.
+    match &cli.command {
+        Some(Command::Completions { shell }) => return Ok(commands::completions(*shell)),
+        Some(Command::Config(cmd)) => {
+            let (base_dir, config_path) = paths(&cli, env)?;
+            return commands::config::run(cmd, &base_dir, &config_path);
+        }
+        _ => {}
+    }
+    let clock = if env.now.as_deref().is_some_and(|s| !s.is_empty()) {
+        crate::tui::Clock::Fixed(now)
+    } else {
+        crate::tui::Clock::System
+    };
     let ctx = Context::new(&cli, env, now)?;
     let Some(command) = cli.command else {
-        // The dashboard arrives with the monitor issue; until then the blocks
-        // listing is the closest view.
-        return commands::reports::blocks(&ctx, &Default::default());
+        return commands::monitor::run(ctx, &Default::default(), clock, env);
     };
     match command {
         Command::Blocks(args) => commands::reports::blocks(&ctx, &args),
@@ -168,5 +189,9 @@ fn dispatch(cli: Cli, env: &Env) -> Result<ExitCode> {
         Command::Session(args) => commands::reports::sessions(&ctx, &args),
         Command::Pricing(cmd) => commands::pricing::run(&ctx, cmd),
         Command::Doctor(args) => commands::doctor::run(&ctx, &args),
+        Command::Monitor(args) => commands::monitor::run(ctx, &args, clock, env),
+        Command::Period(args) => commands::period::run(&ctx, &args),
+        // Handled above, before the config file is read.
+        Command::Config(_) | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -179,6 +179,15 @@ fn add(block: &mut Block, entry: &UsageEntry, cost: f64) {
     }
 }
 
+/// Sets `is_active` of stored windows as seen at `now`.
+pub fn judge_activity(blocks: &mut [Block], now: Timestamp, length: SignedDuration) {
+    for b in blocks.iter_mut() {
+        b.is_active = !b.is_gap
+            && b.actual_end
+                .is_some_and(|last| now.duration_since(last) < length && now < b.end);
+    }
+}
+
 fn finish(mut block: Block, now: Timestamp, length: SignedDuration) -> Block {
     if let Some(last) = block.actual_end {
         block.is_active = now.duration_since(last) < length && now < block.end;

@@ -99,6 +99,70 @@ pub enum Command {
     Pricing(PricingCommand),
     /// What csm sees: data roots, files, entries, skipped lines, unknown models.
     Doctor(DoctorArgs),
+    /// Live dashboard of the current window and billing period (the default command).
+    Monitor(MonitorArgs),
+    /// The billing period: sessions used and left, days left, cost, max tokens.
+    Period(PeriodArgs),
+    /// Show, change or locate the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (e.g. `csm completions bash > ~/.local/share/bash-completion/completions/csm`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MonitorArgs {
+    /// Print one plain-text frame and exit (no escape codes unless stdout is a terminal).
+    #[arg(long)]
+    pub once: bool,
+
+    /// Seconds between data refreshes.
+    #[arg(long, value_name = "SECS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub refresh: u64,
+
+    /// Exit 0 if a csm daemon is running for this base directory, 1 if not.
+    #[arg(long)]
+    pub check_daemon: bool,
+}
+
+impl Default for MonitorArgs {
+    fn default() -> Self {
+        MonitorArgs {
+            once: false,
+            refresh: 2,
+            check_daemon: false,
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct PeriodArgs {
+    /// Output JSON.
+    #[arg(long, short = 'j')]
+    pub json: bool,
+
+    /// Also show the N billing periods before the current one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=240))]
+    pub history: Option<u16>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the configuration in effect (file values over defaults).
+    Show,
+    /// Set one key (e.g. `start_day 15`, `token_limit p90`, `alerts.desktop false`),
+    /// keeping the rest of the file as it is.
+    Set {
+        /// Key, `section.key` for tables (`alerts.time_alert_minutes`).
+        key: String,
+        /// Value: a number, true/false, a TOML array, or text.
+        value: String,
+    },
+    /// Print the configuration file's path.
+    Path,
 }
 
 #[derive(Debug, Args, Clone, Default)]

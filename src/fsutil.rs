@@ -43,6 +43,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    create_private_dir(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         name.to_string_lossy(),
@@ -81,7 +82,7 @@ mod tests {
     #[test]
     fn atomic_write_replaces_with_mode_and_leaves_no_temp() {
         let t = tempfile::tempdir().unwrap();
-        let p = t.path().join("x.json");
+        let p = t.path().join("sub").join("x.json");
         write_atomic(&p, b"one", 0o600).unwrap();
         write_atomic(&p, b"two", 0o600).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");

@@ -144,6 +144,21 @@ impl Store {
         Ok(out)
     }
 
+    /// Counted entries from `since` on, in time order (reading order on ties).
+    pub fn entries_since(&self, since: Timestamp) -> Result<Vec<UsageEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT l.ts_ms, l.input, l.output, l.cache_create, l.cache_read, l.cache_1h, l.speed,
+                    l.cost_usd, l.model, l.message_id, l.request_id, l.session_key, l.sidechain,
+                    l.reset_s, l.offset, f.id, f.project, f.session_id, f.project_path
+             FROM lines l
+             JOIN files f ON f.id = l.file_id
+             JOIN files s ON s.id = l.slot_file
+             WHERE l.kept = 1 AND l.ts_ms >= ?1
+             ORDER BY l.ts_ms, s.path, l.slot_offset",
+        )?;
+        self.collect_entries(stmt.query([since.as_millisecond()])?)
+    }
+
     /// The stored five-hour windows with costs under `mode`, activity judged at `now`.
     pub fn blocks(&self, mode: CostMode, now: Timestamp) -> Result<Vec<Block>, StoreError> {
         let length = crate::blocks::window_length(STORED_WINDOW_HOURS);
@@ -180,14 +195,8 @@ impl Store {
                     .and_then(|s| Timestamp::from_second(s).ok()),
             })
         })?;
-        let mut blocks = Vec::new();
-        for b in rows {
-            let mut b = b?;
-            if let Some(last) = b.actual_end {
-                b.is_active = !b.is_gap && now.duration_since(last) < length && now < b.end;
-            }
-            blocks.push(b);
-        }
+        let mut blocks = rows.collect::<Result<Vec<Block>, _>>()?;
+        crate::blocks::judge_activity(&mut blocks, now, length);
         Ok(blocks)
     }
 

@@ -1,0 +1,162 @@
+//! `csm period`: the billing period (SPEC 4, 5).
+
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow};
+use serde_json::{Value, json};
+
+use super::usage;
+use crate::app::Context;
+use crate::blocks::Block;
+use crate::cli::{PeriodArgs, SourceArg};
+use crate::config::TokenLimit;
+use crate::period::{self, PeriodSettings, PeriodSummary};
+use crate::report::format::{thousands, usd};
+use crate::report::json::{iso_ms, json_float, to_pretty};
+use crate::report::table;
+use crate::tui::source::original_monitor_max_tokens;
+
+pub fn run(ctx: &Context, args: &PeriodArgs) -> Result<ExitCode> {
+    // Past periods come from the history store, which keeps windows whose
+    // transcripts Claude Code has deleted (with --no-store, only what is on disk).
+    let blocks: Vec<Block> = match ctx.source {
+        SourceArg::Transcripts => {
+            usage::open(ctx)?.blocks(ctx, crate::store::STORED_WINDOW_HOURS)?
+        }
+        SourceArg::Ccusage => crate::source::ccusage::blocks(ctx.now)?,
+    };
+    let settings = PeriodSettings::from_config(&ctx.config);
+    let n = args.history.map_or(0, usize::from);
+    let summaries = period::history(&blocks, ctx.now, &ctx.tz, &settings, n)
+        .map_err(|e| anyhow!("cannot compute the billing period: {e}"))?;
+    let kept = period::Maxima {
+        tokens: original_monitor_max_tokens(&ctx.base_dir).unwrap_or(0),
+        cost_usd: 0.0,
+    };
+    let maxima = period::completed_maxima(&blocks).merge(kept);
+    let limit =
+        period::resolve_token_limit(ctx.config.token_limit, &blocks, ctx.now, maxima.tokens);
+    let active = blocks.iter().rev().find(|b| b.is_active);
+    let Some((current, past)) = summaries.split_first() else {
+        return Err(anyhow!("no billing period"));
+    };
+    if args.json {
+        let mut v = json!({
+            "period": summary_json(current),
+            "timezone": ctx.tz.iana_name().unwrap_or("local"),
+            "startDay": settings.start_day,
+            "planPriceUSD": settings.plan_price_usd,
+            "maxTokens": maxima.tokens,
+            "maxBlockCostUSD": json_float(maxima.cost_usd),
+            "tokenLimit": {
+                "setting": match ctx.config.token_limit {
+                    TokenLimit::Max => json!("max"),
+                    TokenLimit::P90 => json!("p90"),
+                    TokenLimit::Fixed(n) => json!(n),
+                },
+                "tokens": limit.tokens,
+                "source": limit.source.label(),
+            },
+            "activeBlock": active.map_or(Value::Null, |b| json!({
+                "id": iso_ms(b.start),
+                "startTime": iso_ms(b.start),
+                "endTime": iso_ms(b.end),
+                "totalTokens": b.total_tokens(),
+                "costUSD": json_float(b.cost_usd),
+            })),
+        });
+        if args.history.is_some()
+            && let Some(m) = v.as_object_mut()
+        {
+            m.insert(
+                "history".into(),
+                Value::Array(past.iter().map(summary_json).collect()),
+            );
+        }
+        print!("{}", to_pretty(&v));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let p = current;
+    let tz_name = ctx.tz.iana_name().unwrap_or("local time");
+    println!(
+        "Billing period  {} → {} ({tz_name}, starts on day {})",
+        p.period.start_date, p.period.end_date, settings.start_day
+    );
+    let s = &p.sessions;
+    let sessions = if s.over > 0 {
+        format!("{} used · over by {} (limit {})", s.used, s.over, s.limit)
+    } else {
+        format!("{} used · {} left of {}", s.used, s.left, s.limit)
+    };
+    println!("Sessions        {sessions}");
+    println!(
+        "Days left       {} ({:.1} sessions/day)",
+        p.days_left, p.avg_sessions_per_day
+    );
+    let mut cost = format!("{} at API prices", usd(p.cost_usd));
+    if let (Some(r), Some(price)) = (p.value_ratio, settings.plan_price_usd) {
+        cost.push_str(&format!(" ({r:.1}× the {} plan)", usd(price)));
+    }
+    println!("Cost            {cost}");
+    println!("Tokens          {}", thousands(p.total_tokens));
+    println!(
+        "Max window      {} tokens · {} (largest cost)",
+        thousands(maxima.tokens),
+        usd(maxima.cost_usd)
+    );
+    match limit.tokens {
+        Some(t) => println!(
+            "Token limit     {} ({})",
+            thousands(t),
+            limit.source.label()
+        ),
+        None => println!("Token limit     none yet (no completed window)"),
+    }
+    if let Some(b) = active {
+        println!(
+            "Active window   {} tokens · {} · resets {}",
+            thousands(b.total_tokens()),
+            usd(b.cost_usd),
+            ctx.tz.to_datetime(b.end).strftime("%H:%M")
+        );
+    }
+    if !past.is_empty() {
+        let width = comfy_table::Table::new().width().unwrap_or(120).max(60);
+        let st = table::Style {
+            color: ctx.color,
+            width,
+        };
+        let mut t = table::new_table(st, &["Period", "Sessions", "Tokens", "Cost (USD)"]);
+        for h in summaries.iter() {
+            t.add_row(vec![
+                format!("{} → {}", h.period.start_date, h.period.end_date),
+                h.sessions.used.to_string(),
+                thousands(h.total_tokens),
+                usd(h.cost_usd),
+            ]);
+        }
+        println!();
+        println!("{t}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary_json(s: &PeriodSummary) -> Value {
+    json!({
+        "start": iso_ms(s.period.start),
+        "end": iso_ms(s.period.end),
+        "startDate": s.period.start_date.to_string(),
+        "endDate": s.period.end_date.to_string(),
+        "sessions": {
+            "used": s.sessions.used,
+            "limit": s.sessions.limit,
+            "left": s.sessions.left,
+            "over": s.sessions.over,
+        },
+        "daysLeft": s.days_left,
+        "avgSessionsPerDay": s.avg_sessions_per_day,
+        "costUSD": json_float(s.cost_usd),
+        "totalTokens": s.total_tokens,
+        "valueRatio": s.value_ratio,
+    })
+}

@@ -1,0 +1,341 @@
+//! The live dashboard (SPEC 6): terminal handling, the event loop and the
+//! worker thread that refreshes data, around the pure [`view`] and [`data`].
+//!
+//! The data source runs on its own thread so that a slow refresh (a full
+//! transcript re-read until the store lands) never delays keys, resizes or
+//! the clock. The screen is redrawn through ratatui's diffing: only cells that
+//! changed are written, the terminal is never cleared.
+
+pub mod changes;
+pub mod data;
+pub mod source;
+pub mod view;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::buffer::Buffer;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::{cursor, execute, terminal};
+use ratatui::layout::Rect;
+
+use self::data::DashboardData;
+use self::source::DataSource;
+use self::view::{Status, ViewState};
+
+/// Where "now" comes from: the system clock, or `CSM_NOW` for tests and screenshots.
+#[derive(Clone, Copy, Debug)]
+pub enum Clock {
+    System,
+    Fixed(Timestamp),
+}
+
+impl Clock {
+    pub fn now(self) -> Timestamp {
+        match self {
+            Clock::System => Timestamp::now(),
+            Clock::Fixed(t) => t,
+        }
+    }
+}
+
+pub struct Options {
+    /// How often the source is asked for new data.
+    pub refresh: Duration,
+    pub clock: Clock,
+    pub tz: TimeZone,
+    pub color: bool,
+}
+
+/// Key and data handling, separate from the terminal so it can be tested.
+pub struct App {
+    pub data: Option<DashboardData>,
+    pub help: bool,
+    pub status: Option<(bool, String)>,
+    pub label: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    None,
+    Redraw,
+    Quit,
+    Recalculate,
+}
+
+impl App {
+    pub fn new(label: String) -> App {
+        App {
+            data: None,
+            help: false,
+            status: None,
+            label,
+        }
+    }
+
+    pub fn on_key(&mut self, key: KeyEvent) -> Action {
+        if key.kind != KeyEventKind::Press {
+            return Action::None;
+        }
+        let ctrl_c =
+            key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
+        match key.code {
+            _ if ctrl_c => Action::Quit,
+            KeyCode::Char('q') | KeyCode::Char('Q') => Action::Quit,
+            // Esc first closes the help, then quits.
+            KeyCode::Esc if self.help => {
+                self.help = false;
+                Action::Redraw
+            }
+            KeyCode::Esc => Action::Quit,
+            KeyCode::Char('?') => {
+                self.help = !self.help;
+                Action::Redraw
+            }
+            KeyCode::Char('r') | KeyCode::Char('R') => {
+                self.status = Some((false, "re-reading usage…".into()));
+                Action::Recalculate
+            }
+            _ => Action::None,
+        }
+    }
+
+    pub fn on_data(&mut self, d: DashboardData) {
+        self.data = Some(d);
+        self.status = None;
+    }
+
+    pub fn on_error(&mut self, e: String) {
+        self.status = Some((true, format!("refresh failed: {e}")));
+    }
+
+    pub fn view<'a>(&'a self, now: Timestamp, tz: &'a TimeZone, color: bool) -> ViewState<'a> {
+        ViewState {
+            data: self.data.as_ref(),
+            now,
+            tz,
+            source_label: &self.label,
+            color,
+            help: self.help,
+            status: self.status.as_ref().map(|(err, s)| {
+                if *err {
+                    Status::Error(s.as_str())
+                } else {
+                    Status::Info(s.as_str())
+                }
+            }),
+        }
+    }
+}
+
+/// Renders one frame of `width` columns (as tall as it needs) into text: what
+/// `csm monitor --once` prints.
+pub fn render_once(
+    source: &mut dyn DataSource,
+    opts: &Options,
+    width: u16,
+    ansi: bool,
+) -> Result<String> {
+    let now = opts.clock.now();
+    let mut app = App::new(source.label());
+    if let Some(d) = source.refresh(now)? {
+        app.on_data(d);
+    }
+    let vs = app.view(now, &opts.tz, ansi && opts.color);
+    let width = width.max(40);
+    let area = Rect::new(0, 0, width, view::natural_height(&vs, width));
+    let mut buf = Buffer::empty(area);
+    view::render(area, &mut buf, &vs);
+    Ok(view::buffer_to_text(&buf, ansi && opts.color))
+}
+
+enum FromWorker {
+    Data(Box<DashboardData>),
+    Error(String),
+}
+
+enum ToWorker {
+    Recalculate,
+}
+
+/// Runs the interactive dashboard until the user quits.
+pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
+    let label = source.label();
+    let (to_ui, from_worker) = mpsc::channel::<FromWorker>();
+    let (to_worker, from_ui) = mpsc::channel::<ToWorker>();
+    let clock = opts.clock;
+    let refresh = opts.refresh;
+    std::thread::Builder::new()
+        .name("csm-refresh".into())
+        .spawn(move || worker(&mut *source, clock, refresh, &from_ui, &to_ui))
+        .context("cannot start the refresh thread")?;
+
+    install_panic_hook();
+    let stop = stop_on_signals();
+    let _guard = TerminalGuard::enter().context("cannot set up the terminal")?;
+    let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    let mut app = App::new(label);
+    let mut dirty = true;
+    let mut drawn_second = i64::MIN;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            tracing::info!("stopped by a signal");
+            break;
+        }
+        let now = clock.now();
+        if dirty || now.as_second() != drawn_second {
+            let vs = app.view(now, &opts.tz, opts.color);
+            term.draw(|f| view::render(f.area(), f.buffer_mut(), &vs))?;
+            dirty = false;
+            drawn_second = now.as_second();
+        }
+        // Wake at least 4 times a second: data from the worker and the clock
+        // show up without a busy loop.
+        if event::poll(Duration::from_millis(250))? {
+            match event::read()? {
+                Event::Key(k) => match app.on_key(k) {
+                    Action::Quit => break,
+                    Action::Recalculate => {
+                        dirty = true;
+                        if to_worker.send(ToWorker::Recalculate).is_err() {
+                            bail!("the refresh thread stopped");
+                        }
+                    }
+                    Action::Redraw => dirty = true,
+                    Action::None => {}
+                },
+                // Terminal::draw resizes its buffers and repaints everything.
+                Event::Resize(..) => dirty = true,
+                _ => {}
+            }
+        }
+        loop {
+            match from_worker.try_recv() {
+                Ok(FromWorker::Data(d)) => {
+                    app.on_data(*d);
+                    dirty = true;
+                }
+                Ok(FromWorker::Error(e)) => {
+                    tracing::warn!("refresh failed: {e}");
+                    app.on_error(e);
+                    dirty = true;
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => bail!("the refresh thread stopped"),
+            }
+        }
+    }
+    drop(term);
+    Ok(())
+}
+
+fn worker(
+    source: &mut dyn DataSource,
+    clock: Clock,
+    every: Duration,
+    from_ui: &mpsc::Receiver<ToWorker>,
+    to_ui: &mpsc::Sender<FromWorker>,
+) {
+    let mut next = Instant::now();
+    loop {
+        match from_ui.recv_timeout(next.saturating_duration_since(Instant::now())) {
+            Ok(ToWorker::Recalculate) => source.recalculate(),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        let started = Instant::now();
+        let msg = match source.refresh(clock.now()) {
+            Ok(Some(d)) => Some(FromWorker::Data(Box::new(d))),
+            Ok(None) => None,
+            Err(e) => Some(FromWorker::Error(format!("{e:#}"))),
+        };
+        tracing::debug!(
+            us = started.elapsed().as_micros() as u64,
+            changed = msg.is_some(),
+            "refresh"
+        );
+        if let Some(m) = msg
+            && to_ui.send(m).is_err()
+        {
+            return;
+        }
+        next = Instant::now() + every;
+    }
+}
+
+/// A flag raised by SIGTERM, SIGHUP or SIGINT (raw mode turns Ctrl-C into a
+/// key, so SIGINT only comes from `kill`): the loop then exits normally and
+/// the guard restores the terminal instead of the process dying in raw mode
+/// on the alternate screen.
+fn stop_on_signals() -> std::sync::Arc<AtomicBool> {
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    #[cfg(unix)]
+    for sig in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGINT,
+    ] {
+        if let Err(e) = signal_hook::flag::register(sig, std::sync::Arc::clone(&flag)) {
+            tracing::warn!("cannot watch signal {sig}: {e}");
+        }
+    }
+    flag
+}
+
+/// Set while the terminal is in raw mode on the alternate screen, so the
+/// panic hook and the guard restore it exactly once.
+static TERMINAL_ACTIVE: AtomicBool = AtomicBool::new(false);
+
+struct TerminalGuard;
+
+impl TerminalGuard {
+    fn enter() -> io::Result<TerminalGuard> {
+        terminal::enable_raw_mode()?;
+        TERMINAL_ACTIVE.store(true, Ordering::SeqCst);
+        execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)?;
+        Ok(TerminalGuard)
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Leaves the alternate screen, shows the cursor and ends raw mode; safe to
+/// call more than once and from the panic hook.
+pub fn restore_terminal() {
+    if TERMINAL_ACTIVE.swap(false, Ordering::SeqCst) {
+        let mut out = io::stdout();
+        // Errors are ignored: this runs while exiting or panicking, when
+        // nothing better can be done than trying every step.
+        let _ = terminal::disable_raw_mode();
+        let _ = execute!(out, terminal::LeaveAlternateScreen, cursor::Show);
+        let _ = out.flush();
+    }
+}
+
+/// Restores the terminal before the default hook prints the panic, so the
+/// message lands on the normal screen and the shell is usable afterwards.
+fn install_panic_hook() {
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+    if INSTALLED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous(info);
+    }));
+}

@@ -1,0 +1,798 @@
+//! Drawing one dashboard frame (SPEC 6) into a ratatui buffer: a pure function
+//! of the data, the clock and the terminal size, so snapshots can test it.
+//!
+//! Layout: a bordered box with the title and clock on the top edge and the
+//! key hints on the bottom edge; inside, sections chosen by priority to fit
+//! the height (tokens and reset first, activity last), then the compressed
+//! period footer.
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Alignment, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
+
+use super::data::{ActiveWindow, DashboardData, OfficialBar, OfficialLimits};
+use crate::report::format::{compact, duration_minutes, short_model, thousands, usd};
+
+/// What one frame shows.
+pub struct ViewState<'a> {
+    /// `None` until the first data arrived.
+    pub data: Option<&'a DashboardData>,
+    pub now: Timestamp,
+    pub tz: &'a TimeZone,
+    /// `in-process`, `daemon vX`.
+    pub source_label: &'a str,
+    pub color: bool,
+    pub help: bool,
+    /// A transient line above the footer: "re-reading…", a refresh error.
+    pub status: Option<Status<'a>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Status<'a> {
+    Info(&'a str),
+    Error(&'a str),
+}
+
+/// Label column width: "Official " etc.
+const LABEL: usize = 9;
+
+#[derive(Clone, Copy)]
+struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    fn fg(self, c: Color) -> Style {
+        if self.color {
+            Style::new().fg(c)
+        } else {
+            Style::new()
+        }
+    }
+
+    /// Green below 50 %, yellow below 80 %, red from 80 % (SPEC 6).
+    fn level(self, percent: f64) -> Style {
+        self.fg(if percent < 50.0 {
+            Color::Green
+        } else if percent < 80.0 {
+            Color::Yellow
+        } else {
+            Color::Red
+        })
+    }
+
+    fn dim(self) -> Style {
+        self.fg(Color::DarkGray)
+    }
+
+    fn label(self) -> Style {
+        self.fg(Color::Cyan)
+    }
+
+    fn warn(self) -> Style {
+        self.fg(Color::Yellow)
+    }
+
+    fn bad(self) -> Style {
+        if self.color {
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        }
+    }
+
+    fn strong(self) -> Style {
+        if self.color {
+            Style::new().add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        }
+    }
+}
+
+/// Draws the frame into `area` of `buf`.
+pub fn render(area: Rect, buf: &mut Buffer, st: &ViewState<'_>) {
+    let theme = Theme { color: st.color };
+    let narrow = area.width < 80;
+    let clock = st.now.to_zoned_datetime(st.tz.clone());
+    let mut right = format!(" {} ", clock.strftime("%H:%M:%S %Z"));
+    if area.width >= 50 {
+        right = format!(" {} · {} ", clock.strftime("%H:%M:%S %Z"), st.source_label);
+    }
+    let keys = if narrow {
+        " q quit · r re-read · ? help "
+    } else {
+        " q quit · r recalculate · ? help "
+    };
+    let frame = Block::new()
+        .borders(Borders::ALL)
+        .border_style(theme.dim())
+        .title_top(Line::from(Span::styled(" csm ", theme.strong())))
+        .title_top(Line::from(Span::styled(right, theme.label())).alignment(Alignment::Right))
+        .title_bottom(Line::from(Span::styled(keys, theme.dim())).alignment(Alignment::Right));
+    let inner = frame.inner(area);
+    frame.render(area, buf);
+    let content = Rect {
+        x: inner.x.saturating_add(1),
+        width: inner.width.saturating_sub(2),
+        ..inner
+    };
+    let lines = content_lines(
+        st,
+        theme,
+        content.width as usize,
+        Some(content.height as usize),
+    );
+    Paragraph::new(lines).render(content, buf);
+    if st.help {
+        render_help(area, buf, theme, st.source_label);
+    }
+}
+
+/// Rows the frame needs at `width` to show every section (for `--once`).
+pub fn natural_height(st: &ViewState<'_>, width: u16) -> u16 {
+    let cw = width.saturating_sub(4) as usize;
+    let theme = Theme { color: false };
+    let n = content_lines(st, theme, cw, None).len();
+    (n + 2).min(u16::MAX as usize) as u16
+}
+
+/// Body sections that fit in `height` (all of them when `None`), then the footer.
+fn content_lines(
+    st: &ViewState<'_>,
+    theme: Theme,
+    width: usize,
+    height: Option<usize>,
+) -> Vec<Line<'static>> {
+    let mut footer = match st.data {
+        Some(d) => footer_lines(d, theme, width),
+        None => Vec::new(),
+    };
+    if let Some(s) = st.status {
+        let (text, style) = match s {
+            Status::Info(t) => (t, theme.dim()),
+            Status::Error(t) => (t, theme.bad()),
+        };
+        footer.insert(0, Line::from(Span::styled(truncate(text, width), style)));
+    }
+    let groups = match st.data {
+        None => vec![Group::new(
+            0,
+            vec![Line::from(Span::styled(
+                "Reading Claude Code transcripts…",
+                theme.dim(),
+            ))],
+        )],
+        Some(d) => match &d.active {
+            Some(a) => active_groups(d, a, st, theme, width),
+            None => waiting_groups(d, st, theme, width),
+        },
+    };
+    let budget = height.map(|h| h.saturating_sub(footer.len()));
+    let chosen = choose(groups, budget);
+    let used: usize = chosen.iter().map(|g| g.lines.len()).sum();
+    let mut spare = budget.map_or(usize::MAX, |b| b.saturating_sub(used));
+    let mut out: Vec<Line<'static>> = Vec::new();
+    for (i, g) in chosen.into_iter().enumerate() {
+        if i > 0 && spare > 0 {
+            out.push(Line::default());
+            spare -= 1;
+        }
+        out.extend(g.lines);
+    }
+    if !footer.is_empty() {
+        match height {
+            // Footer sits at the bottom of the box, a blank line above it if room.
+            Some(h) => {
+                let free = h.saturating_sub(out.len() + footer.len());
+                out.extend(std::iter::repeat_n(Line::default(), free));
+            }
+            None => out.push(Line::default()),
+        }
+        out.extend(footer);
+    }
+    out
+}
+
+/// A block of lines shown or dropped as a whole; lower priority values are
+/// kept first when the terminal is short.
+struct Group {
+    priority: u8,
+    lines: Vec<Line<'static>>,
+    /// Lines that may be cut from the end (activity rows) down to `min`.
+    min: usize,
+}
+
+impl Group {
+    fn new(priority: u8, lines: Vec<Line<'static>>) -> Group {
+        let min = lines.len();
+        Group {
+            priority,
+            lines,
+            min,
+        }
+    }
+}
+
+fn choose(groups: Vec<Group>, budget: Option<usize>) -> Vec<Group> {
+    let Some(mut left) = budget else {
+        return groups;
+    };
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by_key(|&i| (groups[i].priority, i));
+    let mut keep = vec![0usize; groups.len()];
+    for i in order {
+        let g = &groups[i];
+        if g.lines.len() <= left {
+            keep[i] = g.lines.len();
+        } else if g.min <= left && left > 0 {
+            keep[i] = left;
+        }
+        left -= keep[i];
+    }
+    groups
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k > 0)
+        .map(|(mut g, k)| {
+            g.lines.truncate(k);
+            g
+        })
+        .collect()
+}
+
+fn label(theme: Theme, text: &str) -> Span<'static> {
+    Span::styled(format!("{text:<LABEL$}"), theme.label())
+}
+
+/// `left` then `right` pushed to the right edge; `right` is dropped when
+/// both do not fit.
+fn spread(mut left: Vec<Span<'static>>, right: Vec<Span<'static>>, width: usize) -> Line<'static> {
+    let lw: usize = left.iter().map(Span::width).sum();
+    let rw: usize = right.iter().map(Span::width).sum();
+    if lw + 1 + rw <= width {
+        left.push(Span::raw(" ".repeat(width - lw - rw)));
+        left.extend(right);
+    }
+    Line::from(left)
+}
+
+/// A bar of `width` cells, `frac` (0–1) of them filled.
+fn bar(width: usize, frac: f64, fill: Style, theme: Theme) -> Vec<Span<'static>> {
+    let frac = if frac.is_finite() {
+        frac.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let filled = ((width as f64) * frac).round() as usize;
+    let filled = filled.min(width);
+    vec![
+        Span::styled("█".repeat(filled), fill),
+        Span::styled("░".repeat(width - filled), theme.dim()),
+    ]
+}
+
+fn hhmm(t: Timestamp, st: &ViewState<'_>) -> String {
+    let z = t.to_zoned_datetime(st.tz.clone());
+    let today = st.tz.to_datetime(st.now).date();
+    if z.date() == today {
+        z.strftime("%H:%M").to_string()
+    } else if z.date().duration_since(today).as_hours().abs() < 24 * 6 {
+        z.strftime("%a %H:%M").to_string()
+    } else {
+        z.strftime("%b %d %H:%M").to_string()
+    }
+}
+
+fn minutes_between(a: Timestamp, b: Timestamp) -> i64 {
+    b.duration_since(a).as_secs().div_euclid(60)
+}
+
+fn active_groups(
+    d: &DashboardData,
+    a: &ActiveWindow,
+    st: &ViewState<'_>,
+    theme: Theme,
+    width: usize,
+) -> Vec<Group> {
+    let b = &a.block;
+    let tokens = b.total_tokens();
+    let mut groups = Vec::new();
+
+    // Tokens against the limit.
+    let mut token_lines = Vec::new();
+    match d.limit.tokens {
+        Some(limit) => {
+            let pct = tokens as f64 / limit.max(1) as f64 * 100.0;
+            let style = theme.level(pct);
+            let text = format!(
+                "{} / {} ({})",
+                thousands(tokens),
+                thousands(limit),
+                d.limit.source.label()
+            );
+            let mut right = vec![Span::styled(format!("{pct:.1}%"), style)];
+            if tokens > limit {
+                right = vec![Span::styled(format!("OVER {pct:.1}%"), theme.bad())];
+            }
+            token_lines.push(spread(
+                vec![label(theme, "Tokens"), Span::raw(text)],
+                right,
+                width,
+            ));
+            token_lines.push(Line::from(bar(width, pct / 100.0, style, theme)));
+        }
+        None => {
+            token_lines.push(Line::from(vec![
+                label(theme, "Tokens"),
+                Span::raw(format!(
+                    "{} (no completed window to compare yet)",
+                    thousands(tokens)
+                )),
+            ]));
+            token_lines.push(Line::from(bar(width, 0.0, theme.dim(), theme)));
+        }
+    }
+    groups.push(Group::new(0, token_lines));
+
+    // Time to reset.
+    let total = b.end.duration_since(b.start).as_secs_f64().max(1.0);
+    let elapsed = st
+        .now
+        .duration_since(b.start)
+        .as_secs_f64()
+        .clamp(0.0, total);
+    let pct = elapsed / total * 100.0;
+    let left = minutes_between(st.now, b.end).max(0);
+    let style = theme.level(pct);
+    groups.push(Group::new(
+        1,
+        vec![
+            spread(
+                vec![
+                    label(theme, "Reset"),
+                    Span::raw(format!(
+                        "{} left · resets {}",
+                        duration_minutes(left),
+                        hhmm(b.end, st)
+                    )),
+                ],
+                vec![Span::styled(format!("{pct:.0}%"), style)],
+                width,
+            ),
+            Line::from(bar(width, pct / 100.0, style, theme)),
+        ],
+    ));
+
+    // Cost, burn rate, predicted limit.
+    let mut money = Vec::new();
+    let mut cost = vec![label(theme, "Cost"), Span::raw(usd(b.cost_usd))];
+    if let Some(p) = b.projection(st.now) {
+        cost.push(Span::styled(
+            format!(" · {} projected by {}", usd(p.total_cost), hhmm(b.end, st)),
+            theme.dim(),
+        ));
+    }
+    money.push(Line::from(cost));
+    let mut burn = vec![label(theme, "Burn")];
+    match a.burn {
+        Some(r) => {
+            burn.push(Span::raw(format!(
+                "{} tok/min · {}/h",
+                thousands(r.tokens_per_minute.round().max(0.0) as u64),
+                usd(r.cost_per_hour)
+            )));
+            if let Some(limit) = d.limit.tokens {
+                burn.push(Span::raw(" · "));
+                burn.push(limit_prediction(
+                    tokens,
+                    limit,
+                    r.tokens_per_minute,
+                    b.end,
+                    st,
+                    theme,
+                ));
+            }
+        }
+        None => burn.push(Span::styled("not enough data yet", theme.dim())),
+    }
+    money.push(Line::from(burn));
+    groups.push(Group::new(2, money));
+
+    if let Some(o) = &d.official {
+        groups.push(Group::new(4, official_lines(o, st, theme, width)));
+    }
+
+    if !a.models.is_empty() {
+        let items: Vec<String> = a
+            .models
+            .iter()
+            .map(|m| format!("{} {:.0}%", short_model(&m.model), m.share * 100.0))
+            .collect();
+        groups.push(Group::new(
+            3,
+            vec![Line::from(vec![
+                label(theme, "Models"),
+                Span::raw(join_fitting(&items, width.saturating_sub(LABEL))),
+            ])],
+        ));
+    }
+
+    if let Some(rows) = &d.activity {
+        groups.push(activity_group(rows, st, theme, width));
+    }
+    groups
+}
+
+fn limit_prediction(
+    tokens: u64,
+    limit: u64,
+    per_minute: f64,
+    reset: Timestamp,
+    st: &ViewState<'_>,
+    theme: Theme,
+) -> Span<'static> {
+    if tokens >= limit {
+        return Span::styled("limit passed", theme.bad());
+    }
+    if per_minute <= 0.0 {
+        return Span::styled("limit not in sight", theme.dim());
+    }
+    let minutes = (limit - tokens) as f64 / per_minute;
+    let at = st
+        .now
+        .checked_add(jiff::SignedDuration::from_secs(
+            (minutes * 60.0).min(1e12) as i64
+        ))
+        .ok();
+    match at {
+        Some(t) if t < reset => Span::styled(format!("limit at {}", hhmm(t, st)), theme.warn()),
+        _ => Span::styled("limit not reached before reset", theme.dim()),
+    }
+}
+
+fn official_lines(
+    o: &OfficialLimits,
+    st: &ViewState<'_>,
+    theme: Theme,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let age = minutes_between(o.captured_at, st.now).max(0);
+    let stale = o.is_stale(st.now);
+    let mut lines = Vec::new();
+    let rows: [(&str, &Option<OfficialBar>); 2] =
+        [("5-hour", &o.five_hour), ("Weekly", &o.seven_day)];
+    for (name, bar_data) in rows {
+        let Some(x) = bar_data else { continue };
+        let pct = x.used_percent.clamp(0.0, 100.0);
+        let style = if stale { theme.dim() } else { theme.level(pct) };
+        let mut tail = format!(" {pct:>3.0}%");
+        if let Some(r) = x.resets_at {
+            tail.push_str(&format!(" · resets {}", hhmm(r, st)));
+        }
+        let bar_w = width.saturating_sub(LABEL + tail.chars().count()).min(40);
+        let mut spans = vec![label(theme, name)];
+        if bar_w >= 6 {
+            spans.extend(bar(bar_w, pct / 100.0, style, theme));
+        }
+        spans.push(Span::styled(tail, style));
+        lines.push(Line::from(spans));
+    }
+    if !lines.is_empty() {
+        let note = if stale {
+            Span::styled(
+                format!(
+                    "official limits stale: captured {} ago",
+                    duration_minutes(age)
+                ),
+                theme.warn(),
+            )
+        } else {
+            Span::styled(
+                format!("official limits, captured {} ago", duration_minutes(age)),
+                theme.dim(),
+            )
+        };
+        lines.push(Line::from(vec![Span::raw(" ".repeat(LABEL)), note]));
+    }
+    lines
+}
+
+fn activity_group(
+    rows: &[super::data::ActivityRow],
+    st: &ViewState<'_>,
+    theme: Theme,
+    width: usize,
+) -> Group {
+    let mut lines = vec![Line::from(label(theme, "Activity"))];
+    if rows.is_empty() {
+        lines[0] = Line::from(vec![
+            label(theme, "Activity"),
+            Span::styled("no live Claude Code session", theme.dim()),
+        ]);
+    }
+    let state_w = 15;
+    let time_w = 7;
+    let name_w = width.saturating_sub(2 + state_w + time_w + 2).max(4);
+    for r in rows {
+        let style = match r.state {
+            super::data::ActivityState::Active => theme.fg(Color::Green),
+            super::data::ActivityState::WaitingForYou => theme.warn(),
+            super::data::ActivityState::Idle => theme.dim(),
+        };
+        let since = duration_minutes(minutes_between(r.since, st.now).max(0));
+        lines.push(Line::from(vec![
+            Span::raw(format!("  {:<name_w$} ", truncate(&r.project, name_w))),
+            Span::styled(format!("{:<state_w$}", r.state.label()), style),
+            Span::raw(format!(" {since:>time_w$}")),
+        ]));
+    }
+    Group {
+        priority: 5,
+        lines,
+        min: 1,
+    }
+}
+
+fn waiting_groups(d: &DashboardData, st: &ViewState<'_>, theme: Theme, width: usize) -> Vec<Group> {
+    let mut main = vec![Line::from(Span::styled(
+        "Waiting for a new session",
+        theme.warn().add_modifier(if theme.color {
+            Modifier::BOLD
+        } else {
+            Modifier::empty()
+        }),
+    ))];
+    main.push(Line::from(match d.last_window_end {
+        Some(t) => vec![
+            label(theme, "Last"),
+            Span::raw(format!(
+                "ended {} ({} ago)",
+                hhmm(t, st),
+                duration_minutes(minutes_between(t, st.now).max(0))
+            )),
+        ],
+        None => vec![
+            label(theme, "Last"),
+            Span::styled("no window yet", theme.dim()),
+        ],
+    }));
+    let max = if d.maxima.tokens > 0 {
+        format!(
+            "{} tokens in one window · top cost {}",
+            thousands(d.maxima.tokens),
+            usd(d.maxima.cost_usd)
+        )
+    } else {
+        "none yet".to_string()
+    };
+    main.push(Line::from(vec![label(theme, "Max"), Span::raw(max)]));
+    let p = &d.period;
+    let left = if p.sessions.over > 0 {
+        Span::styled(format!("over by {} sessions", p.sessions.over), theme.bad())
+    } else {
+        Span::raw(format!(
+            "{} of {} sessions left",
+            p.sessions.left, p.sessions.limit
+        ))
+    };
+    main.push(Line::from(vec![
+        label(theme, "Period"),
+        Span::raw(format!(
+            "{} → {} · ",
+            p.period.start_date, p.period.end_date
+        )),
+        left,
+    ]));
+    let mut groups = vec![Group::new(0, main)];
+    if let Some(o) = &d.official {
+        groups.push(Group::new(2, official_lines(o, st, theme, width)));
+    }
+    if let Some(rows) = &d.activity {
+        groups.push(activity_group(rows, st, theme, width));
+    }
+    groups
+}
+
+/// `Sessions 12 used · 38 left of 50 · 9d left (4.2/day) · Period $456.78 ·
+/// Max 2.0M tok`, wrapped between items to the width.
+fn footer_lines(d: &DashboardData, theme: Theme, width: usize) -> Vec<Line<'static>> {
+    let p = &d.period;
+    let s = &p.sessions;
+    let mut items: Vec<Vec<Span<'static>>> =
+        vec![vec![Span::raw(format!("Sessions {} used", s.used))]];
+    if s.over > 0 {
+        items.push(vec![Span::styled(
+            format!("over by {} (of {})", s.over, s.limit),
+            theme.bad(),
+        )]);
+    } else {
+        let pct = s.used as f64 / s.limit.max(1) as f64 * 100.0;
+        items.push(vec![Span::styled(
+            format!("{} left of {}", s.left, s.limit),
+            theme.level(pct),
+        )]);
+    }
+    items.push(vec![Span::raw(format!(
+        "{}d left ({:.1}/day)",
+        p.days_left, p.avg_sessions_per_day
+    ))]);
+    let mut period = format!("Period {}", usd(p.cost_usd));
+    if let Some(r) = p.value_ratio {
+        period.push_str(&format!(" ({r:.1}× plan)"));
+    }
+    items.push(vec![Span::raw(period)]);
+    if d.maxima.tokens > 0 {
+        items.push(vec![Span::raw(format!(
+            "Max {} tok",
+            compact(d.maxima.tokens)
+        ))]);
+    }
+    let sep = " · ";
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let mut cur: Vec<Span<'static>> = Vec::new();
+    let mut cur_w = 0usize;
+    for item in items {
+        let w: usize = item.iter().map(Span::width).sum();
+        if !cur.is_empty() && cur_w + sep.len() - 1 + w > width {
+            lines.push(Line::from(std::mem::take(&mut cur)));
+            cur_w = 0;
+        }
+        if !cur.is_empty() {
+            cur.push(Span::styled(sep, theme.dim()));
+            cur_w += 3;
+        }
+        cur.extend(item);
+        cur_w += w;
+    }
+    if !cur.is_empty() {
+        lines.push(Line::from(cur));
+    }
+    lines
+}
+
+fn render_help(area: Rect, buf: &mut Buffer, theme: Theme, source: &str) {
+    let text = vec![
+        Line::from("q  Esc  Ctrl-C   quit"),
+        Line::from("r                re-read usage now"),
+        Line::from("?                show or hide this help"),
+        Line::default(),
+        Line::from(format!("data: {source}")),
+        Line::from("colours: green <50% · yellow <80% · red"),
+    ];
+    let w = (text.iter().map(Line::width).max().unwrap_or(20) + 4).min(area.width as usize) as u16;
+    let h = (text.len() + 2).min(area.height as usize) as u16;
+    let popup = Rect {
+        x: area.x + (area.width.saturating_sub(w)) / 2,
+        y: area.y + (area.height.saturating_sub(h)) / 2,
+        width: w,
+        height: h,
+    };
+    Clear.render(popup, buf);
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_style(theme.label())
+        .title_top(Line::from(" help "));
+    let inner = block.inner(popup);
+    block.render(popup, buf);
+    let inner = Rect {
+        x: inner.x.saturating_add(1),
+        width: inner.width.saturating_sub(1),
+        ..inner
+    };
+    Paragraph::new(text).render(inner, buf);
+}
+
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Items joined with ` · ` as long as they fit, then `+N` for the rest.
+fn join_fitting(items: &[String], width: usize) -> String {
+    let mut out = String::new();
+    let mut out_w = 0;
+    for (i, it) in items.iter().enumerate() {
+        let sep = if out.is_empty() { "" } else { " · " };
+        let rest = items.len() - i - 1;
+        // Room for this item and, if more follow, for " · +N".
+        let more_w = if rest > 0 {
+            format!(" · +{rest}").chars().count()
+        } else {
+            0
+        };
+        let item_w = sep.chars().count() + it.chars().count();
+        if out_w + item_w + more_w > width {
+            out.push_str(&format!("{sep}+{}", items.len() - i));
+            return out;
+        }
+        out.push_str(sep);
+        out.push_str(it);
+        out_w += item_w;
+    }
+    out
+}
+
+/// The frame as plain text, trailing spaces trimmed; with `ansi`, colours as
+/// SGR escape codes (for `--once` on a terminal).
+pub fn buffer_to_text(buf: &Buffer, ansi: bool) -> String {
+    let area = buf.area;
+    let mut out = String::new();
+    for y in area.top()..area.bottom() {
+        let mut line = String::new();
+        let mut current: Option<Style> = None;
+        for x in area.left()..area.right() {
+            let Some(cell) = buf.cell((x, y)) else {
+                continue;
+            };
+            if ansi {
+                let style = cell.style();
+                if current != Some(style) {
+                    line.push_str(&sgr(style));
+                    current = Some(style);
+                }
+            }
+            line.push_str(cell.symbol());
+        }
+        if ansi {
+            line.push_str("\x1b[0m");
+        }
+        let trimmed = if ansi { line.as_str() } else { line.trim_end() };
+        out.push_str(trimmed);
+        out.push('\n');
+    }
+    out
+}
+
+fn sgr(style: Style) -> String {
+    let mut codes = vec!["0".to_string()];
+    if style.add_modifier.contains(Modifier::BOLD) {
+        codes.push("1".into());
+    }
+    let fg = match style.fg {
+        Some(Color::Red) => Some("31"),
+        Some(Color::Green) => Some("32"),
+        Some(Color::Yellow) => Some("33"),
+        Some(Color::Cyan) => Some("36"),
+        Some(Color::DarkGray) => Some("90"),
+        _ => None,
+    };
+    codes.extend(fg.map(String::from));
+    format!("\x1b[{}m", codes.join(";"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joined_items_never_exceed_the_width() {
+        let items: Vec<String> = [
+            "sonnet-5 85%",
+            "sonnet-4-6 6%",
+            "sonnet-4-5 3%",
+            "opus-4-7 3%",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for w in 0..80 {
+            let s = join_fitting(&items, w);
+            // "+N" alone may exceed a width too small for anything.
+            assert!(s.chars().count() <= w.max(2), "{w}: {s}");
+        }
+        assert_eq!(join_fitting(&items, 200), items.join(" · "));
+        assert_eq!(
+            join_fitting(&items, 33),
+            "sonnet-5 85% · sonnet-4-6 6% · +2"
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! End to end: the real `csm monitor` in a private tmux server, on a generated
+//! history with an active window. Reads the pane, resizes the window, quits
+//! with `q` and checks the terminal was restored.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use claude_session_monitor::report::format::thousands;
+use claude_session_monitor::synth::{SynthOptions, default_now, generate};
+
+const NOW: &str = "2026-11-20T16:40:00Z";
+
+/// A tmux server of our own (`-L`), without the user's config (`-f /dev/null`);
+/// killed when dropped, whatever happened.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn pane(&self) -> String {
+        self.ok(&["capture-pane", "-p", "-t", "csm"])
+    }
+
+    fn format(&self, f: &str) -> String {
+        self.ok(&["display-message", "-p", "-t", "csm", f])
+            .trim()
+            .to_string()
+    }
+
+    /// Polls the pane until `pred` holds; bounded, no fixed sleeps.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let pane = self.pane();
+            if pred(&pane) {
+                return pane;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; pane:\n{pane}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+struct Dirs {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    csm_home: PathBuf,
+    claude: PathBuf,
+}
+
+fn history() -> Dirs {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let csm_home = tmp.path().join("csm");
+    let claude = tmp.path().join("claude");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut opts = SynthOptions::new(4, 2 << 20, default_now());
+    opts.active = true;
+    generate(&claude, &opts).unwrap();
+    Dirs {
+        _tmp: tmp,
+        home,
+        csm_home,
+        claude,
+    }
+}
+
+/// What `csm blocks --json --active` reports for the same data and clock.
+fn active_block_tokens(d: &Dirs) -> u64 {
+    let out = Command::new(env!("CARGO_BIN_EXE_csm"))
+        .args(["blocks", "--json", "--active"])
+        .env("HOME", &d.home)
+        .env("CSM_HOME", &d.csm_home)
+        .env("CLAUDE_CONFIG_DIR", &d.claude)
+        .env("CSM_NOW", NOW)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blocks = v["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 1, "one active block expected");
+    blocks[0]["totalTokens"].as_u64().unwrap()
+}
+
+/// The shell script the pane runs: records csm's pid (the inner shell
+/// `exec`s it), checks the tty settings before and after, prints the status.
+fn script(d: &Dirs, path: &Path, pid_file: &Path) {
+    let q = |p: &Path| format!("'{}'", p.display());
+    let text = format!(
+        "export HOME={home} CSM_HOME={csm} CLAUDE_CONFIG_DIR={claude} CSM_NOW={NOW}\n\
+         unset NO_COLOR\n\
+         before=$(stty -g)\n\
+         sh -c 'echo $$ > {pid}; exec {bin} --timezone Europe/Warsaw monitor --refresh 1'\n\
+         rc=$?\n\
+         [ \"$before\" = \"$(stty -g)\" ] && echo TTY-RESTORED\n\
+         echo EXITED=$rc\n",
+        home = q(&d.home),
+        csm = q(&d.csm_home),
+        claude = q(&d.claude),
+        pid = pid_file.display(),
+        bin = Path::new(env!("CARGO_BIN_EXE_csm")).display(),
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// Starts the dashboard in a fresh tmux server and waits until it shows the
+/// active window.
+fn start(d: &Dirs, tokens: &str) -> (Tmux, PathBuf) {
+    let run = d.home.join("run.sh");
+    let pid_file = d.home.join("csm.pid");
+    script(d, &run, &pid_file);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    let tmux = Tmux {
+        socket: format!("csm-test-{}-{nanos}", std::process::id()),
+    };
+    tmux.ok(&[
+        "new-session",
+        "-d",
+        "-s",
+        "csm",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "env",
+        "PS1=$ ",
+        "sh",
+    ]);
+    tmux.ok(&[
+        "send-keys",
+        "-t",
+        "csm",
+        &format!("sh '{}'", run.display()),
+        "Enter",
+    ]);
+    tmux.wait_for("the dashboard", |p| {
+        p.contains(tokens) && p.contains("left · resets") && p.contains("Sessions ")
+    });
+    (tmux, pid_file)
+}
+
+/// After csm exited: status 0, tty settings, normal screen, cursor, prompt.
+fn assert_restored(tmux: &Tmux) {
+    let after = tmux.wait_for("the program to exit", |p| p.contains("EXITED="));
+    assert!(after.contains("EXITED=0"), "{after}");
+    assert!(
+        after.contains("TTY-RESTORED"),
+        "stty settings differ:\n{after}"
+    );
+    assert_eq!(
+        tmux.format("#{alternate_on}"),
+        "0",
+        "left the alternate screen"
+    );
+    assert_eq!(tmux.format("#{cursor_flag}"), "1", "cursor visible");
+    assert!(
+        !after.contains("Tokens"),
+        "dashboard left on the normal screen:\n{after}"
+    );
+    assert!(after.contains("$ "), "shell prompt back:\n{after}");
+}
+
+#[test]
+fn monitor_in_tmux_shows_the_window_resizes_and_restores_the_terminal() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let d = history();
+    let tokens = thousands(active_block_tokens(&d));
+    let (tmux, _) = start(&d, &tokens);
+    let pane = tmux.pane();
+    assert!(pane.contains("17:40:00"), "clock in Europe/Warsaw:\n{pane}");
+    assert!(pane.contains("q quit · r recalculate"), "{pane}");
+    assert_eq!(tmux.format("#{alternate_on}"), "1", "alternate screen");
+
+    // Smaller window: redrawn at 60 columns with the narrow key hints.
+    tmux.ok(&["resize-window", "-t", "csm", "-x", "60", "-y", "15"]);
+    let small = tmux.wait_for("the 60x15 redraw", |p| {
+        p.contains("q quit · r re-read") && p.contains(&tokens)
+    });
+    assert!(small.lines().all(|l| l.chars().count() <= 60), "{small}");
+    assert!(small.contains("Sessions "), "{small}");
+    // And back up again.
+    tmux.ok(&["resize-window", "-t", "csm", "-x", "100", "-y", "30"]);
+    tmux.wait_for("the 100x30 redraw", |p| {
+        p.contains("q quit · r recalculate")
+    });
+
+    tmux.ok(&["send-keys", "-t", "csm", "q"]);
+    assert_restored(&tmux);
+}
+
+#[test]
+fn sigterm_restores_the_terminal_too() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let d = history();
+    let tokens = thousands(active_block_tokens(&d));
+    let (tmux, pid_file) = start(&d, &tokens);
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_restored(&tmux);
+}
