@@ -89,6 +89,9 @@ impl Store {
                     start: 0,
                     id: None,
                 }),
+                // A transcript that comes back (a restored backup) is read again
+                // into its own row: same content, same rows, nothing doubled.
+                Some(k) if !k.present => jobs.push(Job { file: f, start: 0, id: Some(k.id) }),
                 Some(k) => {
                     let replaced = k.device != f.device || k.inode != f.inode || f.size < k.read_to;
                     if replaced {
@@ -143,7 +146,9 @@ impl Store {
             set_meta(&tx, "dirty", "1")?;
             for id in &retire {
                 tx.execute(
-                    "UPDATE files SET path = path || x'00' || CAST(id AS BLOB), present = 0 WHERE id = ?1",
+                    // Still a BLOB (concatenation gives TEXT), so paths keep
+                    // sorting by bytes.
+                    "UPDATE files SET path = CAST(path || x'00' || CAST(id AS TEXT) AS BLOB), present = 0 WHERE id = ?1",
                     [id],
                 )?;
             }
