@@ -6,7 +6,9 @@ use crate::app::Context;
 use crate::blocks::{Block, Timed, identify_blocks, window_length};
 use crate::dedup::Deduper;
 use crate::domain::{EntryCost, UsageEntry};
-use crate::ingest::discover::{Roots, TranscriptFile, WalkStats, find_transcripts};
+use crate::ingest::discover::{
+    Roots, TranscriptFile, WalkStats, find_transcripts, walk_all, walk_changed,
+};
 use crate::ingest::{LineStats, scan_all};
 use crate::pricing::{CostMode, PriceResolver, PriceTable, entry_cost_detail};
 use crate::store::{Store, SyncOptions, SyncReport};
@@ -39,6 +41,13 @@ pub struct Sources {
     pub sync: Option<SyncReport>,
 }
 
+/// How often a run walks every directory and looks at every file.
+const FULL_WALK_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Files written this recently are looked at on every run: Claude Code
+/// appends only to the transcripts of sessions in use.
+const HOT_FILES: jiff::SignedDuration = jiff::SignedDuration::from_hours(6);
+
 /// Finds the transcripts and syncs the store (reading only what is new).
 pub fn open(ctx: &Context) -> Result<Sources> {
     let roots = ctx.roots.resolve();
@@ -54,21 +63,46 @@ pub fn open(ctx: &Context) -> Result<Sources> {
     if let Some(why) = &roots.explanation {
         eprintln!("{why}");
     }
-    let (files, walk) = find_transcripts(&roots);
-    let (store, sync) = if ctx.no_store {
-        (None, None)
+    if ctx.no_store {
+        let (files, walk) = find_transcripts(&roots);
+        return Ok(Sources {
+            roots,
+            files,
+            walk,
+            store: None,
+            sync: None,
+        });
+    }
+    let mut store = Store::open(&ctx.base_dir)?;
+    // Walk everything now and then; in between, list only directories whose
+    // time changed and look again only at recently written files.
+    let memo = store.walk_memo()?;
+    let last_full = store
+        .meta("full_walk_ms")?
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(i64::MIN);
+    let now_ms = ctx.now.as_millisecond();
+    let full = ctx.recalculate
+        || memo.dirs.is_empty()
+        || now_ms.saturating_sub(last_full) > FULL_WALK_EVERY.as_millis() as i64
+        || last_full > now_ms;
+    let walked = if full {
+        walk_all(&roots)
     } else {
-        let mut store = Store::open(&ctx.base_dir)?;
-        let prices = price_table(ctx)?;
-        let report = store.sync(
-            &files,
-            &prices,
-            &SyncOptions {
-                recalculate: ctx.recalculate,
-            },
-        )?;
-        (Some(store), Some(report))
+        let hot_since = ctx.now.saturating_sub(HOT_FILES).unwrap_or(ctx.now);
+        walk_changed(&roots, &memo, hot_since.as_nanosecond() as i64)
     };
+    let prices = price_table(ctx)?;
+    let report = store.sync(
+        &walked.files,
+        &prices,
+        &SyncOptions {
+            recalculate: ctx.recalculate,
+        },
+    )?;
+    store.save_walk(&walked.dirs, full.then_some(ctx.now))?;
+    let (files, walk) = (walked.files, walked.stats);
+    let (store, sync) = (Some(store), Some(report));
     Ok(Sources {
         roots,
         files,

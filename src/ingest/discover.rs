@@ -127,8 +127,119 @@ pub fn find_transcripts(roots: &Roots) -> (Vec<TranscriptFile>, WalkStats) {
     let mut files = Vec::new();
     let mut stats = WalkStats::default();
     for root in &roots.projects_dirs {
-        walk(root, root, &mut files, &mut stats);
+        walk(root, root, &mut files, &mut stats, &mut Vec::new());
     }
+    sort_files(&mut files);
+    (files, stats)
+}
+
+/// A directory and its modification time: its listing is unchanged while the
+/// time is (files growing do not touch it; files appearing do).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirStamp {
+    pub path: PathBuf,
+    pub mtime_ns: i64,
+}
+
+/// What an earlier walk saw, to check cheaply whether anything changed.
+#[derive(Clone, Debug, Default)]
+pub struct WalkMemo {
+    pub dirs: Vec<DirStamp>,
+    pub files: Vec<TranscriptFile>,
+}
+
+/// A walk's result: the files, the directories seen (for the next memo) and
+/// counts of what was passed over.
+#[derive(Clone, Debug, Default)]
+pub struct Walk {
+    pub files: Vec<TranscriptFile>,
+    pub dirs: Vec<DirStamp>,
+    pub stats: WalkStats,
+}
+
+/// Every transcript, walking the whole tree and noting directory times.
+pub fn walk_all(roots: &Roots) -> Walk {
+    let mut w = Walk::default();
+    for root in &roots.projects_dirs {
+        walk(root, root, &mut w.files, &mut w.stats, &mut w.dirs);
+    }
+    sort_files(&mut w.files);
+    w
+}
+
+/// The same result as [`walk_all`] for the usual changes at a fraction of
+/// the system calls: a directory whose time is unchanged is not listed again
+/// (its files are those of the memo), and of its files only those modified
+/// since `hot_since_ns` are looked at again. A file that grows while older
+/// than that is caught by the next full walk, which the caller schedules.
+pub fn walk_changed(roots: &Roots, memo: &WalkMemo, hot_since_ns: i64) -> Walk {
+    let mut w = Walk::default();
+    let mut by_dir: std::collections::HashMap<&Path, Vec<&TranscriptFile>> = Default::default();
+    for f in &memo.files {
+        if let Some(parent) = f.path.parent() {
+            by_dir.entry(parent).or_default().push(f);
+        }
+    }
+    let mut children: std::collections::HashMap<&Path, Vec<&Path>> = Default::default();
+    let mut stamps: std::collections::HashMap<&Path, i64> = Default::default();
+    for d in &memo.dirs {
+        stamps.insert(d.path.as_path(), d.mtime_ns);
+        if let Some(parent) = d.path.parent() {
+            children.entry(parent).or_default().push(d.path.as_path());
+        }
+    }
+    for root in &roots.projects_dirs {
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(meta) = fs::metadata(&dir) else {
+                continue;
+            };
+            let mtime = file_identity(&meta).2;
+            let unchanged = stamps.get(dir.as_path()) == Some(&mtime);
+            if !unchanged {
+                // Listing it again finds new files and new directories; known
+                // subdirectories are visited below like any other.
+                let mut sub = Vec::new();
+                list_dir(root, &dir, &mut w.files, &mut w.stats, &mut sub);
+                w.dirs.push(stamp(&dir, mtime));
+                stack.extend(sub);
+                continue;
+            }
+            w.dirs.push(stamp(&dir, mtime));
+            for f in by_dir.get(dir.as_path()).into_iter().flatten() {
+                if f.mtime_ns < hot_since_ns {
+                    w.files.push((*f).clone());
+                } else if let Ok(m) = fs::symlink_metadata(&f.path)
+                    && m.is_file()
+                    && let Some(fresh) = describe(root, f.path.clone(), &m)
+                {
+                    w.files.push(fresh);
+                }
+            }
+            for d in children.get(dir.as_path()).into_iter().flatten() {
+                stack.push(d.to_path_buf());
+            }
+        }
+    }
+    sort_files(&mut w.files);
+    w
+}
+
+/// A directory's time as worth remembering: one changed in the last couple of
+/// seconds may change again within the clock's granularity without its time
+/// moving, so it is remembered as "list again".
+fn stamp(path: &Path, mtime_ns: i64) -> DirStamp {
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(i64::MAX, |d| d.as_nanos() as i64);
+    let settled = now_ns.saturating_sub(mtime_ns) > 2_000_000_000;
+    DirStamp {
+        path: path.to_path_buf(),
+        mtime_ns: if settled { mtime_ns } else { i64::MIN },
+    }
+}
+
+fn sort_files(files: &mut Vec<TranscriptFile>) {
     // Byte order of the whole path, as ccusage: `s1.jsonl` sorts before `s1/…`.
     files.sort_by(|a, b| {
         a.path
@@ -137,10 +248,33 @@ pub fn find_transcripts(roots: &Roots) -> (Vec<TranscriptFile>, WalkStats) {
             .cmp(b.path.as_os_str().as_encoded_bytes())
     });
     files.dedup_by(|a, b| a.path == b.path);
-    (files, stats)
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<TranscriptFile>, stats: &mut WalkStats) {
+fn walk(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<TranscriptFile>,
+    stats: &mut WalkStats,
+    dirs: &mut Vec<DirStamp>,
+) {
+    if let Ok(m) = fs::metadata(dir) {
+        dirs.push(stamp(dir, file_identity(&m).2));
+    }
+    let mut sub = Vec::new();
+    list_dir(root, dir, out, stats, &mut sub);
+    for d in sub {
+        walk(root, &d, out, stats, dirs);
+    }
+}
+
+/// One directory: its transcripts go to `out`, its subdirectories to `sub`.
+fn list_dir(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<TranscriptFile>,
+    stats: &mut WalkStats,
+    sub: &mut Vec<PathBuf>,
+) {
     let Ok(entries) = fs::read_dir(dir) else {
         stats.unreadable_dirs += 1;
         return;
@@ -152,7 +286,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<TranscriptFile>, stats: &mut Walk
         };
         let is_jsonl = path.extension().is_some_and(|e| e == "jsonl");
         if file_type.is_dir() {
-            walk(root, &path, out, stats);
+            sub.push(path);
             continue;
         }
         if !is_jsonl {
@@ -307,6 +441,69 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(with_xdg.resolve().projects_dirs.len(), 1);
+    }
+
+    #[test]
+    fn walk_changed_sees_new_and_hot_files_like_a_full_walk() {
+        let t = tempfile::tempdir().unwrap();
+        let projects = t.path().join("projects");
+        touch(&projects.join("p/a.jsonl"));
+        touch(&projects.join("p/s/subagents/x.jsonl"));
+        // Settled directories (a fresh one is always listed again).
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for d in ["", "p", "p/s", "p/s/subagents"] {
+            fs::File::open(projects.join(d))
+                .unwrap()
+                .set_modified(hour_ago)
+                .unwrap();
+        }
+        let roots = Roots {
+            projects_dirs: vec![projects.clone()],
+            ..Default::default()
+        };
+        let first = walk_all(&roots);
+        assert!(first.dirs.iter().all(|d| d.mtime_ns != i64::MIN));
+        assert_eq!(first.files.len(), 2);
+        let memo = WalkMemo {
+            dirs: first.dirs.clone(),
+            files: first.files.clone(),
+        };
+        // Nothing changed: same files, nothing listed again.
+        let same = walk_changed(&roots, &memo, i64::MIN);
+        assert_eq!(paths(&same.files), paths(&first.files));
+        // A file grows, another appears in a new directory.
+        fs::write(projects.join("p/a.jsonl"), b"{}\n{}\n").unwrap();
+        touch(&projects.join("q/new.jsonl"));
+        let later = walk_changed(&roots, &memo, i64::MIN);
+        let full = walk_all(&roots);
+        assert_eq!(paths(&later.files), paths(&full.files));
+        let grown = later
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("p/a.jsonl"))
+            .unwrap();
+        assert_eq!(grown.size, 6);
+        // Files older than the hot threshold keep their remembered size.
+        let cold = walk_changed(&roots, &memo, i64::MAX);
+        let kept = cold
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("p/a.jsonl"))
+            .unwrap();
+        assert_eq!(kept.size, 3);
+        // A deleted file in an unchanged... directory changes its time: gone.
+        fs::remove_file(projects.join("p/s/subagents/x.jsonl")).unwrap();
+        let after_delete = walk_changed(&roots, &memo, i64::MIN);
+        assert!(
+            !after_delete
+                .files
+                .iter()
+                .any(|f| f.path.ends_with("x.jsonl"))
+        );
+    }
+
+    fn paths(files: &[TranscriptFile]) -> Vec<PathBuf> {
+        files.iter().map(|f| f.path.clone()).collect()
     }
 
     #[test]

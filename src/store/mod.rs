@@ -21,6 +21,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::blocks::Block;
 use crate::domain::{Origin, Speed, TokenCounts, UsageEntry};
+use crate::ingest::discover::{DirStamp, TranscriptFile, WalkMemo};
 use crate::pricing::CostMode;
 
 pub use sync::{SyncOptions, SyncReport};
@@ -46,6 +47,8 @@ pub enum StoreError {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Serialises writers across processes (see [`Store::writer_lock`]).
+    lock_path: Option<PathBuf>,
 }
 
 impl Store {
@@ -61,15 +64,38 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        Self::setup(conn, path)
+        let lock_path = base_dir.join("history.lock");
+        Self::setup(conn, path, Some(lock_path))
     }
 
     /// A store that lives in memory only (tests).
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Self::setup(Connection::open_in_memory()?, PathBuf::from(":memory:"))
+        Self::setup(
+            Connection::open_in_memory()?,
+            PathBuf::from(":memory:"),
+            None,
+        )
     }
 
-    fn setup(mut conn: Connection, path: PathBuf) -> Result<Store, StoreError> {
+    /// An exclusive lock held while one process brings the store up to date:
+    /// two processes planning the same new transcripts at once would both
+    /// insert them. Others wait here (a file lock, no timeout to run out),
+    /// then find little or nothing left to do. Readers never take it.
+    pub(crate) fn writer_lock(&self) -> Result<Option<std::fs::File>, StoreError> {
+        let Some(p) = &self.lock_path else {
+            return Ok(None);
+        };
+        crate::fsutil::touch_private(p)?;
+        let f = std::fs::OpenOptions::new().append(true).open(p)?;
+        f.lock()?;
+        Ok(Some(f))
+    }
+
+    fn setup(
+        conn: Connection,
+        path: PathBuf,
+        lock_path: Option<PathBuf>,
+    ) -> Result<Store, StoreError> {
         conn.busy_timeout(Duration::from_secs(60))?;
         // WAL cannot be switched on while another connection is mid-write;
         // a store that is already WAL reports so without waiting.
@@ -77,8 +103,19 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.pragma_update(None, "cache_size", -8192)?;
-        schema::migrate(&mut conn)?;
-        Ok(Store { conn, path })
+        let mut store = Store {
+            conn,
+            path,
+            lock_path,
+        };
+        let current: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if current != schema::VERSION {
+            let _lock = store.writer_lock()?;
+            schema::migrate(&mut store.conn)?;
+        }
+        Ok(store)
     }
 
     pub fn path(&self) -> &Path {
@@ -225,6 +262,84 @@ impl Store {
         Ok(out)
     }
 
+    /// What the last walk saw: the directories with their times and the
+    /// transcripts present, for a walk that lists only changed directories.
+    pub fn walk_memo(&self) -> Result<WalkMemo, StoreError> {
+        let mut memo = WalkMemo::default();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT path, mtime_ns FROM dirs")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            memo.dirs.push(DirStamp {
+                path: path_from_blob(r.get(0)?),
+                mtime_ns: r.get(1)?,
+            });
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT path, project, session_id, project_path, device, inode, size, mtime_ns
+             FROM files WHERE present = 1",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            memo.files.push(TranscriptFile {
+                path: path_from_blob(r.get(0)?),
+                origin: Arc::new(Origin {
+                    project: Arc::from(r.get::<_, String>(1)?.as_str()),
+                    session_id: r.get(2)?,
+                    project_path: r.get(3)?,
+                }),
+                device: r.get::<_, i64>(4)? as u64,
+                inode: r.get::<_, i64>(5)? as u64,
+                size: r.get::<_, i64>(6)? as u64,
+                mtime_ns: r.get(7)?,
+            });
+        }
+        Ok(memo)
+    }
+
+    /// Remembers the directories a walk saw (only when they changed) and,
+    /// for a full walk, when it ran.
+    pub fn save_walk(
+        &mut self,
+        dirs: &[DirStamp],
+        full_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let memo = self.walk_memo()?;
+        let same = memo.dirs.len() == dirs.len() && {
+            let old: std::collections::HashMap<&Path, i64> = memo
+                .dirs
+                .iter()
+                .map(|d| (d.path.as_path(), d.mtime_ns))
+                .collect();
+            dirs.iter()
+                .all(|d| old.get(d.path.as_path()) == Some(&d.mtime_ns))
+        };
+        if same && full_at.is_none() {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if !same {
+            tx.execute("DELETE FROM dirs", [])?;
+            let mut ins =
+                tx.prepare_cached("INSERT OR REPLACE INTO dirs (path, mtime_ns) VALUES (?1, ?2)")?;
+            for d in dirs {
+                ins.execute(params![d.path.as_os_str().as_encoded_bytes(), d.mtime_ns])?;
+            }
+        }
+        if let Some(t) = full_at {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('full_walk_ms', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [t.as_millisecond().to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Sizes and counts for `csm db stats`.
     pub fn stats(&self) -> Result<DbStats, StoreError> {
         let one = |sql: &str| -> Result<i64, rusqlite::Error> {
@@ -284,6 +399,18 @@ pub struct DbStats {
     pub max_block_tokens: u64,
     pub max_block_cost: f64,
     pub bytes: u64,
+}
+
+fn path_from_blob(bytes: Vec<u8>) -> PathBuf {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        PathBuf::from(std::ffi::OsString::from_vec(bytes))
+    }
+    #[cfg(not(unix))]
+    {
+        PathBuf::from(String::from_utf8_lossy(&bytes).into_owned())
+    }
 }
 
 pub(crate) fn ms(v: i64) -> Timestamp {

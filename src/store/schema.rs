@@ -80,6 +80,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (start_ms, is_gap)
     ) WITHOUT ROWID;
 
+    -- Directories under the data roots with their times, so a run lists only
+    -- the ones whose contents changed.
+    CREATE TABLE dirs (
+        path     BLOB PRIMARY KEY,
+        mtime_ns INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
     CREATE TABLE meta (
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
@@ -106,7 +113,12 @@ pub fn migrate(conn: &mut Connection) -> Result<(), super::StoreError> {
         });
     }
     for (i, step) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have migrated while this one waited.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now > i as i64 {
+            continue;
+        }
         tx.execute_batch(step)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;

@@ -67,6 +67,7 @@ impl Store {
         prices: &PriceTable,
         opts: &SyncOptions,
     ) -> Result<SyncReport, StoreError> {
+        let _lock = self.writer_lock()?;
         let mut report = SyncReport {
             files_seen: files.len(),
             ..Default::default()
@@ -91,7 +92,11 @@ impl Store {
                 }),
                 // A transcript that comes back (a restored backup) is read again
                 // into its own row: same content, same rows, nothing doubled.
-                Some(k) if !k.present => jobs.push(Job { file: f, start: 0, id: Some(k.id) }),
+                Some(k) if !k.present => jobs.push(Job {
+                    file: f,
+                    start: 0,
+                    id: Some(k.id),
+                }),
                 Some(k) => {
                     let replaced = k.device != f.device || k.inode != f.inode || f.size < k.read_to;
                     if replaced {
