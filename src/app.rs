@@ -52,7 +52,9 @@ pub struct UsageError(pub String);
 #[derive(Clone)]
 pub struct Context {
     pub now: Timestamp,
-    pub tz: TimeZone,
+    /// The display time zone, resolved on first use: finding the system's
+    /// zone reads the zone database, which a plain `blocks --json` never needs.
+    tz: std::sync::OnceLock<TimeZone>,
     pub base_dir: PathBuf,
     pub config: Config,
     pub roots: RootRequest,
@@ -76,14 +78,15 @@ impl Context {
             config.sessions_per_period = s;
         }
         let tz_name = g.timezone.clone().or_else(|| config.timezone.clone());
-        let tz = match tz_name.as_deref() {
-            None | Some("local") => TimeZone::system(),
-            Some(name) => TimeZone::get(name).map_err(|_| {
+        let tz = std::sync::OnceLock::new();
+        if let Some(name) = tz_name.as_deref().filter(|n| *n != "local") {
+            let zone = TimeZone::get(name).map_err(|_| {
                 UsageError(format!(
                     "invalid value '{name}' for --timezone: not an IANA time zone name such as UTC or Europe/Warsaw (`timedatectl list-timezones` lists them)"
                 ))
-            })?,
-        };
+            })?;
+            let _ = tz.set(zone);
+        }
         let mode = match g.mode {
             None | Some(CostModeArg::Auto) => CostMode::Auto,
             Some(CostModeArg::Calculate) => CostMode::Calculate,
@@ -129,6 +132,13 @@ pub fn paths(cli: &Cli, env: &Env) -> Result<(PathBuf, PathBuf)> {
         .clone()
         .unwrap_or_else(|| base_dir.join("config.toml"));
     Ok((base_dir, config_path))
+}
+
+impl Context {
+    /// The display time zone (`--timezone`, config, else the system's).
+    pub fn tz(&self) -> &TimeZone {
+        self.tz.get_or_init(TimeZone::system)
+    }
 }
 
 /// Runs the command line; the returned code is the process's exit status.

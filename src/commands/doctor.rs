@@ -62,7 +62,7 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
                 "windows": d.blocks,
                 "bytes": d.bytes,
             })),
-            "timezone": ctx.tz.iana_name().unwrap_or("system"),
+            "timezone": ctx.tz().iana_name().unwrap_or("system"),
         });
         print!("{}", crate::report::json::to_pretty(&v));
         return Ok(ExitCode::SUCCESS);
@@ -78,7 +78,10 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
     for root in &loaded.roots.projects_dirs {
         println!("data root       {}", root.display());
     }
-    println!("time zone       {}", ctx.tz.iana_name().unwrap_or("system"));
+    println!(
+        "time zone       {}",
+        ctx.tz().iana_name().unwrap_or("system")
+    );
     println!(
         "prices          {} ({} models)",
         table.source(),

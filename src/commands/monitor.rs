@@ -55,7 +55,7 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
     let opts = Options {
         refresh: Duration::from_secs(args.refresh.max(1)),
         clock,
-        tz: ctx.tz.clone(),
+        tz: ctx.tz().clone(),
         color: ctx.color,
     };
     if args.once || !env.stdout_is_terminal {

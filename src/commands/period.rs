@@ -27,7 +27,7 @@ pub fn run(ctx: &Context, args: &PeriodArgs) -> Result<ExitCode> {
     };
     let settings = PeriodSettings::from_config(&ctx.config);
     let n = args.history.map_or(0, usize::from);
-    let summaries = period::history(&blocks, ctx.now, &ctx.tz, &settings, n)
+    let summaries = period::history(&blocks, ctx.now, ctx.tz(), &settings, n)
         .map_err(|e| anyhow!("cannot compute the billing period: {e}"))?;
     let kept = period::Maxima {
         tokens: original_monitor_max_tokens(&ctx.base_dir).unwrap_or(0),
@@ -43,7 +43,7 @@ pub fn run(ctx: &Context, args: &PeriodArgs) -> Result<ExitCode> {
     if args.json {
         let mut v = json!({
             "period": summary_json(current),
-            "timezone": ctx.tz.iana_name().unwrap_or("local"),
+            "timezone": ctx.tz().iana_name().unwrap_or("local"),
             "startDay": settings.start_day,
             "planPriceUSD": settings.plan_price_usd,
             "maxTokens": maxima.tokens,
@@ -77,7 +77,7 @@ pub fn run(ctx: &Context, args: &PeriodArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let p = current;
-    let tz_name = ctx.tz.iana_name().unwrap_or("local time");
+    let tz_name = ctx.tz().iana_name().unwrap_or("local time");
     println!(
         "Billing period  {} → {} ({tz_name}, starts on day {})",
         p.period.start_date, p.period.end_date, settings.start_day
@@ -117,7 +117,7 @@ pub fn run(ctx: &Context, args: &PeriodArgs) -> Result<ExitCode> {
             "Active window   {} tokens · {} · resets {}",
             thousands(b.total_tokens()),
             usd(b.cost_usd),
-            ctx.tz.to_datetime(b.end).strftime("%H:%M")
+            ctx.tz().to_datetime(b.end).strftime("%H:%M")
         );
     }
     if !past.is_empty() {

@@ -47,7 +47,7 @@ pub fn blocks(ctx: &Context, args: &BlocksArgs) -> Result<ExitCode> {
         recent: args.recent,
         active_only: args.active,
     };
-    let shown = filter.apply(all, &ctx.tz, ctx.now);
+    let shown = filter.apply(all, ctx.tz(), ctx.now);
     let limit = match args.token_limit {
         None => LimitRequest::None,
         Some(TokenLimitArg::Max) => LimitRequest::Max,
@@ -83,7 +83,7 @@ fn print_blocks_table(ctx: &Context, shown: &[Block], limit: Option<u64>) {
     let mut t = table::new_table(st, &headers);
     for b in shown {
         let start = ctx
-            .tz
+            .tz()
             .to_datetime(b.start)
             .strftime("%Y-%m-%d %H:%M")
             .to_string();
@@ -154,7 +154,7 @@ fn print_blocks_table(ctx: &Context, shown: &[Block], limit: Option<u64>) {
             rate,
             thousands(p.total_tokens),
             usd(p.total_cost),
-            ctx.tz.to_datetime(b.end).strftime("%H:%M"),
+            ctx.tz().to_datetime(b.end).strftime("%H:%M"),
         );
     }
 }
@@ -194,7 +194,7 @@ pub fn periods(ctx: &Context, args: &ReportArgs, kind: Kind) -> Result<ExitCode>
     let rows = aggregate::period_rows(
         &loaded.entries,
         &costs,
-        &ctx.tz,
+        ctx.tz(),
         period,
         &row_filter(ctx, args),
     );
@@ -249,7 +249,7 @@ pub fn sessions(ctx: &Context, args: &ReportArgs) -> Result<ExitCode> {
     if ctx.debug {
         usage::report_unknown_models(&resolver);
     }
-    let rows = aggregate::session_rows(&loaded.entries, &costs, &ctx.tz, &row_filter(ctx, args));
+    let rows = aggregate::session_rows(&loaded.entries, &costs, ctx.tz(), &row_filter(ctx, args));
     let totals = aggregate::totals(rows.iter().map(|r| &r.usage));
     if args.filter.json {
         print!("{}", json::to_pretty(&json::sessions_json(&rows, &totals)));
@@ -263,7 +263,7 @@ pub fn sessions(ctx: &Context, args: &ReportArgs) -> Result<ExitCode> {
     let mut t = table::new_table(st, &table::usage_headers("Session", st));
     for r in &rows {
         let last = ctx
-            .tz
+            .tz()
             .to_datetime(r.last_activity)
             .strftime("%Y-%m-%d %H:%M");
         let short_id: String = r.session_id.chars().take(8).collect();

@@ -81,7 +81,10 @@ pub fn open(ctx: &Context) -> Result<Sources> {
         .meta("full_walk_ms")?
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(i64::MIN);
-    let now_ms = ctx.now.as_millisecond();
+    // File times are real, so this schedule follows the real clock even when
+    // reports are computed for a fixed one (CSM_NOW).
+    let wall = jiff::Timestamp::now();
+    let now_ms = wall.as_millisecond();
     let full = ctx.recalculate
         || memo.dirs.is_empty()
         || now_ms.saturating_sub(last_full) > FULL_WALK_EVERY.as_millis() as i64
@@ -89,18 +92,24 @@ pub fn open(ctx: &Context) -> Result<Sources> {
     let walked = if full {
         walk_all(&roots)
     } else {
-        let hot_since = ctx.now.saturating_sub(HOT_FILES).unwrap_or(ctx.now);
+        let hot_since = wall.saturating_sub(HOT_FILES).unwrap_or(wall);
         walk_changed(&roots, &memo, hot_since.as_nanosecond() as i64)
     };
-    let prices = price_table(ctx)?;
-    let report = store.sync(
-        &walked.files,
-        &prices,
-        &SyncOptions {
-            recalculate: ctx.recalculate,
-        },
-    )?;
-    store.save_walk(&walked.dirs, full.then_some(ctx.now))?;
+    // Nothing moved since the last run: the store is current as it is.
+    let report = if walked.changed {
+        let prices = price_table(ctx)?;
+        let report = store.sync(
+            &walked.files,
+            &prices,
+            &SyncOptions {
+                recalculate: ctx.recalculate,
+            },
+        )?;
+        store.save_walk(&walked.dirs, full.then_some(wall))?;
+        report
+    } else {
+        SyncReport::default()
+    };
     let (files, walk) = (walked.files, walked.stats);
     let (store, sync) = (Some(store), Some(report));
     Ok(Sources {

@@ -155,11 +155,17 @@ pub struct Walk {
     pub files: Vec<TranscriptFile>,
     pub dirs: Vec<DirStamp>,
     pub stats: WalkStats,
+    /// False when the walk found exactly what the memo held (no listing
+    /// changed, no file looked at again had moved): nothing to ingest.
+    pub changed: bool,
 }
 
 /// Every transcript, walking the whole tree and noting directory times.
 pub fn walk_all(roots: &Roots) -> Walk {
-    let mut w = Walk::default();
+    let mut w = Walk {
+        changed: true,
+        ..Walk::default()
+    };
     for root in &roots.projects_dirs {
         walk(root, root, &mut w.files, &mut w.stats, &mut w.dirs);
     }
@@ -169,34 +175,52 @@ pub fn walk_all(roots: &Roots) -> Walk {
 
 /// The same result as [`walk_all`] for the usual changes at a fraction of
 /// the system calls: a directory whose time is unchanged is not listed again
-/// (its files are those of the memo), and of its files only those modified
-/// since `hot_since_ns` are looked at again. A file that grows while older
-/// than that is caught by the next full walk, which the caller schedules.
+/// (its files are those of the memo), session directories and files last
+/// modified before `hot_since_ns` are not looked at again at all. Something
+/// that changes there after hours of quiet is caught by the next full walk,
+/// which the caller schedules.
 pub fn walk_changed(roots: &Roots, memo: &WalkMemo, hot_since_ns: i64) -> Walk {
+    use rustc_hash::FxHashMap;
+    // Keyed by the paths' bytes: hashing a `Path` walks its components.
     let mut w = Walk::default();
-    let mut by_dir: std::collections::HashMap<&Path, Vec<&TranscriptFile>> = Default::default();
+    let mut by_dir: FxHashMap<&[u8], Vec<&TranscriptFile>> = Default::default();
     for f in &memo.files {
         if let Some(parent) = f.path.parent() {
-            by_dir.entry(parent).or_default().push(f);
+            by_dir.entry(key(parent)).or_default().push(f);
         }
     }
-    let mut children: std::collections::HashMap<&Path, Vec<&Path>> = Default::default();
-    let mut stamps: std::collections::HashMap<&Path, i64> = Default::default();
+    let mut children: FxHashMap<&[u8], Vec<&Path>> = Default::default();
+    let mut stamps: FxHashMap<&[u8], i64> = Default::default();
     for d in &memo.dirs {
-        stamps.insert(d.path.as_path(), d.mtime_ns);
+        stamps.insert(key(&d.path), d.mtime_ns);
         if let Some(parent) = d.path.parent() {
-            children.entry(parent).or_default().push(d.path.as_path());
+            children
+                .entry(key(parent))
+                .or_default()
+                .push(d.path.as_path());
         }
     }
     for root in &roots.projects_dirs {
         let mut stack = vec![root.clone()];
         while let Some(dir) = stack.pop() {
-            let Ok(meta) = fs::metadata(&dir) else {
-                continue;
+            // Session directories untouched for hours are taken as they were:
+            // new sessions show in their project's directory, which is always
+            // looked at. The caller's periodic full walk covers the rest.
+            let depth = dir.strip_prefix(root).map_or(0, |r| r.components().count());
+            let remembered = stamps.get(key(&dir)).copied();
+            let mtime = match remembered {
+                Some(t) if depth >= 2 && t != i64::MIN && t < hot_since_ns => t,
+                _ => match fs::metadata(&dir) {
+                    Ok(meta) => file_identity(&meta).2,
+                    Err(_) => {
+                        w.changed = true;
+                        continue;
+                    }
+                },
             };
-            let mtime = file_identity(&meta).2;
-            let unchanged = stamps.get(dir.as_path()) == Some(&mtime);
+            let unchanged = remembered == Some(mtime);
             if !unchanged {
+                w.changed = true;
                 // Listing it again finds new files and new directories; known
                 // subdirectories are visited below like any other.
                 let mut sub = Vec::new();
@@ -206,23 +230,43 @@ pub fn walk_changed(roots: &Roots, memo: &WalkMemo, hot_since_ns: i64) -> Walk {
                 continue;
             }
             w.dirs.push(stamp(&dir, mtime));
-            for f in by_dir.get(dir.as_path()).into_iter().flatten() {
+            for f in by_dir.get(key(&dir)).into_iter().flatten() {
                 if f.mtime_ns < hot_since_ns {
                     w.files.push((*f).clone());
-                } else if let Ok(m) = fs::symlink_metadata(&f.path)
-                    && m.is_file()
-                    && let Some(fresh) = describe(root, f.path.clone(), &m)
-                {
-                    w.files.push(fresh);
+                    continue;
+                }
+                match fs::symlink_metadata(&f.path) {
+                    Ok(m) if m.is_file() => {
+                        let (device, inode, mtime_ns) = file_identity(&m);
+                        if (device, inode, mtime_ns, m.len())
+                            != (f.device, f.inode, f.mtime_ns, f.size)
+                        {
+                            w.changed = true;
+                        }
+                        w.files.push(TranscriptFile {
+                            path: f.path.clone(),
+                            origin: f.origin.clone(),
+                            size: m.len(),
+                            device,
+                            inode,
+                            mtime_ns,
+                        });
+                    }
+                    _ => w.changed = true,
                 }
             }
-            for d in children.get(dir.as_path()).into_iter().flatten() {
+            for d in children.get(key(&dir)).into_iter().flatten() {
                 stack.push(d.to_path_buf());
             }
         }
     }
     sort_files(&mut w.files);
     w
+}
+
+/// A path as hash-map key: its bytes (hashing a `Path` walks its components).
+fn key(p: &Path) -> &[u8] {
+    p.as_os_str().as_encoded_bytes()
 }
 
 /// A directory's time as worth remembering: one changed in the last couple of

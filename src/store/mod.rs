@@ -373,7 +373,12 @@ impl Store {
                 [],
                 |r| r.get(0),
             )?,
-            bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+            bytes: [FILE_NAME, "history.db-wal"]
+                .iter()
+                .filter_map(|n| self.path.parent().map(|d| d.join(n)))
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum(),
         })
     }
 

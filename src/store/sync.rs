@@ -56,6 +56,9 @@ struct Job<'a> {
     start: u64,
     /// Row to update, or a new row to create.
     id: Option<i64>,
+    /// The transcript was gone and is back: same content goes back into its
+    /// row, different content gets a row of its own.
+    returning: bool,
 }
 
 impl Store {
@@ -89,13 +92,13 @@ impl Store {
                     file: f,
                     start: 0,
                     id: None,
+                    returning: false,
                 }),
-                // A transcript that comes back (a restored backup) is read again
-                // into its own row: same content, same rows, nothing doubled.
                 Some(k) if !k.present => jobs.push(Job {
                     file: f,
                     start: 0,
                     id: Some(k.id),
+                    returning: true,
                 }),
                 Some(k) => {
                     let replaced = k.device != f.device || k.inode != f.inode || f.size < k.read_to;
@@ -107,18 +110,21 @@ impl Store {
                             file: f,
                             start: 0,
                             id: None,
+                            returning: false,
                         });
                     } else if opts.recalculate {
                         jobs.push(Job {
                             file: f,
                             start: 0,
                             id: Some(k.id),
+                            returning: false,
                         });
                     } else if f.size != k.size || f.mtime_ns != k.mtime_ns || !k.present {
                         jobs.push(Job {
                             file: f,
                             start: k.read_to,
                             id: Some(k.id),
+                            returning: false,
                         });
                     }
                 }
@@ -150,12 +156,7 @@ impl Store {
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             set_meta(&tx, "dirty", "1")?;
             for id in &retire {
-                tx.execute(
-                    // Still a BLOB (concatenation gives TEXT), so paths keep
-                    // sorting by bytes.
-                    "UPDATE files SET path = CAST(path || x'00' || CAST(id AS TEXT) AS BLOB), present = 0 WHERE id = ?1",
-                    [id],
-                )?;
+                retire_file(&tx, *id)?;
             }
             for id in &gone {
                 tx.execute("UPDATE files SET present = 0 WHERE id = ?1", [id])?;
@@ -184,6 +185,13 @@ impl Store {
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for (job, scan) in jobs[i..j].iter_mut().zip(&scans) {
                 report.stats.merge(&scan.stats);
+                if job.returning
+                    && let Some(old) = job.id
+                    && !same_lines(&tx, old, &scan.entries)?
+                {
+                    retire_file(&tx, old)?;
+                    job.id = None;
+                }
                 let id = upsert_file(&tx, job, scan.end_offset)?;
                 job.id = Some(id);
                 add_file_stats(&tx, id, &scan.stats, job.start == 0)?;
@@ -243,6 +251,8 @@ impl Store {
         if repriced && !first_run {
             reprice(&tx, &mut resolver)?;
         }
+        // A cold run killed before rebuilding its indexes left them out.
+        tx.execute_batch(super::schema::LINE_INDEXES)?;
         let earliest_change = if full {
             dedup_all(&tx)?;
             None
@@ -290,12 +300,20 @@ impl Store {
                 "DROP INDEX IF EXISTS lines_message; DROP INDEX IF EXISTS lines_kept_time;",
             )?;
             for f in &order {
+                // Size and time are recorded with the lines (below): a row that
+                // says "nothing read yet" must not look up to date if the run dies.
+                let blank = TranscriptFile {
+                    size: 0,
+                    mtime_ns: 0,
+                    ..(*f).clone()
+                };
                 ids.push(upsert_file(
                     &tx,
                     &Job {
-                        file: f,
+                        file: &blank,
                         start: 0,
                         id: None,
+                        returning: false,
                     },
                     0,
                 )?);
@@ -356,9 +374,17 @@ impl Store {
                 for (file, offset) in demote {
                     unkeep.execute(params![file, offset as i64])?;
                 }
-                let mut done = tx.prepare_cached("UPDATE files SET read_to = ?2 WHERE id = ?1")?;
+                let mut done = tx.prepare_cached(
+                    "UPDATE files SET read_to = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1",
+                )?;
                 for (k, scan) in scans.iter().enumerate() {
-                    done.execute(params![ids[i + k], scan.end_offset as i64])?;
+                    let f = order[i + k];
+                    done.execute(params![
+                        ids[i + k],
+                        scan.end_offset as i64,
+                        f.size as i64,
+                        f.mtime_ns
+                    ])?;
                     add_file_stats(&tx, ids[i + k], &scan.stats, true)?;
                 }
             }
@@ -419,6 +445,45 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Moves a transcript's row aside (its lines stay counted) so its path can
+/// get a new row.
+fn retire_file(tx: &Transaction<'_>, id: i64) -> Result<(), StoreError> {
+    tx.execute(
+        // Still a BLOB (concatenation gives TEXT), so paths keep sorting by bytes.
+        "UPDATE files SET path = CAST(path || x'00' || CAST(id AS TEXT) AS BLOB), present = 0 WHERE id = ?1",
+        [id],
+    )?;
+    Ok(())
+}
+
+/// Whether a file read again holds every line stored for it, unchanged.
+fn same_lines(
+    tx: &Transaction<'_>,
+    file_id: i64,
+    entries: &[UsageEntry],
+) -> Result<bool, StoreError> {
+    let fresh: FxHashMap<u64, &UsageEntry> = entries.iter().map(|e| (e.offset, e)).collect();
+    let mut stmt = tx.prepare_cached(
+        "SELECT offset, ts_ms, input, output, cache_create, cache_read, message_id FROM lines WHERE file_id = ?1",
+    )?;
+    let mut rows = stmt.query([file_id])?;
+    while let Some(r) = rows.next()? {
+        let Some(e) = fresh.get(&(r.get::<_, i64>(0)? as u64)) else {
+            return Ok(false);
+        };
+        let same = r.get::<_, i64>(1)? == e.timestamp.as_millisecond()
+            && r.get::<_, i64>(2)? as u64 == e.tokens.input_tokens
+            && r.get::<_, i64>(3)? as u64 == e.tokens.output_tokens
+            && r.get::<_, i64>(4)? as u64 == e.tokens.cache_creation_input_tokens
+            && r.get::<_, i64>(5)? as u64 == e.tokens.cache_read_input_tokens
+            && r.get::<_, Option<i64>>(6)?.map(|v| v as u64) == e.message_id;
+        if !same {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn path_bytes(f: &TranscriptFile) -> &[u8] {

@@ -529,5 +529,27 @@ pub fn generate(claude_dir: &Path, opts: &SynthOptions) -> std::io::Result<Synth
         }
     }
     summary.projects = projects_used.len();
+    settle_dir_times(&claude_dir.join("projects"))?;
     Ok(summary)
+}
+
+/// Gives every directory the time of its newest entry, as a real history
+/// has (a session's directory stops changing when the session ends), so
+/// tools that skip quiet directories see a realistic tree. Returns that time.
+fn settle_dir_times(dir: &Path) -> std::io::Result<Option<std::time::SystemTime>> {
+    let mut newest: Option<std::time::SystemTime> = None;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let ft = entry.file_type()?;
+        let t = if ft.is_dir() {
+            settle_dir_times(&entry.path())?
+        } else {
+            entry.metadata()?.modified().ok()
+        };
+        newest = newest.max(t);
+    }
+    if let Some(t) = newest {
+        std::fs::File::open(dir)?.set_modified(t)?;
+    }
+    Ok(newest)
 }

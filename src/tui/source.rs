@@ -97,7 +97,7 @@ impl<F: UsageFeed> DataSource for InProcessSource<F> {
             kept: self.feed.kept_maxima(),
             window_length: self.window_length,
             now,
-            tz: &self.ctx.tz,
+            tz: self.ctx.tz(),
             settings: self.settings,
         })?;
         if self.last.as_ref() == Some(&data) {

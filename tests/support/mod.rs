@@ -314,7 +314,12 @@ impl Sandbox {
     }
 
     /// Writes a generated history (see `synth`) of about `bytes` into the Claude dir.
-    pub fn generate(&self, seed: u64, bytes: u64, garbage: bool) -> claude_session_monitor::synth::SynthSummary {
+    pub fn generate(
+        &self,
+        seed: u64,
+        bytes: u64,
+        garbage: bool,
+    ) -> claude_session_monitor::synth::SynthSummary {
         use claude_session_monitor::synth::{SynthOptions, default_now, generate};
         let mut opts = SynthOptions::new(seed, bytes, default_now());
         opts.days = 20;
@@ -323,25 +328,39 @@ impl Sandbox {
     }
 }
 
-/// Asserts two lists of report outputs are byte-identical, naming the first
-/// report that differs.
+/// Asserts two texts are byte-identical, showing the first lines that differ.
+pub fn assert_same_text(what: &str, got: &str, want: &str) {
+    if got == want {
+        return;
+    }
+    let line = got
+        .lines()
+        .zip(want.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.lines().count().min(want.lines().count()));
+    let around = |s: &str| {
+        s.lines()
+            .skip(line.saturating_sub(3))
+            .take(8)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    panic!(
+        "{what}: differs at line {} ({} vs {} bytes)\n--- got (around there):\n{}\n--- want:\n{}",
+        line + 1,
+        got.len(),
+        want.len(),
+        around(got),
+        around(want),
+    );
+}
+
+/// Asserts two lists of [`JSON_REPORTS`] outputs are byte-identical, naming
+/// the first report that differs.
 pub fn assert_same_reports(what: &str, got: &[String], want: &[String]) {
     assert_eq!(got.len(), want.len());
     for ((args, g), w) in JSON_REPORTS.iter().zip(got).zip(want) {
-        if g != w {
-            let line = g
-                .lines()
-                .zip(w.lines())
-                .position(|(a, b)| a != b)
-                .unwrap_or(g.lines().count().min(w.lines().count()));
-            panic!(
-                "{what}: `csm {}` differs from the expected output at line {}\n--- got (around there):\n{}\n--- want:\n{}",
-                args.join(" "),
-                line + 1,
-                g.lines().skip(line.saturating_sub(3)).take(8).collect::<Vec<_>>().join("\n"),
-                w.lines().skip(line.saturating_sub(3)).take(8).collect::<Vec<_>>().join("\n"),
-            );
-        }
+        assert_same_text(&format!("{what}: `csm {}`", args.join(" ")), g, w);
     }
 }
 
@@ -360,7 +379,11 @@ pub fn jsonl_files(dir: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    out.sort_by(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
+    out.sort_by(|a, b| {
+        a.as_os_str()
+            .as_encoded_bytes()
+            .cmp(b.as_os_str().as_encoded_bytes())
+    });
     out
 }
 
@@ -399,14 +422,17 @@ pub fn open_db(csm_home: &Path) -> rusqlite::Connection {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .expect("open history.db");
-    conn.busy_timeout(std::time::Duration::from_secs(30)).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .unwrap();
     conn
 }
 
 /// The store's `dirty` meta flag (None when unset or the table is missing).
 pub fn dirty_flag(conn: &rusqlite::Connection) -> Option<String> {
-    conn.query_row("SELECT value FROM meta WHERE key = 'dirty'", [], |r| r.get(0))
-        .ok()
+    conn.query_row("SELECT value FROM meta WHERE key = 'dirty'", [], |r| {
+        r.get(0)
+    })
+    .ok()
 }
 
 /// `PRAGMA integrity_check` of the store.

@@ -1,0 +1,607 @@
+//! The history store (SPEC 3) through the real binary: building it round by
+//! round gives what one pass gives; transcripts that disappear keep their
+//! entries; a replaced transcript is re-read whole without double counting;
+//! `--recalculate` changes nothing but keeps what is gone.
+
+mod support;
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use support::{
+    JSON_REPORTS, SONNET, Sandbox, SplitMix, StoreMode, assert_same_reports, doctor_counts,
+    json_ok, jsonl_files, stdout_ok,
+};
+
+const MIB: u64 = 1024 * 1024;
+
+// ---------------------------------------------------------------------------
+// 1. Incremental equals one pass.
+
+/// Bytes appended to one transcript (path relative to `projects/`) in a round.
+type Append = (PathBuf, Vec<u8>);
+
+/// Offsets just past each `\n` of `data`.
+fn line_ends(data: &[u8]) -> Vec<usize> {
+    data.iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+/// The complete lines of `data` that are well-formed usage lines (JSON
+/// objects with `message.usage`).
+fn usage_lines(data: &[u8]) -> Vec<Value> {
+    data.split(|b| *b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
+        .filter(|v| v["message"]["usage"].is_object() && v["timestamp"].is_string())
+        .collect()
+}
+
+/// A usage line of its own (not a copy of anything in the generated history).
+fn fresh_line(ts: &str, session: &str, n: u32, input: u64, output: u64) -> String {
+    support::usage_line(ts, session, n, SONNET, [input, output, 0, 0])
+}
+
+/// Splits a generated history into rounds of appends:
+///
+/// - every file is cut at random line boundaries into 3–6 chunks, appended
+///   one per round from a random first round on; the files that sort first
+///   start late, so new files appear before ones already read;
+/// - the largest file is also cut inside a usage line and another file
+///   right before a usage line's newline: a round ends with a half-written
+///   line and one with a complete line whose newline comes later;
+/// - resumed sessions appear in later rounds: a file sorting before its
+///   source that repeats the source's lines read so far, and a new project
+///   sorting before all others whose file repeats another session's lines
+///   under its own session id, plus new lines older than the whole history
+///   and in its middle.
+fn plan_rounds(stage: &Path, seed: u64) -> Vec<Vec<Append>> {
+    let mut rng = SplitMix(seed ^ 0x5EED_0FC0_FFEE);
+    let files = jsonl_files(stage);
+    assert!(files.len() >= 8, "generated history too small: {files:?}");
+    let rel = |p: &Path| p.strip_prefix(stage).unwrap().to_path_buf();
+    let datas: Vec<Vec<u8>> = files.iter().map(|p| fs::read(p).unwrap()).collect();
+    let largest = (0..files.len()).max_by_key(|&i| datas[i].len()).unwrap();
+    let unterminated = (0..files.len())
+        .filter(|&i| i != largest && line_ends(&datas[i]).len() >= 4)
+        .max_by_key(|&i| datas[i].len())
+        .unwrap();
+
+    let mut rounds: Vec<Vec<Append>> = Vec::new();
+    fn push(rounds: &mut Vec<Vec<Append>>, round: usize, path: PathBuf, bytes: Vec<u8>) {
+        if rounds.len() <= round {
+            rounds.resize_with(round + 1, Vec::new);
+        }
+        rounds[round].push((path, bytes));
+    }
+    // Bytes of each file appended by the end of each round (for the copies).
+    let mut written_by: Vec<Vec<usize>> = Vec::new();
+    let first_late = files.len() / 3;
+    for (i, data) in datas.iter().enumerate() {
+        let ends = line_ends(data);
+        let chunks = rng.range(3, 6).min(ends.len() as u64) as usize;
+        // Cut points: distinct line ends before the last one.
+        let mut cuts: Vec<usize> = Vec::new();
+        let inner = &ends[..ends.len() - 1];
+        while cuts.len() + 1 < chunks && cuts.len() < inner.len() {
+            let c = inner[rng.range(0, inner.len() as u64 - 1) as usize];
+            if !cuts.contains(&c) {
+                cuts.push(c);
+            }
+        }
+        let usage_line_spans = || {
+            let mut start = 0;
+            ends.iter()
+                .filter_map(move |&end| {
+                    let s = start;
+                    start = end;
+                    let line = &data[s..end];
+                    (end - s > 200 && memfind(line, b"\"usage\"")).then_some((s, end))
+                })
+                .collect::<Vec<_>>()
+        };
+        if i == largest {
+            // Inside a usage line, not at its end.
+            let spans = usage_line_spans();
+            let (s, e) = spans[spans.len() / 2];
+            cuts.push(s + (e - s) / 2);
+        }
+        if i == unterminated {
+            // Right before a usage line's newline.
+            let spans = usage_line_spans();
+            let (_, e) = spans[spans.len() / 3];
+            cuts.retain(|&c| c != e);
+            cuts.push(e - 1);
+        }
+        cuts.sort_unstable();
+        cuts.dedup();
+        cuts.retain(|&c| c > 0 && c < data.len());
+        // Files sorting first arrive late.
+        let start = if i < first_late {
+            rng.range(1, 3) as usize
+        } else if i == files.len() - 1 {
+            0
+        } else {
+            rng.range(0, 1) as usize
+        };
+        let mut from = 0;
+        let mut by_round = vec![0; start];
+        for (k, to) in cuts.iter().copied().chain([data.len()]).enumerate() {
+            push(
+                &mut rounds,
+                start + k,
+                rel(&files[i]),
+                data[from..to].to_vec(),
+            );
+            by_round.push(to);
+            from = to;
+        }
+        written_by.push(by_round);
+    }
+    let n_rounds = rounds.len();
+    let written = |i: usize, round: usize| -> &[u8] {
+        let w = &written_by[i];
+        let upto = w.get(round).copied().unwrap_or(*w.last().unwrap());
+        &datas[i][..upto]
+    };
+
+    // A resumed copy sorting right before its source, once the source has
+    // some usage lines.
+    let resume_round = 2.min(n_rounds - 1);
+    let source = (0..files.len())
+        .filter(|&i| !usage_lines(written(i, resume_round - 1)).is_empty())
+        .max_by_key(|&i| usage_lines(written(i, resume_round - 1)).len())
+        .expect("a file with usage lines by round 1");
+    let copied: Vec<String> = usage_lines(written(source, resume_round - 1))
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    let copy_path = rel(&files[source]).with_file_name("--resumed-copy.jsonl");
+    let mut text = String::new();
+    for l in &copied {
+        text.push_str(l);
+        text.push('\n');
+    }
+    push(&mut rounds, resume_round, copy_path, text.into_bytes());
+
+    // A new project sorting before every other, resuming another session
+    // under a new session id, with lines of its own: older than everything,
+    // and in the middle of the history. Written over two rounds.
+    let late_round = (n_rounds - 1).max(resume_round + 1);
+    let other = (0..files.len())
+        .filter(|&i| i != source)
+        .max_by_key(|&i| usage_lines(written(i, late_round - 1)).len())
+        .unwrap();
+    let mut lines: Vec<String> = usage_lines(written(other, late_round - 1))
+        .into_iter()
+        .map(|mut v| {
+            v["sessionId"] = Value::from("early-resumed");
+            v.to_string()
+        })
+        .collect();
+    lines.insert(
+        0,
+        fresh_line("2026-09-01T08:00:00.000Z", "early-resumed", 1, 111, 222),
+    );
+    lines.push(fresh_line(
+        "2026-11-10T12:34:56.789Z",
+        "early-resumed",
+        2,
+        333,
+        444,
+    ));
+    lines.push(fresh_line(
+        "2026-11-10T12:34:56.789Z",
+        "early-resumed",
+        3,
+        5,
+        6,
+    ));
+    let early = PathBuf::from("projects/-0-early/early-resumed.jsonl");
+    let half = lines.len() / 2;
+    let join = |ls: &[String]| -> Vec<u8> {
+        let mut t = String::new();
+        for l in ls {
+            t.push_str(l);
+            t.push('\n');
+        }
+        t.into_bytes()
+    };
+    push(
+        &mut rounds,
+        late_round - 1,
+        early.clone(),
+        join(&lines[..half]),
+    );
+    push(&mut rounds, late_round, early, join(&lines[half..]));
+    rounds
+}
+
+fn memfind(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn append(root: &Path, rel: &Path, bytes: &[u8]) {
+    let path = root.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+fn incremental_equals_one_pass(seed: u64) {
+    let stage = Sandbox::new();
+    let summary = stage.generate(seed, 3 * MIB, true);
+    assert!(summary.malformed_lines > 0, "{summary:?}");
+    let rounds = plan_rounds(&stage.claude(), seed);
+    assert!(rounds.len() >= 5, "{} rounds", rounds.len());
+
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.projects()).unwrap();
+    let store = StoreMode::At(sb.path().join("csm-incremental"));
+    let mut saw_partial = false;
+    for (r, appends) in rounds.iter().enumerate() {
+        for (rel, bytes) in appends {
+            append(&sb.claude(), rel, bytes);
+        }
+        // A round may end with a transcript whose last line is incomplete.
+        saw_partial |= jsonl_files(&sb.projects())
+            .iter()
+            .any(|p| fs::read(p).unwrap().last() != Some(&b'\n'));
+        let incremental = sb.json_reports(&store);
+        let one_pass = sb.json_reports(&StoreMode::None);
+        assert_same_reports(
+            &format!("seed {seed}, round {r} of {}", rounds.len()),
+            &incremental,
+            &one_pass,
+        );
+    }
+    assert!(saw_partial, "no round ended inside a line");
+    // The final tree is the generated one plus the copies, every line complete.
+    for p in jsonl_files(&sb.projects()) {
+        assert_eq!(fs::read(&p).unwrap().last(), Some(&b'\n'), "{p:?}");
+    }
+    let one_pass = sb.json_reports(&StoreMode::None);
+    assert_same_reports(
+        "incremental vs --no-store",
+        &sb.json_reports(&store),
+        &one_pass,
+    );
+    assert_same_reports(
+        "new store vs --no-store",
+        &sb.json_reports(&StoreMode::Fresh),
+        &one_pass,
+    );
+    let blocks: Value = serde_json::from_str(&one_pass[0]).unwrap();
+    assert!(blocks["blocks"].as_array().unwrap().len() > 10);
+    // The early lines of the new project count, once.
+    let daily: Value = serde_json::from_str(&one_pass[1]).unwrap();
+    let sept = daily["daily"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["date"] == "2026-09-01")
+        .expect("the day of the early line");
+    assert_eq!(sept["inputTokens"], 111);
+
+    // What was read and skipped is accounted the same way.
+    let doctor =
+        |mode: &StoreMode| doctor_counts(json_ok(sb.cmd_in(mode).args(["doctor", "--json"])));
+    assert_eq!(doctor(&store), doctor(&StoreMode::None), "doctor counts");
+}
+
+#[test]
+fn incremental_equals_one_pass_seed_11() {
+    incremental_equals_one_pass(11);
+}
+
+#[test]
+fn incremental_equals_one_pass_seed_12() {
+    incremental_equals_one_pass(12);
+}
+
+#[test]
+fn incremental_equals_one_pass_seed_13() {
+    incremental_equals_one_pass(13);
+}
+
+// ---------------------------------------------------------------------------
+// 2. Deleted transcripts keep their entries.
+
+/// Deletes every second transcript (in path order); returns them with their content.
+fn delete_half(sb: &Sandbox) -> Vec<(PathBuf, Vec<u8>)> {
+    jsonl_files(&sb.projects())
+        .into_iter()
+        .step_by(2)
+        .map(|p| {
+            let data = fs::read(&p).unwrap();
+            fs::remove_file(&p).unwrap();
+            (p, data)
+        })
+        .collect()
+}
+
+fn store_section(sb: &Sandbox, mode: &StoreMode) -> Value {
+    json_ok(sb.cmd_in(mode).args(["doctor", "--json"]))["store"].clone()
+}
+
+#[test]
+fn deleted_transcripts_keep_their_entries() {
+    let sb = Sandbox::new();
+    sb.generate(21, 3 * MIB, true);
+    let total = jsonl_files(&sb.projects()).len();
+    let store = StoreMode::At(sb.path().join("csm-store"));
+    let before = sb.json_reports(&store);
+    assert_same_reports(
+        "store vs --no-store",
+        &before,
+        &sb.json_reports(&StoreMode::None),
+    );
+    assert_eq!(store_section(&sb, &store)["filesGone"], 0);
+
+    let deleted = delete_half(&sb);
+    assert!(deleted.len() >= total / 2 && deleted.len() < total);
+    // Twice: the run that notices the deletion and the one after.
+    for run in ["first run after deletion", "second run after deletion"] {
+        assert_same_reports(run, &sb.json_reports(&store), &before);
+    }
+    // Without the store the deleted transcripts are missing: every report changes.
+    let reduced = sb.json_reports(&StoreMode::None);
+    for ((args, b), r) in JSON_REPORTS.iter().zip(&before).zip(&reduced) {
+        assert_ne!(
+            b,
+            r,
+            "`csm {}` did not depend on the deleted files",
+            args.join(" ")
+        );
+    }
+    let section = store_section(&sb, &store);
+    assert_eq!(section["filesGone"], deleted.len(), "{section}");
+    assert_eq!(section["files"], total, "{section}");
+    let doctor = json_ok(sb.cmd_in(&store).args(["doctor", "--json"]));
+    assert_eq!(doctor["files"], total - deleted.len());
+
+    // The transcripts come back (a restored backup: new inodes, same
+    // content): nothing is counted twice, on this run or the next.
+    for (p, data) in &deleted {
+        fs::write(p, data).unwrap();
+    }
+    for run in ["first run after restoring", "second run after restoring"] {
+        assert_same_reports(run, &sb.json_reports(&store), &before);
+    }
+    let section = store_section(&sb, &store);
+    assert_eq!(section["filesGone"], 0, "{section}");
+    assert_eq!(section["files"], total, "{section}");
+}
+
+// ---------------------------------------------------------------------------
+// 3. A replaced transcript is re-read whole.
+
+/// One usage line with hand-picked ids and token counts.
+fn line(ts: &str, session: &str, id: &str, input: u64, output: u64) -> String {
+    serde_json::json!({
+        "timestamp": ts,
+        "sessionId": session,
+        "requestId": format!("req_{id}"),
+        "type": "assistant",
+        "message": {
+            "id": format!("msg_{id}"),
+            "model": SONNET,
+            "usage": {"input_tokens": input, "output_tokens": output}
+        }
+    })
+    .to_string()
+}
+
+fn lines_text(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// input, output totals and the entry count of the one window, from the store.
+fn totals(sb: &Sandbox, mode: &StoreMode) -> (u64, u64, u64) {
+    let daily = json_ok(sb.cmd_in(mode).args(["daily", "--json"]));
+    let blocks = json_ok(sb.cmd_in(mode).args(["blocks", "--json"]));
+    let windows: Vec<&Value> = blocks["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["isGap"] == false)
+        .collect();
+    assert_eq!(windows.len(), 1, "{blocks}");
+    let t = &daily["totals"];
+    assert_eq!(windows[0]["tokenCounts"]["inputTokens"], t["inputTokens"]);
+    assert_eq!(windows[0]["tokenCounts"]["outputTokens"], t["outputTokens"]);
+    (
+        t["inputTokens"].as_u64().unwrap(),
+        t["outputTokens"].as_u64().unwrap(),
+        windows[0]["entries"].as_u64().unwrap(),
+    )
+}
+
+/// Old content of `a/s1.jsonl`: responses 1, 2 (output 200), 3 and a long
+/// line without usage, so any rewrite below is shorter.
+fn replaced_setup() -> (Sandbox, StoreMode) {
+    let sb = Sandbox::new();
+    let padding = serde_json::json!({
+        "type": "user", "sessionId": "s1", "timestamp": "2026-11-20T10:00:00.000Z",
+        "message": {"role": "user", "content": "x".repeat(2000)}
+    })
+    .to_string();
+    sb.write_session(
+        "a",
+        "s1",
+        &[
+            padding,
+            line("2026-11-20T10:10:00.000Z", "s1", "1", 10, 20),
+            line("2026-11-20T10:20:00.000Z", "s1", "2", 100, 200),
+            line("2026-11-20T10:30:00.000Z", "s1", "3", 1000, 2000),
+        ],
+    );
+    sb.write_session(
+        "b",
+        "s9",
+        &[line("2026-11-20T11:00:00.000Z", "s9", "9", 5, 5)],
+    );
+    let store = StoreMode::At(sb.path().join("csm-store"));
+    assert_eq!(totals(&sb, &store), (1115, 2225, 4));
+    (sb, store)
+}
+
+/// New content: response 1 unchanged, response 2 as a later streamed copy
+/// (output 250), response 4 new; response 3 is gone.
+fn new_content() -> String {
+    lines_text(&[
+        line("2026-11-20T10:10:00.000Z", "s1", "1", 10, 20),
+        line("2026-11-20T10:20:00.000Z", "s1", "2", 100, 250),
+        line("2026-11-20T12:00:00.000Z", "s1", "4", 7, 3),
+    ])
+}
+
+/// Response 1 once, response 2 once at its larger copy, response 3 still
+/// counted (its transcript line is gone but nothing replaced it), 4 and 9.
+const AFTER_REPLACE: (u64, u64, u64) = (10 + 100 + 1000 + 7 + 5, 20 + 250 + 2000 + 3 + 5, 5);
+
+fn check_after_replace(sb: &Sandbox, store: &StoreMode) {
+    for run in 0..2 {
+        assert_eq!(
+            totals(sb, store),
+            AFTER_REPLACE,
+            "run {run} after the rewrite"
+        );
+    }
+    // One pass over the new tree lacks response 3: the store is what keeps it.
+    assert_eq!(
+        totals(sb, &StoreMode::None),
+        (10 + 100 + 7 + 5, 20 + 250 + 3 + 5, 4)
+    );
+    let session = json_ok(sb.cmd_in(store).args(["session", "--json"]));
+    let s1 = session["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sessionId"] == "s1")
+        .unwrap_or_else(|| panic!("no session s1 in {session}"));
+    assert_eq!(s1["inputTokens"], 1117);
+    assert_eq!(s1["outputTokens"], 2273);
+    // Re-reading everything gives the same.
+    let mut c = sb.cmd_in(store);
+    let daily = json_ok(c.args(["daily", "--json", "--recalculate"]));
+    assert_eq!(daily["totals"]["inputTokens"], AFTER_REPLACE.0);
+    assert_eq!(daily["totals"]["outputTokens"], AFTER_REPLACE.1);
+    assert_eq!(totals(sb, store), AFTER_REPLACE, "after --recalculate");
+}
+
+#[test]
+fn transcript_replaced_by_a_new_shorter_file_is_reread_whole() {
+    let (sb, store) = replaced_setup();
+    let path = sb.projects().join("a/s1.jsonl");
+    let tmp = sb.projects().join("a/s1.jsonl.tmp");
+    fs::write(&tmp, new_content()).unwrap();
+    fs::rename(&tmp, &path).unwrap();
+    check_after_replace(&sb, &store);
+}
+
+#[test]
+fn transcript_truncated_and_rewritten_in_place_is_reread_whole() {
+    let (sb, store) = replaced_setup();
+    // Same inode, shorter content.
+    let path = sb.projects().join("a/s1.jsonl");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(new_content().as_bytes()).unwrap();
+    drop(f);
+    check_after_replace(&sb, &store);
+}
+
+#[test]
+fn transcript_replaced_by_a_longer_different_file_is_reread_whole() {
+    let (sb, store) = replaced_setup();
+    // New inode, longer than what was read, different from the first byte:
+    // reading it from the old offset would miss response 5 and mis-split lines.
+    let path = sb.projects().join("a/s1.jsonl");
+    let tmp = sb.projects().join("a/s1.jsonl.tmp");
+    let mut text = lines_text(&[line("2026-11-20T10:05:00.000Z", "s1", "5", 40_000, 50_000)]);
+    text.push_str(&"\n".repeat(3000));
+    text.push_str(&new_content());
+    fs::write(&tmp, text).unwrap();
+    fs::rename(&tmp, &path).unwrap();
+    let want = (AFTER_REPLACE.0 + 40_000, AFTER_REPLACE.1 + 50_000, 6);
+    assert_eq!(totals(&sb, &store), want);
+    assert_eq!(totals(&sb, &store), want, "second run");
+}
+
+#[test]
+fn transcript_deleted_then_recreated_with_other_content_keeps_old_entries() {
+    let sb = Sandbox::new();
+    let store = StoreMode::At(sb.path().join("csm-store"));
+    // Lines of equal length: the new file's line sits where the old first one was.
+    let old = [
+        line("2026-11-20T10:10:00.000Z", "s1", "1", 10, 20),
+        line("2026-11-20T10:20:00.000Z", "s1", "2", 100, 200),
+    ];
+    let new = line("2026-11-20T10:30:00.000Z", "s1", "3", 10, 20);
+    assert_eq!(old[0].len(), new.len());
+    let path = sb.write_session("a", "s1", &old);
+    assert_eq!(totals(&sb, &store), (110, 220, 2));
+    fs::remove_file(&path).unwrap();
+    assert_eq!(totals(&sb, &store), (110, 220, 2), "after deletion");
+    // Another transcript appears under the same name: responses 1 and 2 are
+    // history, response 3 is new.
+    sb.write_session("a", "s1", std::slice::from_ref(&new));
+    for run in 0..2 {
+        assert_eq!(
+            totals(&sb, &store),
+            (120, 240, 3),
+            "run {run} after re-creation"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 6. --recalculate.
+
+#[test]
+fn recalculate_changes_nothing_and_keeps_deleted_transcripts() {
+    let sb = Sandbox::new();
+    sb.generate(61, 3 * MIB, true);
+    let store = StoreMode::At(sb.path().join("csm-store"));
+    let before = sb.json_reports(&store);
+    let db_before = store_section(&sb, &store);
+    let recalc = |sb: &Sandbox| -> Vec<String> {
+        JSON_REPORTS
+            .iter()
+            .map(|args| stdout_ok(sb.cmd_in(&store).args(*args).arg("--recalculate")))
+            .collect()
+    };
+    assert_same_reports("--recalculate", &recalc(&sb), &before);
+    assert_same_reports("after --recalculate", &sb.json_reports(&store), &before);
+    // Re-reading replaced the stored lines rather than adding to them.
+    let db_after = store_section(&sb, &store);
+    for key in ["files", "lines", "entries", "windows"] {
+        assert_eq!(
+            db_after[key], db_before[key],
+            "{key}: {db_before} -> {db_after}"
+        );
+    }
+
+    let deleted = delete_half(&sb);
+    assert!(!deleted.is_empty());
+    assert_same_reports("--recalculate after deletion", &recalc(&sb), &before);
+    assert_same_reports("after that", &sb.json_reports(&store), &before);
+    let section = store_section(&sb, &store);
+    assert_eq!(section["filesGone"], deleted.len());
+    assert_eq!(section["lines"], db_before["lines"]);
+    // And the reduced tree alone does give less.
+    assert_ne!(sb.json_reports(&StoreMode::None)[1], before[1]);
+}
