@@ -43,12 +43,16 @@ gen=$here/target/release/examples/gen_history
 
 peak() { # label command... : median peak RSS of 3 runs, in MiB
   local label=$1; shift
-  local vals=()
+  local out vals=()
+  out=$(mktemp)
   for _ in 1 2 3; do
-    [ -n "${PREP:-}" ] && eval "$PREP"
-    vals+=("$( { /usr/bin/time -f '%M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)")
+    if [ -n "${PREP:-}" ]; then eval "$PREP"; fi
+    /usr/bin/time -f '%M' -o "$out" "$@" >/dev/null 2>&1 || true
+    vals+=("$(tail -1 "$out")")
   done
-  printf '%s' "${vals[@]/%/ }" | tr ' ' '\n' | grep -v '^$' | sort -n | sed -n 2p | awk -v l="$label" '{printf "  peak RSS %-28s %6.1f MiB\n", l, $1/1024}'
+  rm -f "$out"
+  printf '%s\n' "${vals[@]}" | sort -n | sed -n 2p |
+    awk -v l="$label" '{printf "  peak RSS %-28s %6.1f MiB\n", l, $1/1024}'
 }
 
 for size in $sizes; do
@@ -80,7 +84,7 @@ PY
 
   echo "== $size: warm"
   "$csm" blocks --json >/dev/null
-  victim=$(ls -S "$data"/projects/*/*.jsonl | sed -n 5p)
+  victim=$(ls -t "$data"/projects/*/*.jsonl | head -1)
   # ~1 MiB of new transcript: a tool result and new streamed responses with
   # fresh ids, timestamped now, as Claude Code appends them.
   append=$bench/append-1mib.py

@@ -44,10 +44,6 @@ pub struct Sources {
 /// How often a run walks every directory and looks at every file.
 const FULL_WALK_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
-/// Files written this recently are looked at on every run: Claude Code
-/// appends only to the transcripts of sessions in use.
-const HOT_FILES: jiff::SignedDuration = jiff::SignedDuration::from_hours(6);
-
 /// Finds the transcripts and syncs the store (reading only what is new).
 pub fn open(ctx: &Context) -> Result<Sources> {
     let roots = ctx.roots.resolve();
@@ -75,7 +71,7 @@ pub fn open(ctx: &Context) -> Result<Sources> {
     }
     let mut store = Store::open(&ctx.base_dir)?;
     // Walk everything now and then; in between, list only directories whose
-    // time changed and look again only at recently written files.
+    // time changed (every file is still looked at for growth).
     let memo = store.walk_memo()?;
     let last_full = store
         .meta("full_walk_ms")?
@@ -92,8 +88,7 @@ pub fn open(ctx: &Context) -> Result<Sources> {
     let walked = if full {
         walk_all(&roots)
     } else {
-        let hot_since = wall.saturating_sub(HOT_FILES).unwrap_or(wall);
-        walk_changed(&roots, &memo, hot_since.as_nanosecond() as i64)
+        walk_changed(&roots, &memo)
     };
     // Nothing moved since the last run: the store is current as it is.
     let report = if walked.changed {

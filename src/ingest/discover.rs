@@ -173,92 +173,99 @@ pub fn walk_all(roots: &Roots) -> Walk {
     w
 }
 
-/// The same result as [`walk_all`] for the usual changes at a fraction of
-/// the system calls: a directory whose time is unchanged is not listed again
-/// (its files are those of the memo), session directories and files last
-/// modified before `hot_since_ns` are not looked at again at all. Something
-/// that changes there after hours of quiet is caught by the next full walk,
-/// which the caller schedules.
-pub fn walk_changed(roots: &Roots, memo: &WalkMemo, hot_since_ns: i64) -> Walk {
-    use rustc_hash::FxHashMap;
-    // Keyed by the paths' bytes: hashing a `Path` walks its components.
+/// The same result as [`walk_all`] with fewer system calls: a directory
+/// whose time is unchanged is not listed again (its files are those of the
+/// memo, each looked at again for growth); only changed and new directories
+/// are listed. The looking is spread over the cores.
+pub fn walk_changed(roots: &Roots, memo: &WalkMemo) -> Walk {
+    use rayon::prelude::*;
+    use rustc_hash::{FxHashMap, FxHashSet};
+
     let mut w = Walk::default();
-    let mut by_dir: FxHashMap<&[u8], Vec<&TranscriptFile>> = Default::default();
-    for f in &memo.files {
-        if let Some(parent) = f.path.parent() {
-            by_dir.entry(key(parent)).or_default().push(f);
-        }
-    }
-    let mut children: FxHashMap<&[u8], Vec<&Path>> = Default::default();
-    let mut stamps: FxHashMap<&[u8], i64> = Default::default();
-    for d in &memo.dirs {
-        stamps.insert(key(&d.path), d.mtime_ns);
-        if let Some(parent) = d.path.parent() {
-            children
-                .entry(key(parent))
-                .or_default()
-                .push(d.path.as_path());
-        }
-    }
-    for root in &roots.projects_dirs {
-        let mut stack = vec![root.clone()];
-        while let Some(dir) = stack.pop() {
-            // Session directories untouched for hours are taken as they were:
-            // new sessions show in their project's directory, which is always
-            // looked at. The caller's periodic full walk covers the rest.
-            let depth = dir.strip_prefix(root).map_or(0, |r| r.components().count());
-            let remembered = stamps.get(key(&dir)).copied();
-            let mtime = match remembered {
-                Some(t) if depth >= 2 && t != i64::MIN && t < hot_since_ns => t,
-                _ => match fs::metadata(&dir) {
-                    Ok(meta) => file_identity(&meta).2,
-                    Err(_) => {
-                        w.changed = true;
-                        continue;
-                    }
-                },
-            };
-            let unchanged = remembered == Some(mtime);
-            if !unchanged {
+    let under_roots = |p: &Path| roots.projects_dirs.iter().find(|r| p.starts_with(r));
+    let known_dirs: FxHashSet<&[u8]> = memo.dirs.iter().map(|d| key(&d.path)).collect();
+    // Every remembered directory, looked at in parallel.
+    let now: Vec<(usize, Option<i64>)> = memo
+        .dirs
+        .par_iter()
+        .enumerate()
+        .map(|(i, d)| (i, fs::metadata(&d.path).ok().map(|m| file_identity(&m).2)))
+        .collect();
+    let mut unchanged: FxHashSet<&[u8]> = FxHashSet::default();
+    let mut relist: Vec<(&Path, i64)> = Vec::new();
+    for (i, mtime) in now {
+        let d = &memo.dirs[i];
+        match mtime {
+            None => w.changed = true,
+            Some(t) if t == d.mtime_ns => {
+                unchanged.insert(key(&d.path));
+                w.dirs.push(stamp(&d.path, t));
+            }
+            Some(t) => {
                 w.changed = true;
-                // Listing it again finds new files and new directories; known
-                // subdirectories are visited below like any other.
-                let mut sub = Vec::new();
-                list_dir(root, &dir, &mut w.files, &mut w.stats, &mut sub);
-                w.dirs.push(stamp(&dir, mtime));
-                stack.extend(sub);
-                continue;
-            }
-            w.dirs.push(stamp(&dir, mtime));
-            for f in by_dir.get(key(&dir)).into_iter().flatten() {
-                if f.mtime_ns < hot_since_ns {
-                    w.files.push((*f).clone());
-                    continue;
-                }
-                match fs::symlink_metadata(&f.path) {
-                    Ok(m) if m.is_file() => {
-                        let (device, inode, mtime_ns) = file_identity(&m);
-                        if (device, inode, mtime_ns, m.len())
-                            != (f.device, f.inode, f.mtime_ns, f.size)
-                        {
-                            w.changed = true;
-                        }
-                        w.files.push(TranscriptFile {
-                            path: f.path.clone(),
-                            origin: f.origin.clone(),
-                            size: m.len(),
-                            device,
-                            inode,
-                            mtime_ns,
-                        });
-                    }
-                    _ => w.changed = true,
-                }
-            }
-            for d in children.get(key(&dir)).into_iter().flatten() {
-                stack.push(d.to_path_buf());
+                relist.push((&d.path, t));
             }
         }
+    }
+    // Roots the memo does not know yet are walked whole.
+    for root in &roots.projects_dirs {
+        if !known_dirs.contains(key(root)) {
+            w.changed = true;
+            walk(root, root, &mut w.files, &mut w.stats, &mut w.dirs);
+        }
+    }
+    // Changed directories: list them; directories new to the memo are walked.
+    for (dir, t) in relist {
+        let Some(root) = under_roots(dir) else {
+            continue;
+        };
+        let mut sub = Vec::new();
+        list_dir(root, dir, &mut w.files, &mut w.stats, &mut sub);
+        w.dirs.push(stamp(dir, t));
+        for s in sub {
+            if !known_dirs.contains(key(&s)) {
+                walk(root, &s, &mut w.files, &mut w.stats, &mut w.dirs);
+            }
+        }
+    }
+    // Files of unchanged directories: looked at again for growth.
+    let by_dir: FxHashMap<&[u8], ()> = unchanged.iter().map(|k| (*k, ())).collect();
+    let again: Vec<(TranscriptFile, bool)> = memo
+        .files
+        .par_iter()
+        .filter(|f| f.path.parent().is_some_and(|p| by_dir.contains_key(key(p))))
+        .filter_map(|f| {
+            let m = fs::symlink_metadata(&f.path).ok().filter(|m| m.is_file())?;
+            let (device, inode, mtime_ns) = file_identity(&m);
+            let moved =
+                (device, inode, mtime_ns, m.len()) != (f.device, f.inode, f.mtime_ns, f.size);
+            Some((
+                TranscriptFile {
+                    path: f.path.clone(),
+                    origin: f.origin.clone(),
+                    size: m.len(),
+                    device,
+                    inode,
+                    mtime_ns,
+                },
+                moved,
+            ))
+        })
+        .collect();
+    let kept_files = again.len();
+    for (f, moved) in again {
+        w.changed |= moved;
+        w.files.push(f);
+    }
+    // A file of an unchanged directory that vanished changes the directory's
+    // time, so counting is enough to notice anything odd.
+    let expected = memo
+        .files
+        .iter()
+        .filter(|f| f.path.parent().is_some_and(|p| by_dir.contains_key(key(p))))
+        .count();
+    if expected != kept_files {
+        w.changed = true;
     }
     sort_files(&mut w.files);
     w
@@ -513,12 +520,14 @@ mod tests {
             files: first.files.clone(),
         };
         // Nothing changed: same files, nothing listed again.
-        let same = walk_changed(&roots, &memo, i64::MIN);
+        let same = walk_changed(&roots, &memo);
         assert_eq!(paths(&same.files), paths(&first.files));
+        assert!(!same.changed);
         // A file grows, another appears in a new directory.
         fs::write(projects.join("p/a.jsonl"), b"{}\n{}\n").unwrap();
         touch(&projects.join("q/new.jsonl"));
-        let later = walk_changed(&roots, &memo, i64::MIN);
+        let later = walk_changed(&roots, &memo);
+        assert!(later.changed);
         let full = walk_all(&roots);
         assert_eq!(paths(&later.files), paths(&full.files));
         let grown = later
@@ -527,17 +536,9 @@ mod tests {
             .find(|f| f.path.ends_with("p/a.jsonl"))
             .unwrap();
         assert_eq!(grown.size, 6);
-        // Files older than the hot threshold keep their remembered size.
-        let cold = walk_changed(&roots, &memo, i64::MAX);
-        let kept = cold
-            .files
-            .iter()
-            .find(|f| f.path.ends_with("p/a.jsonl"))
-            .unwrap();
-        assert_eq!(kept.size, 3);
-        // A deleted file in an unchanged... directory changes its time: gone.
+        // A deleted file changes its directory's time: gone.
         fs::remove_file(projects.join("p/s/subagents/x.jsonl")).unwrap();
-        let after_delete = walk_changed(&roots, &memo, i64::MIN);
+        let after_delete = walk_changed(&roots, &memo);
         assert!(
             !after_delete
                 .files
