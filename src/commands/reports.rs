@@ -9,8 +9,9 @@ use super::usage;
 use crate::app::Context;
 use crate::blocks::{self, Block, BlockFilter};
 use crate::cli::{BlocksArgs, Order, ReportArgs, SourceArg, TokenLimitArg, Weekday};
+use crate::domain::EntryCost;
 use crate::pricing::PriceResolver;
-use crate::report::aggregate::{self, Period, RowFilter};
+use crate::report::aggregate::{self, Period, RowFilter, Usage};
 use crate::report::format::{duration_minutes, short_model, thousands, usd};
 use crate::report::json::{self, LimitRequest};
 use crate::report::table::{self, Style};
@@ -184,13 +185,7 @@ pub fn periods(ctx: &Context, args: &ReportArgs, kind: Kind) -> Result<ExitCode>
         Kind::Monthly => ("monthly", Period::Month, "Month"),
     };
     ensure_native_source(ctx, list_key)?;
-    let loaded = usage::load(ctx, args.project.as_deref())?;
-    let table = usage::price_table(ctx)?;
-    let mut resolver = PriceResolver::new(&table);
-    let costs = usage::costs(&loaded.entries, ctx.mode, &mut resolver);
-    if ctx.debug {
-        usage::report_unknown_models(&resolver);
-    }
+    let (loaded, costs) = priced_entries(ctx, args)?;
     let rows = aggregate::period_rows(
         &loaded.entries,
         &costs,
@@ -223,32 +218,20 @@ pub fn periods(ctx: &Context, args: &ReportArgs, kind: Kind) -> Result<ExitCode>
         "%Y-%m-%d"
     };
     for r in &rows {
-        t.add_row(table::usage_cells(
+        add_usage_rows(
+            &mut t,
             r.key.strftime(fmt).to_string(),
             &r.usage,
+            args.breakdown,
             st,
-        ));
-        if args.breakdown {
-            for b in table::breakdown_rows(&r.usage, st) {
-                t.add_row(b);
-            }
-        }
+        );
     }
-    t.add_row(table::totals_cells(&totals, st));
-    println!("{t}");
-    warn_unpriced(&totals.unpriced_models);
-    Ok(ExitCode::SUCCESS)
+    finish_table(t, &totals, st)
 }
 
 pub fn sessions(ctx: &Context, args: &ReportArgs) -> Result<ExitCode> {
     ensure_native_source(ctx, "session")?;
-    let loaded = usage::load(ctx, args.project.as_deref())?;
-    let table = usage::price_table(ctx)?;
-    let mut resolver = PriceResolver::new(&table);
-    let costs = usage::costs(&loaded.entries, ctx.mode, &mut resolver);
-    if ctx.debug {
-        usage::report_unknown_models(&resolver);
-    }
+    let (loaded, costs) = priced_entries(ctx, args)?;
     let rows = aggregate::session_rows(&loaded.entries, &costs, ctx.tz(), &row_filter(ctx, args));
     let totals = aggregate::totals(rows.iter().map(|r| &r.usage));
     if args.filter.json {
@@ -273,14 +256,47 @@ pub fn sessions(ctx: &Context, args: &ReportArgs) -> Result<ExitCode> {
             ""
         };
         let label = format!("{}\n{short_id}{more}  {last}", r.project_path);
-        t.add_row(table::usage_cells(label, &r.usage, st));
-        if args.breakdown {
-            for b in table::breakdown_rows(&r.usage, st) {
-                t.add_row(b);
-            }
+        add_usage_rows(&mut t, label, &r.usage, args.breakdown, st);
+    }
+    finish_table(t, &totals, st)
+}
+
+/// The run's entries (through the store unless `--no-store`) with their
+/// costs under the chosen mode.
+fn priced_entries(ctx: &Context, args: &ReportArgs) -> Result<(usage::Loaded, Vec<EntryCost>)> {
+    let loaded = usage::load(ctx, args.project.as_deref())?;
+    let table = usage::price_table(ctx)?;
+    let mut resolver = PriceResolver::new(&table);
+    let costs = usage::costs(&loaded.entries, ctx.mode, &mut resolver);
+    if ctx.debug {
+        usage::report_unknown_models(&resolver);
+    }
+    Ok((loaded, costs))
+}
+
+/// One row of a usage table, with its per-model rows under `--breakdown`.
+fn add_usage_rows(
+    t: &mut comfy_table::Table,
+    label: String,
+    u: &Usage,
+    breakdown: bool,
+    st: Style,
+) {
+    t.add_row(table::usage_cells(label, u, st));
+    if breakdown {
+        for b in table::breakdown_rows(u, st) {
+            t.add_row(b);
         }
     }
-    t.add_row(table::totals_cells(&totals, st));
+}
+
+/// Totals row, the table itself, and a note about models without prices.
+fn finish_table(
+    mut t: comfy_table::Table,
+    totals: &aggregate::Totals,
+    st: Style,
+) -> Result<ExitCode> {
+    t.add_row(table::totals_cells(totals, st));
     println!("{t}");
     warn_unpriced(&totals.unpriced_models);
     Ok(ExitCode::SUCCESS)

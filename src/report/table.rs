@@ -5,6 +5,7 @@ use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, Table};
 
 use super::aggregate::{Totals, Usage};
 use super::format::{short_model, thousands, usd};
+use crate::domain::TokenCounts;
 
 /// Table styling for this run.
 #[derive(Clone, Copy, Debug)]
@@ -84,7 +85,48 @@ pub fn usage_cells(label: String, u: &Usage, style: Style) -> Vec<String> {
         .map(|m| format!("- {}", short_model(m)))
         .collect::<Vec<_>>()
         .join("\n");
-    let t = &u.tokens;
+    row_cells(label, models, &u.tokens, usd(u.cost), style)
+}
+
+pub fn breakdown_rows(u: &Usage, style: Style) -> Vec<Vec<String>> {
+    u.breakdowns
+        .iter()
+        .map(|b| {
+            let mark = if b.missing_pricing { " (no price)" } else { "" };
+            let label = format!("  └─ {}", short_model(&b.model));
+            row_cells(
+                label,
+                String::new(),
+                &b.tokens,
+                format!("{}{mark}", usd(b.cost)),
+                style,
+            )
+        })
+        .collect()
+}
+
+pub fn totals_cells(t: &Totals, style: Style) -> Vec<Cell> {
+    row_cells("Total".into(), String::new(), &t.tokens, usd(t.cost), style)
+        .into_iter()
+        .map(|c| {
+            let cell = Cell::new(c);
+            if style.color {
+                cell.fg(Color::Yellow)
+            } else {
+                cell
+            }
+        })
+        .collect()
+}
+
+/// Label, models, the token columns the width allows, cost.
+fn row_cells(
+    label: String,
+    models: String,
+    t: &TokenCounts,
+    cost: String,
+    style: Style,
+) -> Vec<String> {
     let mut cells = vec![
         label,
         models,
@@ -96,56 +138,6 @@ pub fn usage_cells(label: String, u: &Usage, style: Style) -> Vec<String> {
         cells.push(thousands(t.cache_read_input_tokens));
     }
     cells.push(thousands(t.total()));
-    cells.push(usd(u.cost));
+    cells.push(cost);
     cells
-}
-
-pub fn breakdown_rows(u: &Usage, style: Style) -> Vec<Vec<String>> {
-    u.breakdowns
-        .iter()
-        .map(|b| {
-            let t = &b.tokens;
-            let mut cells = vec![
-                format!("  └─ {}", short_model(&b.model)),
-                String::new(),
-                thousands(t.input_tokens),
-                thousands(t.output_tokens),
-            ];
-            if !style.compact() {
-                cells.push(thousands(t.cache_creation_input_tokens));
-                cells.push(thousands(t.cache_read_input_tokens));
-            }
-            cells.push(thousands(t.total()));
-            let mark = if b.missing_pricing { " (no price)" } else { "" };
-            cells.push(format!("{}{mark}", usd(b.cost)));
-            cells
-        })
-        .collect()
-}
-
-pub fn totals_cells(t: &Totals, style: Style) -> Vec<Cell> {
-    let tk = &t.tokens;
-    let mut cells = vec![
-        "Total".to_string(),
-        String::new(),
-        thousands(tk.input_tokens),
-        thousands(tk.output_tokens),
-    ];
-    if !style.compact() {
-        cells.push(thousands(tk.cache_creation_input_tokens));
-        cells.push(thousands(tk.cache_read_input_tokens));
-    }
-    cells.push(thousands(tk.total()));
-    cells.push(usd(t.cost));
-    cells
-        .into_iter()
-        .map(|c| {
-            let cell = Cell::new(c);
-            if style.color {
-                cell.fg(Color::Yellow)
-            } else {
-                cell
-            }
-        })
-        .collect()
 }

@@ -125,30 +125,28 @@ impl Store {
     /// The counted entries (one per response) in reading order, optionally of
     /// one project only.
     pub fn entries(&self, project: Option<&str>) -> Result<Vec<UsageEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT l.ts_ms, l.input, l.output, l.cache_create, l.cache_read, l.cache_1h, l.speed,
-                    l.cost_usd, l.model, l.message_id, l.request_id, l.session_key, l.sidechain,
-                    l.reset_s, l.offset, f.id, f.project, f.session_id, f.project_path
+        let mut stmt = self.conn.prepare_cached(concat!(
+            entry_columns!(),
+            "
              FROM lines l
              JOIN files f ON f.id = l.file_id
              JOIN files s ON s.id = l.slot_file
              WHERE l.kept = 1 AND (?1 IS NULL OR f.project = ?1)
              ORDER BY s.path, l.slot_offset",
-        )?;
+        ))?;
         self.collect_entries(stmt.query(params![project])?)
     }
 
     /// Every stored line of one project's files, copies included, in reading
     /// order: `--project` de-duplicates within the project only, as ccusage.
     pub fn project_lines(&self, project: &str) -> Result<Vec<UsageEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT l.ts_ms, l.input, l.output, l.cache_create, l.cache_read, l.cache_1h, l.speed,
-                    l.cost_usd, l.model, l.message_id, l.request_id, l.session_key, l.sidechain,
-                    l.reset_s, l.offset, f.id, f.project, f.session_id, f.project_path
+        let mut stmt = self.conn.prepare_cached(concat!(
+            entry_columns!(),
+            "
              FROM lines l JOIN files f ON f.id = l.file_id
              WHERE f.project = ?1
              ORDER BY f.path, l.offset",
-        )?;
+        ))?;
         self.collect_entries(stmt.query(params![project])?)
     }
 
@@ -183,16 +181,15 @@ impl Store {
 
     /// Counted entries from `since` on, in time order (reading order on ties).
     pub fn entries_since(&self, since: Timestamp) -> Result<Vec<UsageEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT l.ts_ms, l.input, l.output, l.cache_create, l.cache_read, l.cache_1h, l.speed,
-                    l.cost_usd, l.model, l.message_id, l.request_id, l.session_key, l.sidechain,
-                    l.reset_s, l.offset, f.id, f.project, f.session_id, f.project_path
+        let mut stmt = self.conn.prepare_cached(concat!(
+            entry_columns!(),
+            "
              FROM lines l
              JOIN files f ON f.id = l.file_id
              JOIN files s ON s.id = l.slot_file
              WHERE l.kept = 1 AND l.ts_ms >= ?1
              ORDER BY l.ts_ms, s.path, l.slot_offset",
-        )?;
+        ))?;
         self.collect_entries(stmt.query([since.as_millisecond()])?)
     }
 
@@ -422,8 +419,18 @@ pub(crate) fn ms(v: i64) -> Timestamp {
     Timestamp::from_millisecond(v).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
+/// The columns [`row_entry`] and [`Store::collect_entries`] read, in order.
+macro_rules! entry_columns {
+    () => {
+        "SELECT l.ts_ms, l.input, l.output, l.cache_create, l.cache_read, l.cache_1h, l.speed,
+                l.cost_usd, l.model, l.message_id, l.request_id, l.session_key, l.sidechain,
+                l.reset_s, l.offset, f.id, f.project, f.session_id, f.project_path"
+    };
+}
+use entry_columns;
+
 /// Rebuilds an entry from a row whose first 15 columns are those of
-/// [`Store::entries`].
+/// [`entry_columns`].
 fn row_entry(
     r: &rusqlite::Row<'_>,
     origin: Arc<Origin>,

@@ -199,40 +199,14 @@ impl Store {
                     // A re-read from the start replaces what the rows held.
                     tx.execute("UPDATE lines SET kept = 0 WHERE file_id = ?1", [id])?;
                 }
-                let mut insert = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO lines (file_id, offset, ts_ms, input, output, cache_create,
-                        cache_read, cache_1h, speed, cost_usd, model, message_id, request_id,
-                        session_key, sidechain, reset_s, calc_cost, unpriced, kept, slot_file, slot_offset)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-                )?;
+                let mut insert = tx.prepare_cached(INSERT_LINE)?;
                 for e in &scan.entries {
                     let cost =
                         crate::commands::usage::cost_of(e, CostMode::Calculate, &mut resolver);
-                    // Lines without a message id are never merged: they count as read.
-                    let alone = e.message_id.is_none();
-                    insert.execute(params![
-                        id,
-                        e.offset as i64,
-                        e.timestamp.as_millisecond(),
-                        e.tokens.input_tokens as i64,
-                        e.tokens.output_tokens as i64,
-                        e.tokens.cache_creation_input_tokens as i64,
-                        e.tokens.cache_read_input_tokens as i64,
-                        e.cache_creation_1h as i64,
-                        e.speed.map(|s| i64::from(s == crate::domain::Speed::Fast)),
-                        e.cost_usd,
-                        e.model.as_deref(),
-                        e.message_id.map(|v| v as i64),
-                        e.request_id.map(|v| v as i64),
-                        e.session_key as i64,
-                        e.is_sidechain,
-                        e.usage_limit_reset.map(|t| t.as_second()),
-                        cost.usd,
-                        cost.unpriced,
-                        alone,
-                        alone.then_some(id),
-                        alone.then_some(e.offset as i64),
-                    ])?;
+                    // Lines without a message id are never merged: they count as
+                    // read. The others get their verdict below.
+                    let slot = e.message_id.is_none().then_some((id, e.offset));
+                    insert_line(&mut insert, id, e, cost, slot)?;
                     report.new_lines += 1;
                     if let Some(m) = e.message_id {
                         touched.insert(m);

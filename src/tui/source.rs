@@ -145,28 +145,7 @@ impl TranscriptFeed {
 
 impl UsageFeed for TranscriptFeed {
     fn update(&mut self, force: bool) -> Result<bool> {
-        // Roots are resolved on every poll (a few stats): Claude Code may
-        // create its directory while the dashboard waits.
-        let roots = self.ctx.roots.resolve();
-        if roots.named_but_missing {
-            bail!(
-                "{}",
-                roots
-                    .explanation
-                    .unwrap_or_else(|| "no Claude data directory".into())
-            );
-        }
-        let same_roots = self
-            .detector
-            .as_ref()
-            .is_some_and(|d| d.roots() == roots.projects_dirs.as_slice());
-        if force || !same_roots {
-            self.detector = Some(ChangeDetector::new(roots.projects_dirs.clone()));
-        }
-        let changed = match self.detector.as_mut() {
-            Some(d) => d.poll(),
-            None => true,
-        };
+        let (roots, changed) = poll_changes(&self.ctx, &mut self.detector, force)?;
         if !force && !changed {
             return Ok(false);
         }
@@ -232,6 +211,36 @@ impl UsageFeed for TranscriptFeed {
     }
 }
 
+/// Whether anything under the data roots changed since the last poll (always
+/// true the first time and after `force`). Roots are resolved on every poll
+/// (a few stats): Claude Code may create its directory while the dashboard waits.
+fn poll_changes(
+    ctx: &Context,
+    detector: &mut Option<ChangeDetector>,
+    force: bool,
+) -> Result<(crate::ingest::discover::Roots, bool)> {
+    let roots = ctx.roots.resolve();
+    if roots.named_but_missing {
+        bail!(
+            "{}",
+            roots
+                .explanation
+                .unwrap_or_else(|| "no Claude data directory".into())
+        );
+    }
+    let same_roots = detector
+        .as_ref()
+        .is_some_and(|d| d.roots() == roots.projects_dirs.as_slice());
+    if force || !same_roots {
+        *detector = Some(ChangeDetector::new(roots.projects_dirs.clone()));
+    }
+    let changed = match detector.as_mut() {
+        Some(d) => d.poll(),
+        None => true,
+    };
+    Ok((roots, changed))
+}
+
 /// The history store behind the dashboard: a change on disk costs an
 /// incremental ingest of the new bytes, and the windows come from the store's
 /// kept aggregates (a tick with nothing new reads nothing).
@@ -262,26 +271,7 @@ impl StoreFeed {
 
 impl UsageFeed for StoreFeed {
     fn update(&mut self, force: bool) -> Result<bool> {
-        let roots = self.ctx.roots.resolve();
-        if roots.named_but_missing {
-            bail!(
-                "{}",
-                roots
-                    .explanation
-                    .unwrap_or_else(|| "no Claude data directory".into())
-            );
-        }
-        let same_roots = self
-            .detector
-            .as_ref()
-            .is_some_and(|d| d.roots() == roots.projects_dirs.as_slice());
-        if force || !same_roots {
-            self.detector = Some(ChangeDetector::new(roots.projects_dirs.clone()));
-        }
-        let changed = match self.detector.as_mut() {
-            Some(d) => d.poll(),
-            None => true,
-        };
+        let (_, changed) = poll_changes(&self.ctx, &mut self.detector, force)?;
         if !force && !changed && self.store.is_some() {
             return Ok(false);
         }
