@@ -23,18 +23,10 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 bench=${BENCH_DIR:-${TMPDIR:-/tmp}/csm-bench}
 mkdir -p "$bench"
 
-install() { # version dir
-  if [ ! -d "$2/node_modules/ccusage" ]; then
-    mkdir -p "$2"
-    (cd "$2" && npm init -y >/dev/null && npm install --no-audit --no-fund "ccusage@$1" >/dev/null)
-  fi
-}
-install 20.0.24 "$bench/ccusage20"
-cc20=$bench/ccusage20/node_modules/@ccusage/ccusage-linux-x64/bin/ccusage
-chmod +x "$cc20" 2>/dev/null || true
+. "$here/scripts/ccusage.sh"
+cc20=$(ccusage_cmd 20.0.24 "$bench/ccusage20")
 if [ "$with18" = 1 ]; then
-  install 18.0.11 "$bench/ccusage18"
-  cc18="node $bench/ccusage18/node_modules/ccusage/dist/index.js"
+  cc18=$(ccusage_cmd 18.0.11 "$bench/ccusage18")
 fi
 
 (cd "$here" && cargo build --release --quiet --bin csm --example gen_history)

@@ -23,13 +23,8 @@ while [ $# -gt 0 ]; do
 done
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-ccdir=${CCUSAGE_DIR:-${TMPDIR:-/tmp}/csm-ccusage-20.0.24}
-ccusage=$ccdir/node_modules/@ccusage/ccusage-linux-x64/bin/ccusage
-if [ ! -e "$ccusage" ]; then
-  mkdir -p "$ccdir"
-  (cd "$ccdir" && npm init -y >/dev/null && npm install --no-audit --no-fund ccusage@20.0.24 >/dev/null)
-fi
-chmod +x "$ccusage" 2>/dev/null || true
+. "$here/scripts/ccusage.sh"
+ccusage=$(ccusage_cmd 20.0.24 "${CCUSAGE_DIR:-${TMPDIR:-/tmp}/csm-ccusage-20.0.24}")
 
 (cd "$here" && cargo build --release --quiet --bin csm --example gen_history)
 csm=$here/target/release/csm

@@ -7,13 +7,8 @@
 # and CLAUDE_CONFIG_DIR on temp/fixture dirs, TZ=UTC, --offline.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-ccdir=${CCUSAGE_DIR:-${TMPDIR:-/tmp}/csm-ccusage-20.0.24}
-ccusage=$ccdir/node_modules/@ccusage/ccusage-linux-x64/bin/ccusage
-if [ ! -e "$ccusage" ]; then
-  mkdir -p "$ccdir"
-  (cd "$ccdir" && npm init -y >/dev/null && npm install --no-audit --no-fund ccusage@20.0.24 >/dev/null)
-fi
-chmod +x "$ccusage" 2>/dev/null || true
+. "$here/scripts/ccusage.sh"
+ccusage=$(ccusage_cmd 20.0.24 "${CCUSAGE_DIR:-${TMPDIR:-/tmp}/csm-ccusage-20.0.24}")
 home=$(mktemp -d)
 trap 'rm -rf "$home"' EXIT
 for case in "$here"/tests/fixtures/ccusage/*/; do

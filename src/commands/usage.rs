@@ -1,6 +1,6 @@
 //! Loading the user's usage for a command: roots, files, entries, prices.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::app::Context;
 use crate::blocks::{Block, Timed, identify_blocks, window_length};
@@ -46,16 +46,7 @@ const FULL_WALK_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 
 
 /// Finds the transcripts and syncs the store (reading only what is new).
 pub fn open(ctx: &Context) -> Result<Sources> {
-    let roots = ctx.roots.resolve();
-    if roots.named_but_missing {
-        bail!(
-            "{}",
-            roots
-                .explanation
-                .clone()
-                .unwrap_or_else(|| "no Claude data directory".into())
-        );
-    }
+    let roots = ctx.roots.resolve_required().map_err(anyhow::Error::msg)?;
     if let Some(why) = &roots.explanation {
         eprintln!("{why}");
     }

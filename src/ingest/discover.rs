@@ -32,6 +32,19 @@ pub struct Roots {
 }
 
 impl RootRequest {
+    /// Like [`RootRequest::resolve`], but locations the user named that do
+    /// not exist are an error (with the one-line explanation); missing
+    /// default locations are not.
+    pub fn resolve_required(&self) -> Result<Roots, String> {
+        let roots = self.resolve();
+        if roots.named_but_missing {
+            return Err(roots
+                .explanation
+                .unwrap_or_else(|| "no Claude data directory".into()));
+        }
+        Ok(roots)
+    }
+
     pub fn resolve(&self) -> Roots {
         if !self.explicit.is_empty() {
             let tried: Vec<PathBuf> = self.explicit.iter().map(|p| self.expand(p)).collect();

@@ -219,15 +219,7 @@ fn poll_changes(
     detector: &mut Option<ChangeDetector>,
     force: bool,
 ) -> Result<(crate::ingest::discover::Roots, bool)> {
-    let roots = ctx.roots.resolve();
-    if roots.named_but_missing {
-        bail!(
-            "{}",
-            roots
-                .explanation
-                .unwrap_or_else(|| "no Claude data directory".into())
-        );
-    }
+    let roots = ctx.roots.resolve_required().map_err(anyhow::Error::msg)?;
     let same_roots = detector
         .as_ref()
         .is_some_and(|d| d.roots() == roots.projects_dirs.as_slice());
