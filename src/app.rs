@@ -199,6 +199,7 @@ fn dispatch(cli: Cli, env: &Env) -> Result<ExitCode> {
         Command::Session(args) => commands::reports::sessions(&ctx, &args),
         Command::Pricing(cmd) => commands::pricing::run(&ctx, cmd),
         Command::Doctor(args) => commands::doctor::run(&ctx, &args),
+        Command::Db(cmd) => commands::db::run(ctx, cmd),
         Command::Monitor(args) => commands::monitor::run(ctx, &args, clock, env),
         Command::Period(args) => commands::period::run(&ctx, &args),
         // Handled above, before the config file is read.

@@ -99,6 +99,9 @@ pub enum Command {
     Pricing(PricingCommand),
     /// What csm sees: data roots, files, entries, skipped lines, unknown models.
     Doctor(DoctorArgs),
+    /// History store maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Live dashboard of the current window and billing period (the default command).
     Monitor(MonitorArgs),
     /// The billing period: sessions used and left, days left, cost, max tokens.
@@ -272,6 +275,19 @@ pub enum PricingCommand {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Sizes and counts of the history store.
+    Stats {
+        /// Output JSON.
+        #[arg(long, short = 'j')]
+        json: bool,
+    },
+    /// Re-read every transcript and recompute everything derived, keeping
+    /// entries whose transcripts are gone (the same as `--recalculate`).
+    Rebuild,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -445,3 +445,25 @@ fn help_and_version() {
         .code(2)
         .stderr(predicate::str::contains("--frobnicate"));
 }
+
+/// `db stats` describes the store the reports read; `db rebuild` re-reads
+/// everything and changes no report.
+#[test]
+fn db_stats_and_rebuild() {
+    let sb = Sandbox::new();
+    small_history(&sb);
+    let before = stdout_ok(sb.cmd().args(["blocks", "--json"]));
+    let stats = json_ok(sb.cmd().args(["db", "stats", "--json"]));
+    let doctor = json_ok(sb.cmd().args(["doctor", "--json"]));
+    assert_eq!(stats["entries"], doctor["entries"], "{stats}");
+    assert!(stats["lines"].as_u64().unwrap() >= stats["entries"].as_u64().unwrap());
+    assert_eq!(stats["transcriptsGone"], json!(0));
+    let out = stdout_ok(sb.cmd().args(["db", "rebuild"]));
+    assert!(out.contains("Rebuilt from"), "{out}");
+    assert_eq!(stdout_ok(sb.cmd().args(["blocks", "--json"])), before);
+    sb.cmd()
+        .args(["db", "stats", "--no-store"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--no-store"));
+}

@@ -1,6 +1,7 @@
 //! One module per command family; each turns a context and its flags into output.
 
 pub mod config;
+pub mod db;
 pub mod doctor;
 pub mod monitor;
 pub mod period;
