@@ -268,7 +268,16 @@ impl UsageFeed for StoreFeed {
             return Ok(false);
         }
         let started = std::time::Instant::now();
-        let sources = usage::open(&self.ctx)?;
+        // `--recalculate` re-reads everything on the first load only; `r`
+        // (a forced refresh later) does it again on request.
+        let recalculate = force && (self.store.is_some() || self.ctx.recalculate);
+        let sources = if recalculate == self.ctx.recalculate {
+            usage::open(&self.ctx)?
+        } else {
+            let mut ctx = (*self.ctx).clone();
+            ctx.recalculate = recalculate;
+            usage::open(&ctx)?
+        };
         let Some(store) = sources.store else {
             bail!("the history store is off (--no-store)");
         };
