@@ -179,6 +179,16 @@ impl Scanner {
     }
 }
 
+thread_local! {
+    /// One scanner per worker thread for the life of the process: its line
+    /// buffer grows once instead of once per file.
+    static SCANNER: std::cell::RefCell<Scanner> = std::cell::RefCell::new(Scanner::default());
+}
+
+fn with_scanner<T>(f: impl FnOnce(&mut Scanner) -> T) -> T {
+    SCANNER.with(|s| f(&mut s.borrow_mut()))
+}
+
 /// Reads each file from its start offset, in parallel; results in input order.
 pub fn scan_ranges(jobs: &[(&TranscriptFile, u64)]) -> Vec<FileScan> {
     let mut order: Vec<usize> = (0..jobs.len()).collect();
@@ -188,8 +198,11 @@ pub fn scan_ranges(jobs: &[(&TranscriptFile, u64)]) -> Vec<FileScan> {
     });
     let mut scans: Vec<(usize, FileScan)> = order
         .par_iter()
-        .map_init(Scanner::default, |scanner, &i| {
-            (i, scanner.scan(jobs[i].0, jobs[i].1))
+        .map(|&i| {
+            (
+                i,
+                with_scanner(|scanner| scanner.scan(jobs[i].0, jobs[i].1)),
+            )
         })
         .collect();
     scans.sort_by_key(|(i, _)| *i);
@@ -204,9 +217,7 @@ pub fn scan_all(files: &[TranscriptFile]) -> (Vec<UsageEntry>, LineStats) {
     order.sort_by(|&a, &b| files[b].size.cmp(&files[a].size));
     let mut scans: Vec<(usize, FileScan)> = order
         .par_iter()
-        .map_init(Scanner::default, |scanner, &i| {
-            (i, scanner.scan(&files[i], 0))
-        })
+        .map(|&i| (i, with_scanner(|scanner| scanner.scan(&files[i], 0))))
         .collect();
     scans.sort_by_key(|(i, _)| *i);
     let mut stats = LineStats::default();

@@ -10,7 +10,7 @@ use std::io::{self, Read};
 use memchr::memmem;
 
 /// Longest line kept in memory whole.
-pub const MAX_HELD_LINE: usize = 16 * 1024 * 1024;
+pub const MAX_HELD_LINE: usize = 4 * 1024 * 1024;
 
 const INITIAL_BUFFER: usize = 256 * 1024;
 

@@ -17,7 +17,7 @@ use crate::pricing::{CostMode, PriceResolver, PriceTable};
 
 /// Bytes of transcript read between two commits on a cold run: bounds memory
 /// and what a kill can cost, without committing so often it slows ingest.
-const BATCH_BYTES: u64 = 96 * 1024 * 1024;
+const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Clone, Debug, Default)]
 pub struct SyncOptions {
