@@ -62,7 +62,7 @@ for size in $sizes; do
   if [ "$with18" = 1 ]; then
     cmds+=(--command-name "ccusage 18.0.11" "$cc18 blocks --json --offline")
   fi
-  hyperfine --warmup 1 --runs "$runs" --style basic --export-json "$bench/cold-$size.json" "${cmds[@]}" 2>&1 | grep -v "^ *$"
+  hyperfine -N --warmup 1 --runs "$runs" --style basic --export-json "$bench/cold-$size.json" "${cmds[@]}" 2>&1 | grep -v "^ *$"
   python3 - "$bench/cold-$size.json" <<'PY'
 import json, sys
 r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
@@ -76,7 +76,7 @@ PY
 
   echo "== $size: warm"
   "$csm" blocks --json >/dev/null
-  victim=$(ls -t "$data"/projects/*/*.jsonl | head -1)
+  victim=$(ls -t "$data"/projects/*/*.jsonl | sed -n 1p)
   # ~1 MiB of new transcript: a tool result and new streamed responses with
   # fresh ids, timestamped now, as Claude Code appends them.
   append=$bench/append-1mib.py
@@ -101,7 +101,7 @@ while size < 1 << 20:
 with open(path, "a") as f:
     f.write("\n".join(out) + "\n")
 PY
-  hyperfine --warmup 3 --runs $((runs * 4)) --style basic --export-json "$bench/warm-$size.json" \
+  hyperfine -N --warmup 3 --runs $((runs * 4)) --style basic --export-json "$bench/warm-$size.json" \
     --command-name "warm, nothing new" "$csm blocks --json" \
     --command-name "warm, +1 MiB appended" --prepare "python3 $append $victim" "$csm blocks --json" 2>&1 | grep -v "^ *$"
   python3 - "$bench/warm-$size.json" <<'PY'
