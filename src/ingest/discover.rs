@@ -196,10 +196,16 @@ pub fn walk_changed(roots: &Roots, memo: &WalkMemo) -> Walk {
 
     let mut w = Walk::default();
     let under_roots = |p: &Path| roots.projects_dirs.iter().find(|r| p.starts_with(r));
-    let known_dirs: FxHashSet<&[u8]> = memo.dirs.iter().map(|d| key(&d.path)).collect();
-    // Every remembered directory, looked at in parallel.
-    let now: Vec<(usize, Option<i64>)> = memo
+    // The memo may hold directories of other roots (an earlier run with
+    // another CLAUDE_CONFIG_DIR): only this run's roots count.
+    let dirs: Vec<&DirStamp> = memo
         .dirs
+        .iter()
+        .filter(|d| under_roots(&d.path).is_some())
+        .collect();
+    let known_dirs: FxHashSet<&[u8]> = dirs.iter().map(|d| key(&d.path)).collect();
+    // Every remembered directory, looked at in parallel.
+    let now: Vec<(usize, Option<i64>)> = dirs
         .par_iter()
         .enumerate()
         .map(|(i, d)| (i, fs::metadata(&d.path).ok().map(|m| file_identity(&m).2)))
@@ -207,7 +213,7 @@ pub fn walk_changed(roots: &Roots, memo: &WalkMemo) -> Walk {
     let mut unchanged: FxHashSet<&[u8]> = FxHashSet::default();
     let mut relist: Vec<(&Path, i64)> = Vec::new();
     for (i, mtime) in now {
-        let d = &memo.dirs[i];
+        let d = dirs[i];
         match mtime {
             None => w.changed = true,
             Some(t) if t == d.mtime_ns => {
@@ -558,6 +564,34 @@ mod tests {
                 .iter()
                 .any(|f| f.path.ends_with("x.jsonl"))
         );
+    }
+
+    #[test]
+    fn walk_changed_ignores_directories_of_other_roots() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a/projects");
+        let b = t.path().join("b/projects");
+        touch(&a.join("p/x.jsonl"));
+        touch(&b.join("p/y.jsonl"));
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for d in [&a, &b, &a.join("p"), &b.join("p")] {
+            fs::File::open(d).unwrap().set_modified(hour_ago).unwrap();
+        }
+        let both = Roots {
+            projects_dirs: vec![a.clone(), b.clone()],
+            ..Default::default()
+        };
+        let w = walk_all(&both);
+        let memo = WalkMemo {
+            dirs: w.dirs,
+            files: w.files,
+        };
+        let only_b = Roots {
+            projects_dirs: vec![b.clone()],
+            ..Default::default()
+        };
+        let seen = walk_changed(&only_b, &memo);
+        assert_eq!(paths(&seen.files), vec![b.join("p/y.jsonl")]);
     }
 
     fn paths(files: &[TranscriptFile]) -> Vec<PathBuf> {
