@@ -4,13 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests drive for real: tmux (dashboard end-to-end),
-# dbus + dunst + xvfb (desktop notifications), systemd (unit file checks).
+# System packages the tests drive for real: tmux (the dashboard's end-to-end
+# test) and a C compiler (SQLite is built from source).
 need=()
 command -v tmux >/dev/null || need+=(tmux)
-command -v dbus-daemon >/dev/null || need+=(dbus)
-command -v systemd-analyze >/dev/null || need+=(systemd)
-command -v python3 >/dev/null || need+=(python3)
 command -v cc >/dev/null || need+=(build-essential)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
