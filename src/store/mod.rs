@@ -97,9 +97,6 @@ impl Store {
         lock_path: Option<PathBuf>,
     ) -> Result<Store, StoreError> {
         conn.busy_timeout(Duration::from_secs(60))?;
-        // WAL cannot be switched on while another connection is mid-write;
-        // a store that is already WAL reports so without waiting.
-        let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.pragma_update(None, "cache_size", -8192)?;
@@ -108,11 +105,24 @@ impl Store {
             path,
             lock_path,
         };
+        // Switching a new file to WAL and creating the schema race between
+        // processes started together (switching the journal mode does not
+        // wait for a busy database): do both under the writers' lock, and
+        // only when needed, so an open never waits for a long ingest.
+        let mode: String = store
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
         let current: i64 = store
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if current != schema::VERSION {
+        let in_memory = store.lock_path.is_none();
+        if (!mode.eq_ignore_ascii_case("wal") && !in_memory) || current != schema::VERSION {
             let _lock = store.writer_lock()?;
+            if !in_memory {
+                let _: String = store
+                    .conn
+                    .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            }
             schema::migrate(&mut store.conn)?;
         }
         Ok(store)
