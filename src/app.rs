@@ -64,6 +64,8 @@ pub struct Context {
     pub recalculate: bool,
     pub color: bool,
     pub debug: bool,
+    /// Nothing may be printed to the terminal (the dashboard owns it).
+    pub quiet: bool,
 }
 
 impl Context {
@@ -114,6 +116,7 @@ impl Context {
             recalculate: g.recalculate,
             color: !(g.no_color || env.no_color) && env.stdout_is_terminal,
             debug: g.debug,
+            quiet: false,
         })
     }
 }

@@ -33,6 +33,7 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
     let mut feed_ctx = ctx;
     // Debug counts go to the log, never to a terminal the dashboard owns.
     feed_ctx.debug = false;
+    feed_ctx.quiet = true;
     let ctx = Arc::new(feed_ctx);
     // The original monitor's saved maximum counts as a window seen before.
     // The store (issue 3) will import it once into its maxima; until then it

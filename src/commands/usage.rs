@@ -47,7 +47,9 @@ const FULL_WALK_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 
 /// Finds the transcripts and syncs the store (reading only what is new).
 pub fn open(ctx: &Context) -> Result<Sources> {
     let roots = ctx.roots.resolve_required().map_err(anyhow::Error::msg)?;
-    if let Some(why) = &roots.explanation {
+    if let Some(why) = &roots.explanation
+        && !ctx.quiet
+    {
         eprintln!("{why}");
     }
     if ctx.no_store {
