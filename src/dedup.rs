@@ -183,10 +183,9 @@ pub fn dedup(entries: impl IntoIterator<Item = UsageEntry>) -> Vec<UsageEntry> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
-    use crate::domain::{Origin, Speed, TokenCounts};
+    use crate::domain::Speed;
     use crate::ingest::parse::hash_id;
 
     fn entry(id: Option<&str>, req: Option<&str>, out: u64, side: bool) -> UsageEntry {
@@ -202,27 +201,11 @@ mod tests {
         ts: i64,
     ) -> UsageEntry {
         UsageEntry {
-            timestamp: jiff::Timestamp::from_second(ts).unwrap(),
-            tokens: TokenCounts {
-                input_tokens: 100,
-                output_tokens: out,
-                ..Default::default()
-            },
-            cache_creation_1h: 0,
-            speed: None,
-            cost_usd: None,
-            model: None,
             message_id: id.map(hash_id),
             request_id: req.map(hash_id),
             session_key: hash_id(session),
-            origin: Arc::new(Origin {
-                project: Arc::from("p"),
-                session_id: "s".into(),
-                project_path: "p".into(),
-            }),
             is_sidechain: side,
-            usage_limit_reset: None,
-            offset: 0,
+            ..crate::domain::sample_entry(jiff::Timestamp::from_second(ts).unwrap(), out)
         }
     }
 

@@ -145,3 +145,32 @@ pub struct EntryCost {
     /// tokens: the figure is short by this entry (ccusage's `missingPricing`).
     pub unpriced: bool,
 }
+
+/// A plain entry for tests to adjust with struct-update syntax: 100 input and
+/// `output` tokens at `timestamp`, no ids, no model, project `p`, session `s`.
+#[cfg(test)]
+pub(crate) fn sample_entry(timestamp: Timestamp, output: u64) -> UsageEntry {
+    UsageEntry {
+        timestamp,
+        tokens: TokenCounts {
+            input_tokens: 100,
+            output_tokens: output,
+            ..Default::default()
+        },
+        cache_creation_1h: 0,
+        speed: None,
+        cost_usd: None,
+        model: None,
+        message_id: None,
+        request_id: None,
+        session_key: 0,
+        origin: Arc::new(Origin {
+            project: Arc::from("p"),
+            session_id: "s".into(),
+            project_path: "p".into(),
+        }),
+        offset: 0,
+        is_sidechain: false,
+        usage_limit_reset: None,
+    }
+}

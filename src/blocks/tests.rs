@@ -4,7 +4,7 @@ use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 
 use super::*;
-use crate::domain::{Origin, Speed};
+use crate::domain::Speed;
 
 fn at(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -12,27 +12,8 @@ fn at(s: &str) -> Timestamp {
 
 fn entry(ts: &str, out: u64, model: &str) -> UsageEntry {
     UsageEntry {
-        timestamp: at(ts),
-        tokens: TokenCounts {
-            input_tokens: 100,
-            output_tokens: out,
-            ..Default::default()
-        },
-        cache_creation_1h: 0,
-        speed: None,
-        cost_usd: None,
         model: Some(Arc::from(model)),
-        message_id: None,
-        request_id: None,
-        session_key: 0,
-        origin: Arc::new(Origin {
-            project: Arc::from("p"),
-            session_id: "s".into(),
-            project_path: "p".into(),
-        }),
-        is_sidechain: false,
-        usage_limit_reset: None,
-        offset: 0,
+        ..crate::domain::sample_entry(at(ts), out)
     }
 }
 
