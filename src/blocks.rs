@@ -39,6 +39,23 @@ pub struct Projection {
 }
 
 impl Block {
+    /// An empty stretch between two windows.
+    pub fn gap(start: Timestamp, end: Timestamp) -> Block {
+        Block {
+            start,
+            end,
+            first_entry: None,
+            actual_end: None,
+            is_active: false,
+            is_gap: true,
+            entries: 0,
+            tokens: TokenCounts::default(),
+            cost_usd: 0.0,
+            models: Vec::new(),
+            usage_limit_reset: None,
+        }
+    }
+
     pub fn total_tokens(&self) -> u64 {
         self.tokens.total()
     }
@@ -196,20 +213,7 @@ fn finish(mut block: Block, now: Timestamp, length: SignedDuration) -> Block {
 }
 
 fn gap(last: Timestamp, next: Timestamp, length: SignedDuration) -> Block {
-    let start = last.saturating_add(length).unwrap_or(last);
-    Block {
-        start,
-        end: next,
-        first_entry: None,
-        actual_end: None,
-        is_active: false,
-        is_gap: true,
-        entries: 0,
-        tokens: TokenCounts::default(),
-        cost_usd: 0.0,
-        models: Vec::new(),
-        usage_limit_reset: None,
-    }
+    Block::gap(last.saturating_add(length).unwrap_or(last), next)
 }
 
 /// Which blocks a listing shows, applied in ccusage's order.

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use support::{
-    JSON_REPORTS, SONNET, Sandbox, SplitMix, StoreMode, assert_same_reports, doctor_counts,
-    json_ok, jsonl_files, stdout_ok,
+    JSON_REPORTS, SONNET, Sandbox, SplitMix, StoreMode, assert_matches_one_pass,
+    assert_same_reports, doctor_counts, json_ok, jsonl_files, stdout_ok,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -269,17 +269,7 @@ fn incremental_equals_one_pass(seed: u64) {
     for p in jsonl_files(&sb.projects()) {
         assert_eq!(fs::read(&p).unwrap().last(), Some(&b'\n'), "{p:?}");
     }
-    let one_pass = sb.json_reports(&StoreMode::None);
-    assert_same_reports(
-        "incremental vs --no-store",
-        &sb.json_reports(&store),
-        &one_pass,
-    );
-    assert_same_reports(
-        "new store vs --no-store",
-        &sb.json_reports(&StoreMode::Fresh),
-        &one_pass,
-    );
+    let one_pass = assert_matches_one_pass(&sb, &store, "incremental vs --no-store");
     let blocks: Value = serde_json::from_str(&one_pass[0]).unwrap();
     assert!(blocks["blocks"].as_array().unwrap().len() > 10);
     // The early lines of the new project count, once.

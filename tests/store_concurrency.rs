@@ -16,8 +16,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use support::{
-    SONNET, Sandbox, StoreMode, assert_same_reports, assert_same_text, dirty_flag, doctor_counts,
-    json_ok, open_db, usage_line,
+    SONNET, Sandbox, StoreMode, assert_matches_one_pass, assert_same_text, dirty_flag,
+    doctor_counts, json_ok, open_db, usage_line,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -176,17 +176,7 @@ fn reports_run_while_another_process_ingests() {
 
     // Afterwards: exactly what one pass over the final tree gives.
     let store = StoreMode::At(home.clone());
-    let one_pass = sb.json_reports(&StoreMode::None);
-    assert_same_reports(
-        "shared store vs --no-store",
-        &sb.json_reports(&store),
-        &one_pass,
-    );
-    assert_same_reports(
-        "new store vs --no-store",
-        &sb.json_reports(&StoreMode::Fresh),
-        &one_pass,
-    );
+    assert_matches_one_pass(&sb, &store, "shared store vs --no-store");
     let doctor =
         |mode: &StoreMode| doctor_counts(json_ok(sb.cmd_in(mode).args(["doctor", "--json"])));
     assert_eq!(doctor(&store), doctor(&StoreMode::None), "doctor counts");

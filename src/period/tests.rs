@@ -40,19 +40,7 @@ fn active(mut b: Block) -> Block {
 }
 
 fn gap(start: &str, end: &str) -> Block {
-    Block {
-        start: at(start),
-        end: at(end),
-        first_entry: None,
-        actual_end: None,
-        is_active: false,
-        is_gap: true,
-        entries: 0,
-        tokens: TokenCounts::default(),
-        cost_usd: 0.0,
-        models: vec![],
-        usage_limit_reset: None,
-    }
+    Block::gap(at(start), at(end))
 }
 
 fn settings(start_day: u8) -> PeriodSettings {

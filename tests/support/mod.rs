@@ -446,3 +446,16 @@ pub fn integrity(conn: &rusqlite::Connection) -> String {
         .unwrap();
     rows.join("\n")
 }
+
+/// Asserts that the reports through `store` and through a fresh store both
+/// equal one pass without a store; returns that one-pass output.
+pub fn assert_matches_one_pass(sb: &Sandbox, store: &StoreMode, what: &str) -> Vec<String> {
+    let one_pass = sb.json_reports(&StoreMode::None);
+    assert_same_reports(what, &sb.json_reports(store), &one_pass);
+    assert_same_reports(
+        "new store vs --no-store",
+        &sb.json_reports(&StoreMode::Fresh),
+        &one_pass,
+    );
+    one_pass
+}
