@@ -92,6 +92,42 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: what Claude Code tells csm directly (official limits from the status
+    // line, activity from hooks) and the alerts already sent.
+    r#"
+    -- One row per status-line call that carried rate_limits.
+    CREATE TABLE official_limits (
+        captured_ms      INTEGER NOT NULL,
+        session_id       TEXT,
+        five_hour_pct    REAL,
+        five_hour_reset_s INTEGER,
+        seven_day_pct    REAL,
+        seven_day_reset_s INTEGER
+    );
+    CREATE INDEX official_limits_time ON official_limits(captured_ms);
+
+    -- One row per hook event received.
+    CREATE TABLE activity (
+        ts_ms       INTEGER NOT NULL,
+        session_id  TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        cwd         TEXT,
+        project     TEXT,
+        detail      TEXT
+    );
+    CREATE INDEX activity_session_time ON activity(session_id, ts_ms);
+    CREATE INDEX activity_time ON activity(ts_ms);
+
+    -- Alerts delivered (or given up on), one row per rule key, so a restart
+    -- never repeats one.
+    CREATE TABLE alerts_sent (
+        key      TEXT PRIMARY KEY,
+        rule     TEXT NOT NULL,
+        sent_ms  INTEGER NOT NULL,
+        title    TEXT NOT NULL,
+        body     TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The secondary indexes of `lines` (also in migration 1): a cold load drops
@@ -124,4 +160,51 @@ pub fn migrate(conn: &mut Connection) -> Result<(), super::StoreError> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_older_store_is_brought_forward_keeping_its_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        // A store as the first release left it.
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute("INSERT INTO meta VALUES ('k', 'v')", [])
+            .unwrap();
+
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn), VERSION);
+        let kept: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'k'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, "v");
+        conn.execute(
+            "INSERT INTO alerts_sent VALUES ('w', 'window_end', 1, 't', 'b')",
+            [],
+        )
+        .unwrap();
+
+        // Running it again changes nothing.
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn), VERSION);
+    }
+
+    #[test]
+    fn a_store_from_a_newer_csm_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(super::super::StoreError::TooNew { .. })
+        ));
+    }
 }
