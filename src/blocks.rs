@@ -227,13 +227,16 @@ pub struct BlockFilter {
 }
 
 impl BlockFilter {
-    pub fn apply(
+    /// `tz` is asked for only when days matter (loading a zone can mean
+    /// reading the system's zone database).
+    pub fn apply<'z>(
         &self,
         mut blocks: Vec<Block>,
-        tz: &jiff::tz::TimeZone,
+        tz: impl FnOnce() -> &'z jiff::tz::TimeZone,
         now: Timestamp,
     ) -> Vec<Block> {
         if self.since.is_some() || self.until.is_some() {
+            let tz = tz();
             blocks.retain(|b| {
                 let day = tz.to_datetime(b.start).date();
                 self.since.is_none_or(|s| day >= s) && self.until.is_none_or(|u| day <= u)

@@ -111,7 +111,7 @@ fn filters_apply_in_ccusage_order() {
         recent: true,
         ..Default::default()
     }
-    .apply(all.clone(), &tz, now);
+    .apply(all.clone(), || &tz, now);
     assert_eq!(
         recent.len(),
         3,
@@ -121,14 +121,14 @@ fn filters_apply_in_ccusage_order() {
         active_only: true,
         ..Default::default()
     }
-    .apply(all.clone(), &tz, now);
+    .apply(all.clone(), || &tz, now);
     assert_eq!(active.len(), 1);
     let since = BlockFilter {
         since: Some(jiff::civil::date(2026, 11, 24)),
         until: Some(jiff::civil::date(2026, 11, 24)),
         ..Default::default()
     }
-    .apply(all.clone(), &tz, now);
+    .apply(all.clone(), || &tz, now);
     assert_eq!(
         since.len(),
         2,
@@ -138,7 +138,7 @@ fn filters_apply_in_ccusage_order() {
         descending: true,
         ..Default::default()
     }
-    .apply(all.clone(), &tz, now);
+    .apply(all.clone(), || &tz, now);
     assert_eq!(desc.first().unwrap().start, at("2026-11-25T19:00:00Z"));
     assert_eq!(max_completed_tokens(&all), 109);
 }

@@ -48,7 +48,7 @@ pub fn blocks(ctx: &Context, args: &BlocksArgs) -> Result<ExitCode> {
         recent: args.recent,
         active_only: args.active,
     };
-    let shown = filter.apply(all, ctx.tz(), ctx.now);
+    let shown = filter.apply(all, || ctx.tz(), ctx.now);
     let limit = match args.token_limit {
         None => LimitRequest::None,
         Some(TokenLimitArg::Max) => LimitRequest::Max,

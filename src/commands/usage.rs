@@ -7,7 +7,7 @@ use crate::blocks::{Block, Timed, identify_blocks, window_length};
 use crate::dedup::Deduper;
 use crate::domain::{EntryCost, UsageEntry};
 use crate::ingest::discover::{
-    Roots, TranscriptFile, WalkStats, find_transcripts, walk_all, walk_changed,
+    HOT_AGE_NS, Roots, TranscriptFile, WalkStats, find_transcripts, walk_all, walk_changed,
 };
 use crate::ingest::{LineStats, scan_all};
 use crate::pricing::{CostMode, PriceResolver, PriceTable, entry_cost_detail};
@@ -35,7 +35,10 @@ impl Loaded {
 /// brought up to date with them.
 pub struct Sources {
     pub roots: Roots,
+    /// The transcripts on disk; after a quick look that found nothing new,
+    /// only the recently active ones (`file_count` counts them all).
     pub files: Vec<TranscriptFile>,
+    pub file_count: usize,
     pub walk: WalkStats,
     pub store: Option<Store>,
     pub sync: Option<SyncReport>,
@@ -56,6 +59,7 @@ pub fn open(ctx: &Context) -> Result<Sources> {
         let (files, walk) = find_transcripts(&roots);
         return Ok(Sources {
             roots,
+            file_count: files.len(),
             files,
             walk,
             store: None,
@@ -64,8 +68,7 @@ pub fn open(ctx: &Context) -> Result<Sources> {
     }
     let mut store = Store::open(&ctx.base_dir)?;
     // Walk everything now and then; in between, list only directories whose
-    // time changed (every file is still looked at for growth).
-    let memo = store.walk_memo()?;
+    // time changed and look again only at recently active files.
     let last_full = store
         .meta("full_walk_ms")?
         .and_then(|v| v.parse::<i64>().ok())
@@ -74,14 +77,25 @@ pub fn open(ctx: &Context) -> Result<Sources> {
     // reports are computed for a fixed one (CSM_NOW).
     let wall = jiff::Timestamp::now();
     let now_ms = wall.as_millisecond();
+    let now_ns = wall.as_nanosecond() as i64;
+    // A first look needs only what changed lately; when something did, the
+    // sync needs the whole list.
+    let recent = store.walk_memo_since(now_ns.saturating_sub(HOT_AGE_NS))?;
     let full = ctx.recalculate
-        || memo.dirs.is_empty()
+        || recent.dirs.is_empty()
         || now_ms.saturating_sub(last_full) > FULL_WALK_EVERY.as_millis() as i64
         || last_full > now_ms;
+    let mut other_files = 0;
     let walked = if full {
         walk_all(&roots)
     } else {
-        walk_changed(&roots, &memo)
+        let quick = walk_changed(&roots, &recent, now_ns);
+        if quick.changed {
+            walk_changed(&roots, &store.walk_memo()?, now_ns)
+        } else {
+            other_files = recent.other_files;
+            quick
+        }
     };
     // Nothing moved since the last run: the store is current as it is.
     let report = if walked.changed {
@@ -102,6 +116,7 @@ pub fn open(ctx: &Context) -> Result<Sources> {
     let (store, sync) = (Some(store), Some(report));
     Ok(Sources {
         roots,
+        file_count: files.len() + other_files,
         files,
         walk,
         store,
@@ -139,7 +154,7 @@ impl Sources {
         };
         let loaded = Loaded {
             roots: self.roots,
-            files: self.files.len(),
+            files: self.file_count,
             walk: self.walk,
             stats,
             entries,

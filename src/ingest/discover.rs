@@ -159,6 +159,8 @@ pub struct DirStamp {
 pub struct WalkMemo {
     pub dirs: Vec<DirStamp>,
     pub files: Vec<TranscriptFile>,
+    /// Transcripts left out of `files` (a memo of recent ones only).
+    pub other_files: usize,
 }
 
 /// A walk's result: the files, the directories seen (for the next memo) and
@@ -186,12 +188,22 @@ pub fn walk_all(roots: &Roots) -> Walk {
     w
 }
 
+/// How recently a file or directory must have changed to be looked at on
+/// every run. Claude Code appends only to the sessions in use, and a session
+/// left open overnight is still inside this window when work resumes; older
+/// ones are looked at by the periodic full walk.
+pub const HOT_AGE_NS: i64 = 24 * 3600 * 1_000_000_000;
+
 /// The same result as [`walk_all`] with fewer system calls: a directory
 /// whose time is unchanged is not listed again (its files are those of the
 /// memo, each looked at again for growth); only changed and new directories
 /// are listed. The looking is spread over the cores.
-pub fn walk_changed(roots: &Roots, memo: &WalkMemo) -> Walk {
-    use rayon::prelude::*;
+///
+/// Only what changed within [`HOT_AGE_NS`] of `now_ns` is looked at again,
+/// plus the roots and the project directories (where new sessions appear):
+/// on a month of history that is a few dozen system calls instead of
+/// thousands. The caller runs [`walk_all`] now and then to catch the rest.
+pub fn walk_changed(roots: &Roots, memo: &WalkMemo, now_ns: i64) -> Walk {
     use rustc_hash::{FxHashMap, FxHashSet};
 
     let mut w = Walk::default();
@@ -204,12 +216,34 @@ pub fn walk_changed(roots: &Roots, memo: &WalkMemo) -> Walk {
         .filter(|d| under_roots(&d.path).is_some())
         .collect();
     let known_dirs: FxHashSet<&[u8]> = dirs.iter().map(|d| key(&d.path)).collect();
-    // Every remembered directory, looked at in parallel.
-    let now: Vec<(usize, Option<i64>)> = dirs
-        .par_iter()
-        .enumerate()
-        .map(|(i, d)| (i, fs::metadata(&d.path).ok().map(|m| file_identity(&m).2)))
+    let hot_since = now_ns.saturating_sub(HOT_AGE_NS);
+    let always = |p: &Path| {
+        roots
+            .projects_dirs
+            .iter()
+            .any(|r| p == r.as_path() || p.parent() == Some(r.as_path()))
+    };
+    // The remembered directories worth a look are looked at again; the
+    // others count as unchanged.
+    let look: Vec<usize> = (0..dirs.len())
+        .filter(|&i| {
+            let t = dirs[i].mtime_ns;
+            t >= hot_since || t == UNSETTLED || always(&dirs[i].path)
+        })
         .collect();
+    let mut now: Vec<(usize, Option<i64>)> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i, Some(d.mtime_ns)))
+        .collect();
+    let looked = map_spread(&look, |&i| {
+        fs::metadata(&dirs[i].path)
+            .ok()
+            .map(|m| file_identity(&m).2)
+    });
+    for (i, mtime) in look.into_iter().zip(looked) {
+        now[i].1 = mtime;
+    }
     let mut unchanged: FxHashSet<&[u8]> = FxHashSet::default();
     let mut relist: Vec<(&Path, i64)> = Vec::new();
     for (i, mtime) in now {
@@ -249,28 +283,33 @@ pub fn walk_changed(roots: &Roots, memo: &WalkMemo) -> Walk {
     }
     // Files of unchanged directories: looked at again for growth.
     let by_dir: FxHashMap<&[u8], ()> = unchanged.iter().map(|k| (*k, ())).collect();
-    let again: Vec<(TranscriptFile, bool)> = memo
+    let of_unchanged: Vec<&TranscriptFile> = memo
         .files
-        .par_iter()
+        .iter()
         .filter(|f| f.path.parent().is_some_and(|p| by_dir.contains_key(key(p))))
-        .filter_map(|f| {
-            let m = fs::symlink_metadata(&f.path).ok().filter(|m| m.is_file())?;
-            let (device, inode, mtime_ns) = file_identity(&m);
-            let moved =
-                (device, inode, mtime_ns, m.len()) != (f.device, f.inode, f.mtime_ns, f.size);
-            Some((
-                TranscriptFile {
-                    path: f.path.clone(),
-                    origin: f.origin.clone(),
-                    size: m.len(),
-                    device,
-                    inode,
-                    mtime_ns,
-                },
-                moved,
-            ))
-        })
         .collect();
+    let again: Vec<(TranscriptFile, bool)> = map_spread(&of_unchanged, |f| {
+        if f.mtime_ns < hot_since {
+            return Some(((*f).clone(), false));
+        }
+        let m = fs::symlink_metadata(&f.path).ok().filter(|m| m.is_file())?;
+        let (device, inode, mtime_ns) = file_identity(&m);
+        let moved = (device, inode, mtime_ns, m.len()) != (f.device, f.inode, f.mtime_ns, f.size);
+        Some((
+            TranscriptFile {
+                path: f.path.clone(),
+                origin: f.origin.clone(),
+                size: m.len(),
+                device,
+                inode,
+                mtime_ns,
+            },
+            moved,
+        ))
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     let kept_files = again.len();
     for (f, moved) in again {
         w.changed |= moved;
@@ -290,6 +329,17 @@ pub fn walk_changed(roots: &Roots, memo: &WalkMemo) -> Walk {
     w
 }
 
+/// `f` over `items`, spread over the cores only when there are enough of
+/// them to pay for starting the threads (a quick look has a few dozen).
+fn map_spread<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
+    use rayon::prelude::*;
+    if items.len() < 512 {
+        items.iter().map(f).collect()
+    } else {
+        items.par_iter().map(f).collect()
+    }
+}
+
 /// A path as hash-map key: its bytes (hashing a `Path` walks its components).
 fn key(p: &Path) -> &[u8] {
     p.as_os_str().as_encoded_bytes()
@@ -298,6 +348,9 @@ fn key(p: &Path) -> &[u8] {
 /// A directory's time as worth remembering: one changed in the last couple of
 /// seconds may change again within the clock's granularity without its time
 /// moving, so it is remembered as "list again".
+/// The time remembered for a directory that must be listed again.
+const UNSETTLED: i64 = i64::MIN;
+
 fn stamp(path: &Path, mtime_ns: i64) -> DirStamp {
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -305,7 +358,7 @@ fn stamp(path: &Path, mtime_ns: i64) -> DirStamp {
     let settled = now_ns.saturating_sub(mtime_ns) > 2_000_000_000;
     DirStamp {
         path: path.to_path_buf(),
-        mtime_ns: if settled { mtime_ns } else { i64::MIN },
+        mtime_ns: if settled { mtime_ns } else { UNSETTLED },
     }
 }
 
@@ -532,20 +585,21 @@ mod tests {
             ..Default::default()
         };
         let first = walk_all(&roots);
-        assert!(first.dirs.iter().all(|d| d.mtime_ns != i64::MIN));
+        assert!(first.dirs.iter().all(|d| d.mtime_ns != UNSETTLED));
         assert_eq!(first.files.len(), 2);
         let memo = WalkMemo {
             dirs: first.dirs.clone(),
             files: first.files.clone(),
+            other_files: 0,
         };
         // Nothing changed: same files, nothing listed again.
-        let same = walk_changed(&roots, &memo);
+        let same = walk_changed(&roots, &memo, now_ns());
         assert_eq!(paths(&same.files), paths(&first.files));
         assert!(!same.changed);
         // A file grows, another appears in a new directory.
         fs::write(projects.join("p/a.jsonl"), b"{}\n{}\n").unwrap();
         touch(&projects.join("q/new.jsonl"));
-        let later = walk_changed(&roots, &memo);
+        let later = walk_changed(&roots, &memo, now_ns());
         assert!(later.changed);
         let full = walk_all(&roots);
         assert_eq!(paths(&later.files), paths(&full.files));
@@ -557,7 +611,7 @@ mod tests {
         assert_eq!(grown.size, 6);
         // A deleted file changes its directory's time: gone.
         fs::remove_file(projects.join("p/s/subagents/x.jsonl")).unwrap();
-        let after_delete = walk_changed(&roots, &memo);
+        let after_delete = walk_changed(&roots, &memo, now_ns());
         assert!(
             !after_delete
                 .files
@@ -585,13 +639,93 @@ mod tests {
         let memo = WalkMemo {
             dirs: w.dirs,
             files: w.files,
+            other_files: 0,
         };
         let only_b = Roots {
             projects_dirs: vec![b.clone()],
             ..Default::default()
         };
-        let seen = walk_changed(&only_b, &memo);
+        let seen = walk_changed(&only_b, &memo, now_ns());
         assert_eq!(paths(&seen.files), vec![b.join("p/y.jsonl")]);
+    }
+
+    fn now_ns() -> i64 {
+        jiff::Timestamp::now().as_nanosecond() as i64
+    }
+
+    #[test]
+    fn walk_changed_leaves_cold_sessions_to_the_full_walk() {
+        let t = tempfile::tempdir().unwrap();
+        let projects = t.path().join("projects");
+        touch(&projects.join("p/old.jsonl"));
+        touch(&projects.join("p/hot.jsonl"));
+        touch(&projects.join("p/s/subagents/x.jsonl"));
+        let two_days_ago =
+            std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 24 * 3600);
+        for d in [
+            "",
+            "p",
+            "p/s",
+            "p/s/subagents",
+            "p/old.jsonl",
+            "p/s/subagents/x.jsonl",
+        ] {
+            fs::File::open(projects.join(d))
+                .unwrap()
+                .set_modified(two_days_ago)
+                .unwrap();
+        }
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        fs::File::options()
+            .append(true)
+            .open(projects.join("p/hot.jsonl"))
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let roots = Roots {
+            projects_dirs: vec![projects.clone()],
+            ..Default::default()
+        };
+        let first = walk_all(&roots);
+        let memo = WalkMemo {
+            dirs: first.dirs.clone(),
+            files: first.files.clone(),
+            other_files: 0,
+        };
+        // A recent session grows: seen.
+        fs::write(projects.join("p/hot.jsonl"), b"{}\n").unwrap();
+        let w = walk_changed(&roots, &memo, now_ns());
+        assert!(w.changed);
+        assert_eq!(w.files.len(), 3);
+        // A new session in an old project directory: seen (project
+        // directories are always looked at).
+        touch(&projects.join("p/new.jsonl"));
+        let w = walk_changed(&roots, &memo, now_ns());
+        assert!(w.files.iter().any(|f| f.path.ends_with("p/new.jsonl")));
+        // A session untouched for two days grows: left to the full walk.
+        fs::remove_file(projects.join("p/new.jsonl")).unwrap();
+        fs::File::open(projects.join("p"))
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+        let memo = WalkMemo {
+            dirs: walk_all(&roots).dirs,
+            files: walk_all(&roots).files,
+            other_files: 0,
+        };
+        fs::write(projects.join("p/s/subagents/x.jsonl"), b"{}\n{}\n").unwrap();
+        let w = walk_changed(&roots, &memo, now_ns());
+        assert!(!w.changed);
+        let full = walk_all(&roots);
+        let grown = |files: &[TranscriptFile]| {
+            files
+                .iter()
+                .find(|f| f.path.ends_with("x.jsonl"))
+                .unwrap()
+                .size
+        };
+        assert_eq!(grown(&w.files), 3);
+        assert_eq!(grown(&full.files), 6);
     }
 
     fn paths(files: &[TranscriptFile]) -> Vec<PathBuf> {

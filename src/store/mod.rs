@@ -272,6 +272,12 @@ impl Store {
     /// What the last walk saw: the directories with their times and the
     /// transcripts present, for a walk that lists only changed directories.
     pub fn walk_memo(&self) -> Result<WalkMemo, StoreError> {
+        self.walk_memo_since(i64::MIN)
+    }
+
+    /// The walk memo with only the transcripts changed since `since_ns`
+    /// (the others are counted in `other_files`): what a quick look needs.
+    pub fn walk_memo_since(&self, since_ns: i64) -> Result<WalkMemo, StoreError> {
         let mut memo = WalkMemo::default();
         let mut stmt = self
             .conn
@@ -285,9 +291,9 @@ impl Store {
         }
         let mut stmt = self.conn.prepare_cached(
             "SELECT path, project, session_id, project_path, device, inode, size, mtime_ns
-             FROM files WHERE present = 1",
+             FROM files WHERE present = 1 AND mtime_ns >= ?1",
         )?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query([since_ns])?;
         while let Some(r) = rows.next()? {
             memo.files.push(TranscriptFile {
                 path: path_from_blob(r.get(0)?),
@@ -301,6 +307,13 @@ impl Store {
                 size: r.get::<_, i64>(6)? as u64,
                 mtime_ns: r.get(7)?,
             });
+        }
+        if since_ns > i64::MIN {
+            memo.other_files = self.conn.query_row(
+                "SELECT count(*) FROM files WHERE present = 1 AND mtime_ns < ?1",
+                [since_ns],
+                |r| r.get::<_, i64>(0),
+            )? as usize;
         }
         Ok(memo)
     }

@@ -118,6 +118,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX activity_session_time ON activity(session_id, ts_ms);
     CREATE INDEX activity_time ON activity(ts_ms);
 
+    -- A quick look at the transcripts reads only the recently active ones.
+    CREATE INDEX files_recent ON files(mtime_ns) WHERE present = 1;
+
     -- Alerts delivered (or given up on), one row per rule key, so a restart
     -- never repeats one.
     CREATE TABLE alerts_sent (
