@@ -127,8 +127,31 @@ pub fn identify_blocks_after<'a>(
     now: Timestamp,
     length: SignedDuration,
 ) -> Vec<Block> {
+    continue_blocks(None, previous, entries, now, length)
+}
+
+/// The same, continuing the window `last` (the latest real window, as
+/// computed so far) with entries that all come after its last entry: the
+/// result starts with `last` extended. Sums continue in the same order, so
+/// appending this way gives exactly what one pass gives.
+pub fn extend_window<'a>(
+    last: Block,
+    entries: impl IntoIterator<Item = Timed<'a>>,
+    now: Timestamp,
+    length: SignedDuration,
+) -> Vec<Block> {
+    continue_blocks(Some(last), None, entries, now, length)
+}
+
+fn continue_blocks<'a>(
+    current: Option<Block>,
+    previous: Option<Timestamp>,
+    entries: impl IntoIterator<Item = Timed<'a>>,
+    now: Timestamp,
+    length: SignedDuration,
+) -> Vec<Block> {
     let mut blocks = Vec::new();
-    let mut current: Option<Block> = None;
+    let mut current = current;
     let mut previous = previous;
     for Timed { entry, cost } in entries {
         let t = entry.timestamp;

@@ -595,3 +595,77 @@ fn recalculate_changes_nothing_and_keeps_deleted_transcripts() {
     // And the reduced tree alone does give less.
     assert_ne!(sb.json_reports(&StoreMode::None)[1], before[1]);
 }
+
+// ---------------------------------------------------------------------------
+// 5. New responses after the latest one extend the windows.
+
+/// `--debug` says how the store brought its windows up to date.
+fn window_update(sb: &Sandbox, store: &StoreMode) -> String {
+    let out = sb
+        .cmd_in(store)
+        .args(["--debug", "blocks", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.split_once("windows ").map(|(_, w)| w.to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn appended_responses_extend_the_latest_window_exactly() {
+    let sb = Sandbox::new();
+    sb.generate(31, 2 * MIB, false);
+    let store = StoreMode::At(sb.path().join("csm-store"));
+    let blocks: Value =
+        serde_json::from_str(&stdout_ok(sb.cmd_in(&store).args(["blocks", "--json"]))).unwrap();
+    let latest = blocks["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|b| b["isGap"] == false)
+        .unwrap()["actualEndTime"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let latest: jiff::Timestamp = latest.parse().unwrap();
+    let at = |minutes: i64| {
+        latest
+            .checked_add(jiff::SignedDuration::from_mins(minutes))
+            .unwrap()
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string()
+    };
+    let file = PathBuf::from("projects/-home-dev-appended/live.jsonl");
+    let session_line = |ts: &str, n: u32, out: u64| fresh_line(ts, "live", n, 1000, out) + "\n";
+    let rounds: Vec<(&str, String)> = vec![
+        // Inside the latest window, then after a silence longer than a window
+        // (a gap and a new window), then streamed copies of one response.
+        (
+            "latest extended",
+            session_line(&at(10), 1, 50) + &session_line(&at(12), 2, 60),
+        ),
+        ("latest extended", session_line(&at(7 * 60), 3, 70)),
+        (
+            "latest extended",
+            session_line(&at(7 * 60 + 1), 4, 10) + &session_line(&at(7 * 60 + 2), 4, 90),
+        ),
+        // A later copy of a response already stored: its verdict may move.
+        ("recomputed from", session_line(&at(7 * 60 + 3), 4, 500)),
+        // A response at the very instant of the latest one.
+        ("recomputed from", session_line(&at(7 * 60 + 3), 5, 5)),
+    ];
+    for (i, (expected, text)) in rounds.iter().enumerate() {
+        append(&sb.claude(), &file, text.as_bytes());
+        let how = window_update(&sb, &store);
+        assert!(how.starts_with(expected), "round {i}: windows {how}");
+        assert_same_reports(
+            &format!("round {i}"),
+            &sb.json_reports(&store),
+            &sb.json_reports(&StoreMode::None),
+        );
+    }
+}

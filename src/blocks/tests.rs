@@ -195,3 +195,43 @@ proptest! {
         prop_assert_eq!(run(&again, "2026-12-01T00:00:00Z").len(), blocks.len());
     }
 }
+
+proptest! {
+    /// What the history store does on an append: keep the windows up to the
+    /// latest one, then extend that one with the entries after it.
+    #[test]
+    fn extending_the_latest_window_equals_one_pass(
+        raw in arb_entries(),
+        split in 0usize..60,
+        costs in prop::collection::vec(0.0f64..3.0, 60),
+    ) {
+        let base = at("2026-11-01T00:00:00Z");
+        let mut es: Vec<UsageEntry> = raw
+            .iter()
+            .map(|(secs, out)| {
+                let mut e = entry("2026-11-01T00:00:00Z", *out, if out % 2 == 0 { "a" } else { "b" });
+                e.timestamp = base.checked_add(SignedDuration::from_secs(*secs)).unwrap();
+                e
+            })
+            .collect();
+        es.sort_by_key(|e| e.timestamp);
+        let len = SignedDuration::from_hours(5);
+        let now = at("2026-11-03T00:00:00Z");
+        let es = &es;
+        let costs = &costs;
+        let timed = |from: usize, to: usize| {
+            es[from..to].iter().enumerate().map(move |(i, e)| Timed { entry: e, cost: costs[from + i] })
+        };
+        let whole = identify_blocks(timed(0, es.len()), now, len);
+        // Split after an entry strictly earlier than the next one, as the
+        // store requires.
+        let cut = split.min(es.len());
+        prop_assume!(cut > 0 && (cut == es.len() || es[cut - 1].timestamp < es[cut].timestamp));
+        let mut first = identify_blocks(timed(0, cut), now, len);
+        let latest = first.iter().rposition(|b| !b.is_gap).unwrap();
+        let tail = first.split_off(latest);
+        let extended = extend_window(tail[0].clone(), timed(cut, es.len()), now, len);
+        first.extend(extended);
+        prop_assert_eq!(first, whole);
+    }
+}

@@ -108,6 +108,9 @@ pub fn open(ctx: &Context) -> Result<Sources> {
             },
         )?;
         store.save_walk(&walked.dirs, full.then_some(wall))?;
+        if ctx.debug {
+            debug_sync(&report);
+        }
         report
     } else {
         SyncReport::default()
@@ -193,6 +196,20 @@ impl Sources {
 /// `--no-store`). `project` keeps only files of that project.
 pub fn load(ctx: &Context, project: Option<&str>) -> Result<Loaded> {
     open(ctx)?.load(ctx, project)
+}
+
+fn debug_sync(r: &SyncReport) {
+    use crate::store::WindowUpdate;
+    let windows = match r.windows {
+        WindowUpdate::Untouched => "unchanged".to_string(),
+        WindowUpdate::Extended => "latest extended".to_string(),
+        WindowUpdate::RecomputedFrom(t) => format!("recomputed from {}", crate::store::ms(t)),
+        WindowUpdate::Recomputed => "all recomputed".to_string(),
+    };
+    eprintln!(
+        "[debug] store: {} of {} transcripts read, {} new usage lines, windows {windows}",
+        r.files_read, r.files_seen, r.new_lines
+    );
 }
 
 fn debug_report(l: &Loaded) {

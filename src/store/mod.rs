@@ -24,7 +24,7 @@ use crate::domain::{Origin, Speed, TokenCounts, UsageEntry};
 use crate::ingest::discover::{DirStamp, TranscriptFile, WalkMemo};
 use crate::pricing::CostMode;
 
-pub use sync::{SyncOptions, SyncReport};
+pub use sync::{SyncOptions, SyncReport, WindowUpdate};
 
 /// File name of the store inside the base directory.
 pub const FILE_NAME: &str = "history.db";
@@ -206,39 +206,10 @@ impl Store {
     /// The stored five-hour windows with costs under `mode`, activity judged at `now`.
     pub fn blocks(&self, mode: CostMode, now: Timestamp) -> Result<Vec<Block>, StoreError> {
         let length = crate::blocks::window_length(STORED_WINDOW_HOURS);
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT start_ms, end_ms, first_ms, last_ms, is_gap, entries, input, output,
-                    cache_create, cache_read, cost_auto, cost_calc, cost_display, models, reset_s
-             FROM blocks ORDER BY start_ms, is_gap DESC",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let cost = match mode {
-                CostMode::Auto => r.get::<_, f64>(10)?,
-                CostMode::Calculate => r.get(11)?,
-                CostMode::Display => r.get(12)?,
-            };
-            let models: String = r.get(13)?;
-            Ok(Block {
-                start: ms(r.get(0)?),
-                end: ms(r.get(1)?),
-                first_entry: r.get::<_, Option<i64>>(2)?.map(ms),
-                actual_end: r.get::<_, Option<i64>>(3)?.map(ms),
-                is_active: false,
-                is_gap: r.get(4)?,
-                entries: r.get::<_, i64>(5)? as usize,
-                tokens: TokenCounts {
-                    input_tokens: r.get::<_, i64>(6)? as u64,
-                    output_tokens: r.get::<_, i64>(7)? as u64,
-                    cache_creation_input_tokens: r.get::<_, i64>(8)? as u64,
-                    cache_read_input_tokens: r.get::<_, i64>(9)? as u64,
-                },
-                cost_usd: cost,
-                models: serde_json::from_str(&models).unwrap_or_default(),
-                usage_limit_reset: r
-                    .get::<_, Option<i64>>(14)?
-                    .and_then(|s| Timestamp::from_second(s).ok()),
-            })
-        })?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {BLOCK_COLUMNS} FROM blocks ORDER BY start_ms, is_gap DESC"
+        ))?;
+        let rows = stmt.query_map([], |r| row_block(r, mode))?;
         let mut blocks = rows.collect::<Result<Vec<Block>, _>>()?;
         crate::blocks::judge_activity(&mut blocks, now, length);
         Ok(blocks)
@@ -454,6 +425,42 @@ use entry_columns;
 
 /// Rebuilds an entry from a row whose first 15 columns are those of
 /// [`entry_columns`].
+/// Columns of [`row_block`], in order.
+pub(crate) const BLOCK_COLUMNS: &str =
+    "start_ms, end_ms, first_ms, last_ms, is_gap, entries, input,
+    output, cache_create, cache_read, cost_auto, cost_calc, cost_display, models, reset_s";
+
+/// A stored window (selected as [`BLOCK_COLUMNS`]) with its cost in `mode`,
+/// judged inactive.
+fn row_block(r: &rusqlite::Row<'_>, mode: CostMode) -> rusqlite::Result<Block> {
+    let cost = match mode {
+        CostMode::Auto => r.get::<_, f64>(10)?,
+        CostMode::Calculate => r.get(11)?,
+        CostMode::Display => r.get(12)?,
+    };
+    let models: String = r.get(13)?;
+    Ok(Block {
+        start: ms(r.get(0)?),
+        end: ms(r.get(1)?),
+        first_entry: r.get::<_, Option<i64>>(2)?.map(ms),
+        actual_end: r.get::<_, Option<i64>>(3)?.map(ms),
+        is_active: false,
+        is_gap: r.get(4)?,
+        entries: r.get::<_, i64>(5)? as usize,
+        tokens: TokenCounts {
+            input_tokens: r.get::<_, i64>(6)? as u64,
+            output_tokens: r.get::<_, i64>(7)? as u64,
+            cache_creation_input_tokens: r.get::<_, i64>(8)? as u64,
+            cache_read_input_tokens: r.get::<_, i64>(9)? as u64,
+        },
+        cost_usd: cost,
+        models: serde_json::from_str(&models).unwrap_or_default(),
+        usage_limit_reset: r
+            .get::<_, Option<i64>>(14)?
+            .and_then(|s| Timestamp::from_second(s).ok()),
+    })
+}
+
 fn row_entry(
     r: &rusqlite::Row<'_>,
     origin: Arc<Origin>,

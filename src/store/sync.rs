@@ -36,6 +36,19 @@ pub struct SyncReport {
     pub full_recompute: bool,
     /// Something visible may have changed.
     pub changed: bool,
+    /// How the windows were brought up to date.
+    pub windows: WindowUpdate,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WindowUpdate {
+    #[default]
+    Untouched,
+    /// New responses after the latest one: the latest window was extended.
+    Extended,
+    /// Recomputed from the window a change reached.
+    RecomputedFrom(i64),
+    Recomputed,
 }
 
 /// A reading position in the store: (file id, byte offset).
@@ -167,6 +180,15 @@ impl Store {
         let mut resolver = PriceResolver::new(prices);
         let mut touched: FxHashSet<u64> = FxHashSet::default();
         let mut earliest_new: Option<i64> = None;
+        // Lines written by this run, and the time of the latest counted one
+        // before it: when everything new is a new response after that time,
+        // the windows are extended instead of recomputed.
+        let mut fresh: FxHashSet<Pos> = FxHashSet::default();
+        let latest_before: Option<i64> = self.conn.query_row(
+            "SELECT max(last_ms) FROM blocks WHERE is_gap = 0",
+            [],
+            |r| r.get(0),
+        )?;
         // Batches in path order, so a cold run's lines arrive in reading order.
         jobs.sort_by(|a, b| path_bytes(a.file).cmp(path_bytes(b.file)));
         let mut i = 0;
@@ -207,6 +229,7 @@ impl Store {
                     // read. The others get their verdict below.
                     let slot = e.message_id.is_none().then_some((id, e.offset));
                     insert_line(&mut insert, id, e, cost, slot)?;
+                    fresh.insert((id, e.offset));
                     report.new_lines += 1;
                     if let Some(m) = e.message_id {
                         touched.insert(m);
@@ -227,20 +250,30 @@ impl Store {
         }
         // A cold run killed before rebuilding its indexes left them out.
         tx.execute_batch(super::schema::LINE_INDEXES)?;
+        let mut only_fresh = true;
         let earliest_change = if full {
             dedup_all(&tx)?;
             None
         } else {
-            let changed = dedup_groups(&tx, &touched)?;
+            let (changed, untouched_before) = dedup_groups(&tx, &touched, &fresh)?;
+            only_fresh = untouched_before;
             match (changed, earliest_new) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             }
         };
+        let appended = only_fresh
+            && retire.is_empty()
+            && matches!((latest_before, earliest_change), (Some(l), Some(t)) if t > l);
         if full {
             rebuild_blocks(&tx, None)?;
+            report.windows = WindowUpdate::Recomputed;
+        } else if appended && let Some(l) = latest_before {
+            extend_blocks(&tx, l)?;
+            report.windows = WindowUpdate::Extended;
         } else if let Some(t) = earliest_change {
             rebuild_blocks(&tx, Some(t))?;
+            report.windows = WindowUpdate::RecomputedFrom(t);
         }
         set_meta(&tx, "prices", &price_mark)?;
         set_meta(&tx, "dirty", "0")?;
@@ -387,6 +420,7 @@ impl Store {
         tx.execute_batch(super::schema::LINE_INDEXES)?;
         tx.execute("DELETE FROM blocks", [])?;
         write_blocks(&tx, None, &entries, &calc)?;
+        report.windows = WindowUpdate::Recomputed;
         set_meta(&tx, "prices", price_mark)?;
         set_meta(&tx, "dirty", "0")?;
         tx.commit()?;
@@ -687,18 +721,26 @@ fn dedup_all(tx: &Transaction<'_>) -> Result<(), StoreError> {
 }
 
 /// Recomputes the verdicts of the responses with these message ids (each
-/// response depends only on the lines sharing its message id).
-fn dedup_groups(tx: &Transaction<'_>, ids: &FxHashSet<u64>) -> Result<Option<i64>, StoreError> {
+/// response depends only on the lines sharing its message id). Also tells
+/// whether every line of those responses is in `fresh` (no response seen
+/// before was touched).
+fn dedup_groups(
+    tx: &Transaction<'_>,
+    ids: &FxHashSet<u64>,
+    fresh: &FxHashSet<Pos>,
+) -> Result<(Option<i64>, bool), StoreError> {
     let origin = no_origin();
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {LINE_COLUMNS} FROM lines l JOIN files f ON f.id = l.file_id
          WHERE l.message_id = ?1 ORDER BY f.path, l.offset"
     ))?;
     let mut earliest: Option<i64> = None;
+    let mut all_fresh = true;
     for id in ids {
         let lines: Vec<StoredLine> = stmt
             .query_map([*id as i64], |r| read_line(r, &origin))?
             .collect::<Result<_, _>>()?;
+        all_fresh &= lines.iter().all(|l| fresh.contains(&l.pos));
         let mut d: Deduper<Pos> = Deduper::default();
         for l in &lines {
             d.push_at(l.entry.clone(), l.pos);
@@ -707,7 +749,7 @@ fn dedup_groups(tx: &Transaction<'_>, ids: &FxHashSet<u64>) -> Result<Option<i64
             earliest = Some(earliest.map_or(t, |x| x.min(t)));
         }
     }
-    Ok(earliest)
+    Ok((earliest, all_fresh))
 }
 
 /// New prices: every line's calculated cost again.
@@ -754,17 +796,37 @@ fn rebuild_blocks(tx: &Transaction<'_>, from: Option<i64>) -> Result<(), StoreEr
     } else {
         None
     };
-    let mut stmt = tx.prepare_cached(
+    let (entries, calc) = kept_since(tx, from_first, false)?;
+    let refs: Vec<&UsageEntry> = entries.iter().collect();
+    match prev_last {
+        Some(p) => tx.execute(
+            "DELETE FROM blocks WHERE start_ms >= ?1 OR (is_gap = 1 AND start_ms > ?2)",
+            params![from_start, p],
+        )?,
+        None => tx.execute("DELETE FROM blocks", [])?,
+    };
+    write_blocks(tx, prev_last, &refs, &calc)
+}
+
+/// The counted entries at or after `from` (after, when `strictly`), in
+/// window order, with their calculated costs.
+fn kept_since(
+    tx: &Transaction<'_>,
+    from: i64,
+    strictly: bool,
+) -> Result<(Vec<UsageEntry>, Vec<f64>), StoreError> {
+    let mut stmt = tx.prepare_cached(&format!(
         "SELECT l.ts_ms, l.input, l.output, l.cache_create, l.cache_read, l.cache_1h, l.speed,
                 l.cost_usd, l.model, l.message_id, l.request_id, l.session_key, l.sidechain,
                 l.reset_s, l.offset, l.calc_cost
          FROM lines l JOIN files s ON s.id = l.slot_file
-         WHERE l.kept = 1 AND l.ts_ms >= ?1
+         WHERE l.kept = 1 AND l.ts_ms {} ?1
          ORDER BY l.ts_ms, s.path, l.slot_offset",
-    )?;
+        if strictly { ">" } else { ">=" }
+    ))?;
     let origin = no_origin();
     let mut models: FxHashMap<String, Arc<str>> = FxHashMap::default();
-    let mut rows = stmt.query([from_first])?;
+    let mut rows = stmt.query([from])?;
     let mut entries: Vec<UsageEntry> = Vec::new();
     let mut calc: Vec<f64> = Vec::new();
     while let Some(r) = rows.next()? {
@@ -777,16 +839,37 @@ fn rebuild_blocks(tx: &Transaction<'_>, from: Option<i64>) -> Result<(), StoreEr
         entries.push(row_entry(r, origin.clone(), model)?);
         calc.push(r.get(15)?);
     }
-    drop(rows);
-    let refs: Vec<&UsageEntry> = entries.iter().collect();
-    match prev_last {
-        Some(p) => tx.execute(
-            "DELETE FROM blocks WHERE start_ms >= ?1 OR (is_gap = 1 AND start_ms > ?2)",
-            params![from_start, p],
-        )?,
-        None => tx.execute("DELETE FROM blocks", [])?,
+    Ok((entries, calc))
+}
+
+/// Extends the stored windows with the counted entries after `latest` (the
+/// last counted entry's time before this run), all of them new: the latest
+/// window continues and later ones follow, without reading what came before.
+fn extend_blocks(tx: &Transaction<'_>, latest: i64) -> Result<(), StoreError> {
+    let (entries, calc) = kept_since(tx, latest, true)?;
+    let last = |mode: CostMode| -> Result<Block, StoreError> {
+        Ok(tx.query_row(
+            &format!(
+                "SELECT {} FROM blocks WHERE is_gap = 0 ORDER BY start_ms DESC LIMIT 1",
+                super::BLOCK_COLUMNS
+            ),
+            [],
+            |r| super::row_block(r, mode),
+        )?)
     };
-    write_blocks(tx, prev_last, &refs, &calc)
+    let length = blocks::window_length(super::STORED_WINDOW_HOURS);
+    let never = jiff::Timestamp::MIN;
+    let by_mode = |mode: CostMode, cost: &dyn Fn(usize) -> f64| -> Result<Vec<Block>, StoreError> {
+        let timed = entries.iter().enumerate().map(|(i, e)| Timed {
+            entry: e,
+            cost: cost(i),
+        });
+        Ok(blocks::extend_window(last(mode)?, timed, never, length))
+    };
+    let auto = by_mode(CostMode::Auto, &|i| entries[i].cost_usd.unwrap_or(calc[i]))?;
+    let calculate = by_mode(CostMode::Calculate, &|i| calc[i])?;
+    let display = by_mode(CostMode::Display, &|i| entries[i].cost_usd.unwrap_or(0.0))?;
+    insert_blocks(tx, &auto, &calculate, &display)
 }
 
 /// Computes the windows over `entries` (time order, following an entry at
@@ -811,12 +894,23 @@ fn write_blocks(
     let auto = by_mode(&|i| entries[i].cost_usd.unwrap_or(calc[i]));
     let calculate = by_mode(&|i| calc[i]);
     let display = by_mode(&|i| entries[i].cost_usd.unwrap_or(0.0));
+    insert_blocks(tx, &auto, &calculate, &display)
+}
+
+/// Stores windows computed under the three cost modes (same windows, three
+/// costs), replacing stored ones with the same start.
+fn insert_blocks(
+    tx: &Transaction<'_>,
+    auto: &[Block],
+    calculate: &[Block],
+    display: &[Block],
+) -> Result<(), StoreError> {
     let mut insert = tx.prepare_cached(
         "INSERT OR REPLACE INTO blocks (start_ms, end_ms, first_ms, last_ms, is_gap, entries, input, output,
             cache_create, cache_read, cost_auto, cost_calc, cost_display, models, reset_s)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
-    for ((b, c), d) in auto.iter().zip(&calculate).zip(&display) {
+    for ((b, c), d) in auto.iter().zip(calculate).zip(display) {
         insert.execute(params![
             b.start.as_millisecond(),
             b.end.as_millisecond(),
