@@ -454,12 +454,13 @@ fn run_program(
 
 /// The dashboard's bell: rings through whatever owns the terminal.
 pub struct Bell {
-    ring: Box<dyn Fn() -> bool + Send>,
+    ring: Box<dyn Fn(&str) -> bool + Send>,
 }
 
 impl Bell {
-    /// `ring` returns false when the bell could not be rung (no dashboard).
-    pub fn new(ring: impl Fn() -> bool + Send + 'static) -> Bell {
+    /// `ring` gets the title; it returns false when the bell could not be
+    /// rung (the dashboard is gone).
+    pub fn new(ring: impl Fn(&str) -> bool + Send + 'static) -> Bell {
         Bell {
             ring: Box::new(ring),
         }
@@ -471,8 +472,8 @@ impl Backend for Bell {
         "bell"
     }
 
-    fn send(&self, _title: &str, _body: &str) -> Result<String, BackendError> {
-        if (self.ring)() {
+    fn send(&self, title: &str, _body: &str) -> Result<String, BackendError> {
+        if (self.ring)(title) {
             Ok("terminal bell".into())
         } else {
             Err(BackendError::new("the dashboard is gone"))
