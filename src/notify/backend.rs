@@ -238,24 +238,40 @@ mod native {
     /// The D-Bus error, with the advice that fits it.
     fn classify(e: notify_rust::error::Error) -> BackendError {
         let text = e.to_string();
-        let no_bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none_or(|v| v.is_empty());
+        let address = std::env::var("DBUS_SESSION_BUS_ADDRESS")
+            .ok()
+            .filter(|v| !v.is_empty());
         let no_server = text.contains("ServiceUnknown")
             || text.contains("NameHasNoOwner")
             || text.contains("was not provided by any .service files");
-        let message = if no_server || no_bus {
-            format!("no notification server on the session bus ({text})")
-        } else {
-            text
-        };
-        let hint = if no_bus {
-            "DBUS_SESSION_BUS_ADDRESS is not set: csm runs outside a desktop session \
-             (start it from one, or set alerts.notify_command)"
-        } else if no_server {
-            "start a notification server (your desktop's, dunst or mako), or set alerts.notify_command"
-        } else {
-            "check the desktop session's D-Bus, or set alerts.notify_command"
-        };
-        BackendError::new(message).with_hint(hint)
+        let unreachable = text.contains("failed to connect")
+            || text.contains("Connection refused")
+            || text.contains("No such file or directory");
+        match address {
+            None => BackendError::new(format!(
+                "no notification server on the session bus: DBUS_SESSION_BUS_ADDRESS is not set ({text})"
+            ))
+            .with_hint(
+                "csm runs outside a desktop session: start it from one (for a systemd user \
+                 service: `systemctl --user import-environment DBUS_SESSION_BUS_ADDRESS`), \
+                 or set alerts.notify_command",
+            ),
+            Some(_) if no_server => BackendError::new(
+                "no notification server on the session bus (nothing owns org.freedesktop.Notifications)",
+            )
+            .with_hint(
+                "start a notification server (your desktop's, dunst or mako), or set alerts.notify_command",
+            ),
+            Some(addr) if unreachable => BackendError::new(format!(
+                "no notification server on the session bus: cannot reach the bus at {addr} ({text})"
+            ))
+            .with_hint(
+                "the desktop session that address belongs to is gone: start csm from a running \
+                 session, or set alerts.notify_command",
+            ),
+            Some(_) => BackendError::new(text)
+                .with_hint("check the desktop session's D-Bus, or set alerts.notify_command"),
+        }
     }
 }
 
