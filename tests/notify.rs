@@ -107,7 +107,10 @@ fn notify_command_gets_hostile_text_intact_and_runs_none_of_it() {
         ],
         "",
     );
-    stdout_ok(sb.cmd().args(["notify", "test", "--title", &title, "--body", &body]));
+    stdout_ok(
+        sb.cmd()
+            .args(["notify", "test", "--title", &title, "--body", &body]),
+    );
     assert_eq!(
         received(&dir, 1, "args"),
         vec![format!("--title={title}"), body.clone()]
@@ -190,8 +193,12 @@ fn notify_check_sends_each_due_alert_once_through_the_command() {
 
     // 18:35: the window ends in 25 minutes; the idle streak was told already.
     let late = |cmd: &mut assert_cmd::Command| {
-        cmd.env("CSM_NOW", "2026-11-20T18:35:00Z")
-            .args(["--timezone", "Europe/Warsaw", "notify", "check"]);
+        cmd.env("CSM_NOW", "2026-11-20T18:35:00Z").args([
+            "--timezone",
+            "Europe/Warsaw",
+            "notify",
+            "check",
+        ]);
     };
     let mut cmd = sb.cmd();
     late(&mut cmd);

@@ -126,7 +126,15 @@ impl Desktop {
     /// notification service.
     fn with_dunst(mut self) -> Desktop {
         let mut xvfb = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0", "640x480x24"])
+            .args([
+                "-displayfd",
+                "1",
+                "-nolisten",
+                "tcp",
+                "-screen",
+                "0",
+                "640x480x24",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -251,7 +259,10 @@ fn notify_test_reaches_a_real_notification_server_and_says_when_there_is_none() 
             .env("DBUS_SESSION_BUS_ADDRESS", &desk.address)
             .arg("--test-alert"),
     );
-    assert!(out.contains("desktop  delivered (notification id "), "{out}");
+    assert!(
+        out.contains("desktop  delivered (notification id "),
+        "{out}"
+    );
     let shown = desk.wait_for(1);
     assert_eq!(
         shown[0],
@@ -267,10 +278,7 @@ fn notify_test_reaches_a_real_notification_server_and_says_when_there_is_none() 
             .env("DBUS_SESSION_BUS_ADDRESS", &desk.address)
             .arg("doctor"),
     );
-    assert!(
-        doctor.contains("desktop  on, available: dunst"),
-        "{doctor}"
-    );
+    assert!(doctor.contains("desktop  on, available: dunst"), "{doctor}");
 }
 
 #[test]
@@ -284,10 +292,8 @@ fn the_rules_on_a_generated_history_deliver_through_dbus_once() {
     generate(&sb.claude(), &opts).unwrap();
 
     // The active window as `csm blocks` sees it.
-    let v: serde_json::Value = serde_json::from_str(&stdout_ok(
-        sb.cmd().args(["blocks", "--json", "--active"]),
-    ))
-    .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout_ok(sb.cmd().args(["blocks", "--json", "--active"]))).unwrap();
     let block = &v["blocks"][0];
     let end: jiff::Timestamp = block["endTime"].as_str().unwrap().parse().unwrap();
     let tokens = block["totalTokens"].as_u64().unwrap();

@@ -9,9 +9,9 @@ use anyhow::{Result, bail};
 
 use crate::app::{Context, Env};
 use crate::cli::{MonitorArgs, SourceArg};
-use crate::period::Maxima;
 use crate::notify::Notifier;
 use crate::notify::backend::Bell;
+use crate::period::Maxima;
 use crate::tui::source::{
     AlertHook, InProcessSource, StoreFeed, TranscriptFeed, original_monitor_max_tokens,
 };
@@ -65,8 +65,11 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
             Arc::clone(&ctx),
         )),
         (true, true) => Box::new(
-            InProcessSource::new(TranscriptFeed::new(Arc::clone(&ctx), kept), Arc::clone(&ctx))
-                .with_alerts(hook()),
+            InProcessSource::new(
+                TranscriptFeed::new(Arc::clone(&ctx), kept),
+                Arc::clone(&ctx),
+            )
+            .with_alerts(hook()),
         ),
         (false, false) => Box::new(InProcessSource::new(
             StoreFeed::new(Arc::clone(&ctx), kept),

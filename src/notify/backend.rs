@@ -338,8 +338,11 @@ impl Backend for CommandBackend {
         };
         match find_program(program) {
             Some(p) => Ok(format!("{}", p.display())),
-            None => Err(BackendError::new(format!("{program}: not found"))
-                .with_hint("fix alerts.notify_command (`csm config set alerts.notify_command '[...]'`)")),
+            None => Err(
+                BackendError::new(format!("{program}: not found")).with_hint(
+                    "fix alerts.notify_command (`csm config set alerts.notify_command '[...]'`)",
+                ),
+            ),
         }
     }
 }
@@ -461,7 +464,9 @@ fn run_program(
         } else {
             format!(": {}", err_text.lines().next().unwrap_or(""))
         };
-        Err(BackendError::new(format!("{program} failed ({status}){detail}")))
+        Err(BackendError::new(format!(
+            "{program} failed ({status}){detail}"
+        )))
     }
 }
 
@@ -515,7 +520,13 @@ mod tests {
         assert_eq!(p, "ntfy");
         assert_eq!(a, s(&["publish", "topic", "T", "B"]));
 
-        let argv = s(&["ntfy", "publish", "--title={title}", "topic", "{body} ({title})"]);
+        let argv = s(&[
+            "ntfy",
+            "publish",
+            "--title={title}",
+            "topic",
+            "{body} ({title})",
+        ]);
         let (_, a) = command_line(&argv, "a {body} $(x)", "b\n{title}").unwrap();
         assert_eq!(
             a,
@@ -561,7 +572,11 @@ mod tests {
             .filter(|(flag, _)| *flag == "-e")
             .map(|(_, s)| s.as_str())
             .collect();
-        assert!(script.iter().all(|s| !s.contains("Claude") && !s.contains("line 1")));
+        assert!(
+            script
+                .iter()
+                .all(|s| !s.contains("Claude") && !s.contains("line 1"))
+        );
         assert_eq!(&a[a.len() - 3..], &s(&["--", title, body])[..]);
     }
 
@@ -598,9 +613,11 @@ mod tests {
             "T",
             "B",
             |program, args, stdin| {
-                calls
-                    .borrow_mut()
-                    .push((program.to_string(), args.to_vec(), stdin.map(String::from)));
+                calls.borrow_mut().push((
+                    program.to_string(),
+                    args.to_vec(),
+                    stdin.map(String::from),
+                ));
                 if program == "osascript" {
                     Ok("ok".into())
                 } else {

@@ -113,7 +113,12 @@ pub fn evaluate_and_send(
 }
 
 /// The alerts due now without sending or recording anything (`--dry-run`).
-pub fn due(store: &Store, input: &AlertInput, settings: &RuleSettings, now: Timestamp) -> Vec<Alert> {
+pub fn due(
+    store: &Store,
+    input: &AlertInput,
+    settings: &RuleSettings,
+    now: Timestamp,
+) -> Vec<Alert> {
     let since = now.saturating_sub(SENT_LOOKBACK).unwrap_or(now);
     let sent = store.sent_alert_keys(since).unwrap_or_default();
     rules::evaluate(&sent, input, settings, now)

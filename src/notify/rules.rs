@@ -156,12 +156,14 @@ impl AlertInput {
     /// `is_active` is recomputed at `now`) and the token limit in use.
     pub fn from_blocks(blocks: &[Block], limit: Option<u64>, now: Timestamp) -> AlertInput {
         let last_real = blocks.iter().rev().find(|b| !b.is_gap);
-        let window = last_real.filter(|b| is_active(b, now)).map(|b| WindowInput {
-            start: b.start,
-            end: b.end,
-            tokens: b.total_tokens(),
-            limit,
-        });
+        let window = last_real
+            .filter(|b| is_active(b, now))
+            .map(|b| WindowInput {
+                start: b.start,
+                end: b.end,
+                tokens: b.total_tokens(),
+                limit,
+            });
         AlertInput {
             window,
             last_entry: last_real.and_then(|b| b.actual_end),
@@ -319,21 +321,34 @@ fn limits(
     if let Some((_, bar)) = five_hour {
         let id = match bar.resets_at {
             Some(r) => key_time(round_10_min(r)),
-            None => i.window.as_ref().map_or("none".into(), |w| key_time(w.start)),
+            None => i
+                .window
+                .as_ref()
+                .map_or("none".into(), |w| key_time(w.start)),
         };
         let reset = bar
             .resets_at
             .map(|r| format!(" — resets {}", hm(r, &s.tz)))
             .unwrap_or_default();
-        threshold_alert(sent, s, bar.used_percent, &format!("limit:5h:{id}"), out, |t| {
-            (
-                format!("Claude 5-hour limit {} % used{reset}", pct(bar.used_percent)),
-                format!(
-                    "Claude Code reports {} % of the 5-hour limit used (alert at {t} %). Pace yourself or switch to a lighter model to last until the reset.",
-                    pct(bar.used_percent)
-                ),
-            )
-        });
+        threshold_alert(
+            sent,
+            s,
+            bar.used_percent,
+            &format!("limit:5h:{id}"),
+            out,
+            |t| {
+                (
+                    format!(
+                        "Claude 5-hour limit {} % used{reset}",
+                        pct(bar.used_percent)
+                    ),
+                    format!(
+                        "Claude Code reports {} % of the 5-hour limit used (alert at {t} %). Pace yourself or switch to a lighter model to last until the reset.",
+                        pct(bar.used_percent)
+                    ),
+                )
+            },
+        );
     } else if let Some(w) = &i.window
         && let (Some(p), Some(limit)) = (w.percent(), w.limit)
     {
@@ -365,15 +380,25 @@ fn limits(
             .resets_at
             .map(|r| format!(" — resets {}", day_hm(r, &s.tz)))
             .unwrap_or_default();
-        threshold_alert(sent, s, bar.used_percent, &format!("limit:7d:{id}"), out, |t| {
-            (
-                format!("Claude weekly limit {} % used{reset}", pct(bar.used_percent)),
-                format!(
-                    "Claude Code reports {} % of the weekly limit used (alert at {t} %). Keep the rest for what matters this week.",
-                    pct(bar.used_percent)
-                ),
-            )
-        });
+        threshold_alert(
+            sent,
+            s,
+            bar.used_percent,
+            &format!("limit:7d:{id}"),
+            out,
+            |t| {
+                (
+                    format!(
+                        "Claude weekly limit {} % used{reset}",
+                        pct(bar.used_percent)
+                    ),
+                    format!(
+                        "Claude Code reports {} % of the weekly limit used (alert at {t} %). Keep the rest for what matters this week.",
+                        pct(bar.used_percent)
+                    ),
+                )
+            },
+        );
     }
 }
 
@@ -498,7 +523,9 @@ fn round_10_min(t: Timestamp) -> Timestamp {
 
 /// Clock time to the nearest minute: a reset at 18:59:58 reads "19:00".
 fn hm(t: Timestamp, tz: &TimeZone) -> String {
-    tz.to_datetime(nearest_minute(t)).strftime("%H:%M").to_string()
+    tz.to_datetime(nearest_minute(t))
+        .strftime("%H:%M")
+        .to_string()
 }
 
 fn day_hm(t: Timestamp, tz: &TimeZone) -> String {

@@ -186,5 +186,10 @@ fn without_backends_nothing_is_claimed() {
         t("2026-11-20T16:40:00Z"),
     );
     assert!(d.is_empty());
-    assert!(store.sent_alert_keys(Timestamp::UNIX_EPOCH).unwrap().is_empty());
+    assert!(
+        store
+            .sent_alert_keys(Timestamp::UNIX_EPOCH)
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -444,7 +444,11 @@ mod alerts {
     #[test]
     fn the_dashboard_sends_only_while_no_daemon_runs_and_never_twice() {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = Arc::new(context(&dir.path().join("claude"), &dir.path().join("csm"), None));
+        let ctx = Arc::new(context(
+            &dir.path().join("claude"),
+            &dir.path().join("csm"),
+            None,
+        ));
         let rec = Recorder::default();
         let daemon = Arc::new(AtomicBool::new(true));
         let failing = Arc::new(AtomicU32::new(0));
@@ -460,7 +464,9 @@ mod alerts {
                 },
                 Arc::clone(&ctx),
             )
-            .with_alerts(AlertHook::new(notifier, move || daemon.load(Ordering::SeqCst)))
+            .with_alerts(AlertHook::new(notifier, move || {
+                daemon.load(Ordering::SeqCst)
+            }))
         };
         let mut source = make(Arc::clone(&daemon));
         let now = t("2026-11-20T16:40:00Z");

@@ -100,7 +100,10 @@ fn every(from: &str, to: &str, step_min: i64) -> Vec<Timestamp> {
 #[test]
 fn window_ending_fires_once_at_the_right_minute_with_a_message_that_says_what_to_do() {
     // Busy from 12:05 to 16:55: the window is 12:00–17:00.
-    let all = entries(&every("2026-11-20T12:05:00Z", "2026-11-20T16:55:00Z", 5), 1000);
+    let all = entries(
+        &every("2026-11-20T12:05:00Z", "2026-11-20T16:55:00Z", 5),
+        1000,
+    );
     let mut s = settings();
     s.inactivity_alert_minutes = 0;
     s.limit_thresholds.clear();
@@ -159,7 +162,10 @@ fn inactivity_fires_once_per_idle_streak_and_re_arms_after_activity() {
         vec![t("2026-11-20T13:10:00Z"), t("2026-11-20T14:10:00Z")],
         "{fired:?}"
     );
-    assert_eq!(idle[0].1, "Claude idle for 10 min — 3h 50m left in this window");
+    assert_eq!(
+        idle[0].1,
+        "Claude idle for 10 min — 3h 50m left in this window"
+    );
     assert!(fired.iter().all(|f| f.alert.rule == Rule::Inactivity));
 }
 
@@ -282,7 +288,9 @@ fn a_restarted_evaluator_with_the_same_sent_set_repeats_nothing() {
 
 /// A small deterministic generator: bursts of activity with pauses.
 fn generated(seed: u64, start: Timestamp, until: Timestamp) -> Vec<Timestamp> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move |n: u64| {
         x = x
             .wrapping_mul(6364136223846793005)
