@@ -290,7 +290,18 @@ mod native {
     }
 
     pub fn check() -> Result<String, BackendError> {
-        Ok("the system's notification centre".into())
+        let fallbacks: Vec<&str> = ["terminal-notifier", "osascript"]
+            .into_iter()
+            .filter(|p| super::find_program(p).is_some())
+            .collect();
+        Ok(if fallbacks.is_empty() {
+            "the system's notification centre".into()
+        } else {
+            format!(
+                "the system's notification centre (fallbacks: {})",
+                fallbacks.join(", ")
+            )
+        })
     }
 }
 

@@ -19,6 +19,17 @@
 //! The daemon after every update; the dashboard, in-process, only while no
 //! daemon runs (`csm monitor --check-daemon`'s test). Even if both ever did,
 //! the claim above lets only one of them show a given alert.
+//!
+//! A daemon keeps one [`Notifier`] and, after each update:
+//!
+//! ```ignore
+//! let mut notifier = Notifier::for_context(&ctx, Vec::new());
+//! // ... after every update, with `failures` consecutive failed updates:
+//! let input = AlertInput::from_history(&blocks, kept, ctx.config.token_limit, now)
+//!     .with_official(notifier.official_limits())
+//!     .with_source_failures(failures, last_error);
+//! for d in notifier.evaluate_and_send(&input, now) { /* d.alert, d.results */ }
+//! ```
 
 pub mod backend;
 pub mod rules;
