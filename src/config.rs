@@ -311,6 +311,13 @@ notify_command = ["ntfy", "publish", "t"]
         assert!(err.contains("lots") && err.contains("line 1"), "{err}");
         let err = Config::parse("[alerts]\nlimit_thresholds = [80, 180]").unwrap_err();
         assert!(err.contains("180"), "{err}");
+        let err = Config::parse("[alerts]\n\nnotify_command = [\"\", \"x\"]").unwrap_err();
+        assert!(
+            err.contains("notify_command") && err.contains("line 3"),
+            "{err}"
+        );
+        let c = Config::parse("[alerts]\nreset_alert = false\nsource_alert = false").unwrap();
+        assert!(!c.alerts.reset_alert && !c.alerts.source_alert);
     }
 
     #[test]

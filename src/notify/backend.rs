@@ -221,10 +221,21 @@ mod native {
     use super::BackendError;
 
     pub fn show(title: &str, body: &str) -> Result<String, BackendError> {
+        // A server that renders markup in bodies would read `<` or `&` in
+        // ours (an error message, a path) as markup: escape them for it.
+        let markup = notify_rust::get_capabilities()
+            .map_err(classify)?
+            .iter()
+            .any(|c| c == "body-markup");
+        let body = if markup {
+            super::markup_escape(body)
+        } else {
+            body.to_string()
+        };
         let handle = notify_rust::Notification::new()
             .appname("csm")
             .summary(title)
-            .body(body)
+            .body(&body)
             .show()
             .map_err(classify)?;
         Ok(format!("notification id {}", handle.id()))
@@ -303,6 +314,20 @@ mod native {
             )
         })
     }
+}
+
+/// The body as text for a server that parses markup in bodies.
+pub fn markup_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------
@@ -589,6 +614,14 @@ mod tests {
                 .all(|s| !s.contains("Claude") && !s.contains("line 1"))
         );
         assert_eq!(&a[a.len() - 3..], &s(&["--", title, body])[..]);
+    }
+
+    #[test]
+    fn markup_is_escaped_for_servers_that_render_it() {
+        assert_eq!(
+            markup_escape("<b>5 & 6</b> \"ok\""),
+            "&lt;b&gt;5 &amp; 6&lt;/b&gt; \"ok\""
+        );
     }
 
     #[test]
