@@ -193,3 +193,28 @@ fn without_backends_nothing_is_claimed() {
             .is_empty()
     );
 }
+
+/// By hand: `cargo test --release --lib notify::tests::evaluation_cost -- --ignored --nocapture`.
+/// What the dashboard adds to each tick when nothing is due: the sent set
+/// and the official limits read from a file store.
+#[test]
+#[ignore]
+fn evaluation_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = Notifier::new(
+        settings(),
+        vec![Box::new(Recorder::default())],
+        Some(dir.path().to_path_buf()),
+    );
+    let i = input("2026-11-20T15:00:00Z", 10);
+    let now = t("2026-11-20T15:05:00Z");
+    n.evaluate_and_send(&i, now);
+    let rounds = 2000;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        let input = i.clone().with_official(n.official_limits());
+        assert!(n.evaluate_and_send(&input, now).is_empty());
+    }
+    let per = started.elapsed() / rounds;
+    println!("one evaluation with nothing due: {per:?}");
+}
