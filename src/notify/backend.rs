@@ -180,40 +180,21 @@ fn terminal_notifier_value(s: &str) -> String {
 
 /// Arguments for `osascript`: a fixed script that takes the title and body
 /// from its argument list, so no text of the notification is ever parsed as
-/// AppleScript (nothing to escape, nothing to inject).
+/// AppleScript (nothing to escape, nothing to inject). `--` ends osascript's
+/// options (a title may start with `-`); the script reads the last two
+/// items, so they are right whether or not `--` reaches the list.
 pub fn osascript_args(title: &str, body: &str) -> Vec<String> {
     vec![
         "-e".into(),
         "on run argv".into(),
         "-e".into(),
-        "display notification (item 2 of argv) with title (item 1 of argv)".into(),
+        "display notification (item -1 of argv) with title (item -2 of argv)".into(),
         "-e".into(),
         "end run".into(),
         "--".into(),
         title.into(),
         body.into(),
     ]
-}
-
-/// An AppleScript string literal for `s` (quotes and backslashes escaped,
-/// line breaks and tabs as escapes, other control characters dropped), for
-/// scripts that must embed text.
-pub fn applescript_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(all(unix, not(target_os = "macos")))]
@@ -575,26 +556,6 @@ mod tests {
         );
         assert_eq!(expand("{x} {", "T", "B"), "{x} {");
         assert!(command_line(&[], "T", "B").is_none());
-    }
-
-    #[test]
-    fn applescript_literals_escape_quotes_backslashes_and_breaks() {
-        assert_eq!(applescript_string("plain"), "\"plain\"");
-        assert_eq!(
-            applescript_string("say \"hi\" \\ now"),
-            "\"say \\\"hi\\\" \\\\ now\""
-        );
-        assert_eq!(applescript_string("a\nb\r\tc\u{7}"), "\"a\\nb\\r\\tc\"");
-        // A quote cannot end the literal early: every quote inside is escaped.
-        let lit = applescript_string("\" & (do shell script \"touch /tmp/x\") & \"");
-        let inner = &lit[1..lit.len() - 1];
-        let mut prev_backslashes = 0;
-        for c in inner.chars() {
-            if c == '"' {
-                assert_eq!(prev_backslashes % 2, 1, "unescaped quote in {lit}");
-            }
-            prev_backslashes = if c == '\\' { prev_backslashes + 1 } else { 0 };
-        }
     }
 
     #[test]
