@@ -313,14 +313,27 @@ fn the_rules_on_a_generated_history_deliver_through_dbus_once() {
         )
     };
     let out = check();
-    let sent: Vec<&str> = out
-        .lines()
-        .filter(|l| !l.starts_with(' ') && !l.is_empty())
-        .collect();
+    // `notify check` prints each alert's title, its body indented by four
+    // spaces, then each backend's result indented by two.
+    let mut sent: Vec<(String, String)> = Vec::new();
+    for line in out.lines() {
+        if let Some(body) = line.strip_prefix("    ") {
+            let last = sent.last_mut().expect("a body after a title");
+            if !last.1.is_empty() {
+                last.1.push('\n');
+            }
+            last.1.push_str(body);
+        } else if !line.starts_with(' ') && !line.is_empty() {
+            sent.push((line.to_string(), String::new()));
+        }
+    }
     assert!(!sent.is_empty(), "{out}");
     let shown = desk.wait_for(sent.len());
-    let titles: Vec<&str> = shown.iter().map(|(_, s, _)| s.as_str()).collect();
-    assert_eq!(titles, sent, "dunst shows what csm sent, in order");
+    let got: Vec<(String, String)> = shown
+        .iter()
+        .map(|(_, s, b)| (s.clone(), b.clone()))
+        .collect();
+    assert_eq!(got, sent, "dunst shows what csm sent, in order");
     let ending = shown
         .iter()
         .find(|(_, s, _)| s.starts_with("Claude window ends"))

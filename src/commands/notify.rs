@@ -111,6 +111,9 @@ fn check(ctx: &Context, dry_run: bool) -> Result<ExitCode> {
     let mut failed = false;
     for d in &deliveries {
         println!("{}", d.alert.title);
+        for line in d.alert.body.lines() {
+            println!("    {line}");
+        }
         for (name, r) in &d.results {
             match r {
                 Ok(how) => println!("  {name:<8} delivered ({how})"),
