@@ -5,10 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests drive for real: tmux (the dashboard's end-to-end
-# test) and a C compiler (SQLite is built from source).
+# test), a C compiler (SQLite is built from source), and a private D-Bus
+# session bus with a real notification server on a virtual display
+# (tests/notify_dbus.rs: dbus-daemon, dbus-send, dunst, Xvfb).
 need=()
 command -v tmux >/dev/null || need+=(tmux)
 command -v cc >/dev/null || need+=(build-essential)
+{ command -v dbus-daemon >/dev/null && command -v dbus-send >/dev/null; } || need+=(dbus)
+command -v dunst >/dev/null || need+=(dunst)
+command -v Xvfb >/dev/null || need+=(xvfb)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq

@@ -183,6 +183,9 @@ fn dispatch(cli: Cli, env: &Env) -> Result<ExitCode> {
         crate::tui::Clock::System
     };
     let ctx = Context::new(&cli, env, now)?;
+    if cli.global.test_alert {
+        return commands::notify::test(&ctx);
+    }
     let Some(command) = cli.command else {
         return commands::monitor::run(ctx, &Default::default(), clock, env);
     };
@@ -205,6 +208,7 @@ fn dispatch(cli: Cli, env: &Env) -> Result<ExitCode> {
         Command::Db(cmd) => commands::db::run(ctx, cmd),
         Command::Monitor(args) => commands::monitor::run(ctx, &args, clock, env),
         Command::Period(args) => commands::period::run(&ctx, &args),
+        Command::Notify(cmd) => commands::notify::run(&ctx, &cmd),
         // Handled above, before the config file is read.
         Command::Config(_) | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }

@@ -66,6 +66,11 @@ pub struct GlobalArgs {
     /// No colours (also when NO_COLOR is set or output is not a terminal).
     #[arg(long, global = true)]
     pub no_color: bool,
+
+    /// Send a test notification through every configured backend and exit
+    /// (the same as `csm notify test`).
+    #[arg(long, global = true)]
+    pub test_alert: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,6 +114,9 @@ pub enum Command {
     /// Show, change or locate the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Notifications: send a test one, or check the alert rules now.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Print a shell completion script (e.g. `csm completions bash > ~/.local/share/bash-completion/completions/csm`).
     Completions {
         #[arg(value_enum)]
@@ -288,6 +296,27 @@ pub enum DbCommand {
     /// Re-read every transcript and recompute everything derived, keeping
     /// entries whose transcripts are gone (the same as `--recalculate`).
     Rebuild,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test notification through every configured backend and report
+    /// each one's result (exit 1 when none delivered).
+    Test {
+        /// Title instead of the standard test title.
+        #[arg(long, value_name = "TEXT")]
+        title: Option<String>,
+        /// Body instead of the standard test text.
+        #[arg(long, value_name = "TEXT")]
+        body: Option<String>,
+    },
+    /// Evaluate the alert rules once, now, and send what is due (what the
+    /// daemon does after every update; an alert already sent is never sent again).
+    Check {
+        /// Only print what is due: send and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -96,6 +96,10 @@ pub struct Alerts {
     pub limit_thresholds: Vec<u8>,
     pub desktop: bool,
     pub notify_command: Vec<String>,
+    /// Tell when a usage limit that was hit has reset.
+    pub reset_alert: bool,
+    /// Tell when usage cannot be read for several updates in a row.
+    pub source_alert: bool,
 }
 
 impl Default for Config {
@@ -121,6 +125,8 @@ impl Default for Alerts {
             limit_thresholds: vec![80, 95],
             desktop: true,
             notify_command: Vec::new(),
+            reset_alert: true,
+            source_alert: true,
         }
     }
 }
@@ -193,6 +199,17 @@ impl Config {
             return Err((
                 "limit_thresholds",
                 format!("thresholds are percentages 1-100, got {t}"),
+            ));
+        }
+        if self
+            .alerts
+            .notify_command
+            .first()
+            .is_some_and(|c| c.trim().is_empty())
+        {
+            return Err((
+                "notify_command",
+                "the first element is the program to run and cannot be empty".into(),
             ));
         }
         Ok(())
@@ -294,6 +311,13 @@ notify_command = ["ntfy", "publish", "t"]
         assert!(err.contains("lots") && err.contains("line 1"), "{err}");
         let err = Config::parse("[alerts]\nlimit_thresholds = [80, 180]").unwrap_err();
         assert!(err.contains("180"), "{err}");
+        let err = Config::parse("[alerts]\n\nnotify_command = [\"\", \"x\"]").unwrap_err();
+        assert!(
+            err.contains("notify_command") && err.contains("line 3"),
+            "{err}"
+        );
+        let c = Config::parse("[alerts]\nreset_alert = false\nsource_alert = false").unwrap();
+        assert!(!c.alerts.reset_alert && !c.alerts.source_alert);
     }
 
     #[test]

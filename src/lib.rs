@@ -14,6 +14,7 @@ pub mod dedup;
 pub mod domain;
 pub mod fsutil;
 pub mod ingest;
+pub mod notify;
 pub mod period;
 pub mod pricing;
 pub mod report;

@@ -124,6 +124,7 @@ fn script(d: &Dirs, path: &Path, pid_file: &Path) {
     let text = format!(
         "export HOME={home} CSM_HOME={csm} CLAUDE_CONFIG_DIR={claude} CSM_NOW={NOW}\n\
          unset NO_COLOR\n\
+         export DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/csm-test-no-bus\n\
          before=$(stty -g)\n\
          sh -c 'echo $$ > {pid}; exec {bin} --timezone Europe/Warsaw monitor --refresh 1'\n\
          rc=$?\n\

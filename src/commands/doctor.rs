@@ -31,6 +31,7 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
         .map(|(m, n)| (m.to_string(), n))
         .collect();
     let s = &loaded.stats;
+    let (notify_rows, sender) = super::notify::doctor_status(ctx);
     if args.json {
         let skipped: serde_json::Map<String, serde_json::Value> = SkipReason::ALL
             .iter()
@@ -63,6 +64,16 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
                 "bytes": d.bytes,
             })),
             "timezone": ctx.tz().iana_name().unwrap_or("system"),
+            "notifications": {
+                "backends": notify_rows.iter().map(|r| json!({
+                    "backend": r.name,
+                    "enabled": r.enabled,
+                    "available": r.status.is_ok(),
+                    "detail": match &r.status { Ok(d) => d.clone(), Err(e) => e.message.clone() },
+                    "hint": r.status.as_ref().err().and_then(|e| e.hint.clone()),
+                })).collect::<Vec<_>>(),
+                "sender": sender,
+            },
         });
         print!("{}", crate::report::json::to_pretty(&v));
         return Ok(ExitCode::SUCCESS);
@@ -130,6 +141,23 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
         ),
         None => println!("history store   not used (--no-store)"),
     }
+    for (i, r) in notify_rows.iter().enumerate() {
+        let label = if i == 0 { "notifications" } else { "" };
+        let state = match (&r.status, r.enabled) {
+            (Ok(d), true) => format!("on, available: {d}"),
+            (Ok(d), false) => format!("off (available: {d})"),
+            (Err(e), true) => format!("on, NOT available: {}", e.message),
+            (Err(e), false) => format!("off ({})", e.message),
+        };
+        println!("{label:<15} {:<8} {state}", r.name);
+        if r.enabled
+            && let Err(e) = &r.status
+            && let Some(h) = &e.hint
+        {
+            println!("{:<15} {:<8} hint: {h}", "", "");
+        }
+    }
+    println!("{:<15} {:<8} {sender}", "", "sender");
     if unknown.is_empty() {
         println!("unknown models  none");
     } else {

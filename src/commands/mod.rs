@@ -4,6 +4,7 @@ pub mod config;
 pub mod db;
 pub mod doctor;
 pub mod monitor;
+pub mod notify;
 pub mod period;
 pub mod pricing;
 pub mod reports;

@@ -9,9 +9,13 @@ use anyhow::{Result, bail};
 
 use crate::app::{Context, Env};
 use crate::cli::{MonitorArgs, SourceArg};
+use crate::notify::Notifier;
+use crate::notify::backend::Bell;
 use crate::period::Maxima;
-use crate::tui::source::{InProcessSource, StoreFeed, TranscriptFeed, original_monitor_max_tokens};
-use crate::tui::{self, Clock, Options};
+use crate::tui::source::{
+    AlertHook, InProcessSource, StoreFeed, TranscriptFeed, original_monitor_max_tokens,
+};
+use crate::tui::{self, AlertQueue, Clock, Options};
 
 pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<ExitCode> {
     if args.check_daemon {
@@ -42,22 +46,46 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
         tokens: original_monitor_max_tokens(&ctx.base_dir).unwrap_or(0),
         cost_usd: 0.0,
     };
-    let mut source: Box<dyn crate::tui::source::DataSource> = if ctx.no_store {
-        Box::new(InProcessSource::new(
+    // A one-frame print never sends notifications; the live dashboard does
+    // while no daemon runs.
+    let interactive = !args.once && env.stdout_is_terminal;
+    let queue: AlertQueue = Default::default();
+    let hook = || {
+        let q = Arc::clone(&queue);
+        let bell = Bell::new(move |title| q.lock().map(|mut v| v.push(title.to_string())).is_ok());
+        let base = ctx.base_dir.clone();
+        AlertHook::new(
+            Notifier::for_context(&ctx, vec![Box::new(bell)]),
+            move || running_daemon(&base).is_some(),
+        )
+    };
+    let mut source: Box<dyn crate::tui::source::DataSource> = match (ctx.no_store, interactive) {
+        (true, false) => Box::new(InProcessSource::new(
             TranscriptFeed::new(Arc::clone(&ctx), kept),
             Arc::clone(&ctx),
-        ))
-    } else {
-        Box::new(InProcessSource::new(
+        )),
+        (true, true) => Box::new(
+            InProcessSource::new(
+                TranscriptFeed::new(Arc::clone(&ctx), kept),
+                Arc::clone(&ctx),
+            )
+            .with_alerts(hook()),
+        ),
+        (false, false) => Box::new(InProcessSource::new(
             StoreFeed::new(Arc::clone(&ctx), kept),
             Arc::clone(&ctx),
-        ))
+        )),
+        (false, true) => Box::new(
+            InProcessSource::new(StoreFeed::new(Arc::clone(&ctx), kept), Arc::clone(&ctx))
+                .with_alerts(hook()),
+        ),
     };
     let opts = Options {
         refresh: Duration::from_secs(args.refresh.max(1)),
         clock,
         tz: ctx.tz().clone(),
         color: ctx.color,
+        alerts: interactive.then_some(queue),
     };
     if args.once || !env.stdout_is_terminal {
         let width = if env.stdout_is_terminal {

@@ -55,7 +55,13 @@ pub struct Options {
     pub clock: Clock,
     pub tz: TimeZone,
     pub color: bool,
+    /// Titles of alerts the refresh thread sent: the screen rings the bell
+    /// and shows the newest (the bell backend fills it).
+    pub alerts: Option<AlertQueue>,
 }
+
+/// Alerts waiting to be rung on the terminal.
+pub type AlertQueue = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 /// Key and data handling, separate from the terminal so it can be tested.
 pub struct App {
@@ -233,6 +239,20 @@ pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => bail!("the refresh thread stopped"),
             }
+        }
+        // Rung from this thread, between two draws, so the bell never lands
+        // inside an escape sequence of a frame.
+        let rung = opts
+            .alerts
+            .as_ref()
+            .and_then(|q| q.lock().ok().map(|mut v| std::mem::take(&mut *v)))
+            .unwrap_or_default();
+        if let Some(last) = rung.last() {
+            app.status = Some((false, format!("alert: {last}")));
+            dirty = true;
+            let mut out = io::stdout();
+            let _ = out.write_all(b"\x07");
+            let _ = out.flush();
         }
     }
     drop(term);

@@ -59,6 +59,52 @@ pub struct InProcessSource<F: UsageFeed> {
     window_length: SignedDuration,
     last: Option<DashboardData>,
     force: bool,
+    alerts: Option<AlertHook>,
+}
+
+/// The dashboard's share of notifications: while no daemon runs, it
+/// evaluates the rules after every refresh and sends what is due (the store's
+/// claims keep it from repeating what a daemon, or an earlier run, sent).
+pub struct AlertHook {
+    notifier: crate::notify::Notifier,
+    /// True while a daemon runs (it sends instead).
+    daemon_running: Box<dyn Fn() -> bool + Send>,
+    /// The newest blocks seen (the rules need only the last few).
+    tail: Vec<Block>,
+    limit: Option<u64>,
+    failures: u32,
+    last_error: Option<String>,
+}
+
+impl AlertHook {
+    pub fn new(
+        notifier: crate::notify::Notifier,
+        daemon_running: impl Fn() -> bool + Send + 'static,
+    ) -> AlertHook {
+        AlertHook {
+            notifier,
+            daemon_running: Box::new(daemon_running),
+            tail: Vec::new(),
+            limit: None,
+            failures: 0,
+            last_error: None,
+        }
+    }
+
+    fn saw(&mut self, blocks: &[Block]) {
+        let from = blocks.len().saturating_sub(3);
+        self.tail = blocks[from..].to_vec();
+    }
+
+    fn send(&mut self, now: Timestamp) {
+        if (self.daemon_running)() {
+            return;
+        }
+        let input = crate::notify::AlertInput::from_blocks(&self.tail, self.limit, now)
+            .with_official(self.notifier.official_limits())
+            .with_source_failures(self.failures, self.last_error.clone());
+        self.notifier.evaluate_and_send(&input, now);
+    }
 }
 
 impl<F: UsageFeed> InProcessSource<F> {
@@ -71,7 +117,46 @@ impl<F: UsageFeed> InProcessSource<F> {
             window_length: blocks::window_length(5.0),
             last: None,
             force: false,
+            alerts: None,
         }
+    }
+
+    /// Evaluate and send alerts after every refresh (see [`AlertHook`]).
+    pub fn with_alerts(mut self, hook: AlertHook) -> Self {
+        self.alerts = Some(hook);
+        self
+    }
+
+    fn compute(&mut self, now: Timestamp, changed: bool) -> Result<Option<DashboardData>> {
+        let expired = self
+            .last
+            .as_ref()
+            .is_none_or(|d| d.valid_until.is_some_and(|t| now >= t));
+        if !changed && !expired {
+            return Ok(None);
+        }
+        let (blocks, active_models) = self.feed.blocks(now);
+        if let Some(h) = self.alerts.as_mut() {
+            h.saw(&blocks);
+        }
+        let data = data::build(Inputs {
+            blocks: &blocks,
+            active_models,
+            kept: self.feed.kept_maxima(),
+            window_length: self.window_length,
+            now,
+            tz: self.ctx.tz(),
+            settings: self.settings,
+        })?;
+        if let Some(h) = self.alerts.as_mut() {
+            h.limit = data.limit.tokens;
+        }
+        if self.last.as_ref() == Some(&data) {
+            // Same picture (a file was touched without new usage): nothing to redraw.
+            return Ok(None);
+        }
+        self.last = Some(data.clone());
+        Ok(Some(data))
     }
 }
 
@@ -82,30 +167,27 @@ impl<F: UsageFeed> DataSource for InProcessSource<F> {
 
     fn refresh(&mut self, now: Timestamp) -> Result<Option<DashboardData>> {
         let force = std::mem::take(&mut self.force);
-        let changed = self.feed.update(force)?;
-        let expired = self
-            .last
-            .as_ref()
-            .is_none_or(|d| d.valid_until.is_some_and(|t| now >= t));
-        if !changed && !expired {
-            return Ok(None);
+        let result = match self.feed.update(force) {
+            Ok(changed) => {
+                if let Some(h) = self.alerts.as_mut() {
+                    h.failures = 0;
+                    h.last_error = None;
+                }
+                self.compute(now, changed)
+            }
+            Err(e) => {
+                if let Some(h) = self.alerts.as_mut() {
+                    h.failures = h.failures.saturating_add(1);
+                    h.last_error = Some(format!("{e:#}"));
+                }
+                Err(e)
+            }
+        };
+        // Every tick, changed or not: the rules are about time passing too.
+        if let Some(h) = self.alerts.as_mut() {
+            h.send(now);
         }
-        let (blocks, active_models) = self.feed.blocks(now);
-        let data = data::build(Inputs {
-            blocks: &blocks,
-            active_models,
-            kept: self.feed.kept_maxima(),
-            window_length: self.window_length,
-            now,
-            tz: self.ctx.tz(),
-            settings: self.settings,
-        })?;
-        if self.last.as_ref() == Some(&data) {
-            // Same picture (a file was touched without new usage): nothing to redraw.
-            return Ok(None);
-        }
-        self.last = Some(data.clone());
-        Ok(Some(data))
+        result
     }
 
     fn recalculate(&mut self) {

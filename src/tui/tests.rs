@@ -372,3 +372,129 @@ fn model_shares_add_up() {
     let tokens: u64 = a.models.iter().map(|m| m.tokens).sum();
     assert!(tokens <= a.block.total_tokens());
 }
+
+mod alerts {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use jiff::Timestamp;
+
+    use super::context;
+    use crate::blocks::Block;
+    use crate::domain::TokenCounts;
+    use crate::notify::{Backend, BackendError, Notifier, RuleSettings};
+    use crate::period::Maxima;
+    use crate::tui::data::ModelShare;
+    use crate::tui::source::{AlertHook, DataSource, InProcessSource, UsageFeed};
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// One window 12:00–17:00Z, last entry 16:00Z; fails while `failing` > 0.
+    struct Feed {
+        failing: Arc<AtomicU32>,
+    }
+
+    impl UsageFeed for Feed {
+        fn update(&mut self, _force: bool) -> anyhow::Result<bool> {
+            if self.failing.load(Ordering::SeqCst) > 0 {
+                self.failing.fetch_sub(1, Ordering::SeqCst);
+                anyhow::bail!("transcripts unreadable");
+            }
+            Ok(true)
+        }
+        fn blocks(&self, now: Timestamp) -> (Vec<Block>, Vec<ModelShare>) {
+            let mut b = Block::gap(t("2026-11-20T12:00:00Z"), t("2026-11-20T17:00:00Z"));
+            b.is_gap = false;
+            b.first_entry = Some(t("2026-11-20T12:05:00Z"));
+            b.actual_end = Some(t("2026-11-20T16:00:00Z"));
+            b.entries = 2;
+            b.tokens = TokenCounts {
+                input_tokens: 500,
+                ..Default::default()
+            };
+            b.is_active = now < b.end;
+            (vec![b], Vec::new())
+        }
+        fn kept_maxima(&self) -> Maxima {
+            Maxima {
+                tokens: 1000,
+                cost_usd: 0.0,
+            }
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl Backend for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+        fn send(&self, title: &str, _body: &str) -> Result<String, BackendError> {
+            self.0.lock().unwrap().push(title.to_string());
+            Ok(String::new())
+        }
+        fn check(&self) -> Result<String, BackendError> {
+            Ok(String::new())
+        }
+    }
+
+    #[test]
+    fn the_dashboard_sends_only_while_no_daemon_runs_and_never_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = Arc::new(context(
+            &dir.path().join("claude"),
+            &dir.path().join("csm"),
+            None,
+        ));
+        let rec = Recorder::default();
+        let daemon = Arc::new(AtomicBool::new(true));
+        let failing = Arc::new(AtomicU32::new(0));
+        let make = |daemon: Arc<AtomicBool>| {
+            let notifier = Notifier::new(
+                RuleSettings::new(&ctx.config.alerts, jiff::tz::TimeZone::UTC),
+                vec![Box::new(rec.clone())],
+                Some(dir.path().join("csm")),
+            );
+            InProcessSource::new(
+                Feed {
+                    failing: Arc::clone(&failing),
+                },
+                Arc::clone(&ctx),
+            )
+            .with_alerts(AlertHook::new(notifier, move || {
+                daemon.load(Ordering::SeqCst)
+            }))
+        };
+        let mut source = make(Arc::clone(&daemon));
+        let now = t("2026-11-20T16:40:00Z");
+        source.refresh(now).unwrap();
+        assert!(rec.0.lock().unwrap().is_empty(), "a daemon runs: it sends");
+
+        daemon.store(false, Ordering::SeqCst);
+        source.refresh(now).unwrap();
+        assert_eq!(
+            *rec.0.lock().unwrap(),
+            vec![
+                "Claude window ends in 20 min (17:00) — 50 % used",
+                "Claude idle for 40 min — 20 min left in this window",
+            ]
+        );
+        // Later ticks, and a second dashboard on the same store, add nothing.
+        source.refresh(t("2026-11-20T16:41:00Z")).unwrap();
+        let mut second = make(Arc::new(AtomicBool::new(false)));
+        second.refresh(t("2026-11-20T16:42:00Z")).unwrap();
+        assert_eq!(rec.0.lock().unwrap().len(), 2);
+
+        // Five failed refreshes in a row: the source alert, once.
+        failing.store(7, Ordering::SeqCst);
+        for i in 0..7 {
+            assert!(source.refresh(t("2026-11-20T16:43:00Z")).is_err(), "{i}");
+        }
+        let shown = rec.0.lock().unwrap().clone();
+        assert_eq!(shown.len(), 3, "{shown:?}");
+        assert_eq!(shown[2], "csm cannot read Claude Code usage");
+    }
+}

@@ -1,0 +1,226 @@
+//! The live dashboard sends alerts in-process while no daemon runs, rings
+//! the bell and shows the alert; with a daemon running it leaves sending to
+//! the daemon. Real `csm monitor` in a private tmux server; alerts go to a
+//! `notify_command` script that records them.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use support::{Sandbox, small_history};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(script: &Path) -> Tmux {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.subsec_nanos());
+        let tmux = Tmux {
+            socket: format!("csm-notify-{}-{nanos}", std::process::id()),
+        };
+        tmux.ok(&[
+            "new-session",
+            "-d",
+            "-s",
+            "csm",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "sh",
+        ]);
+        tmux.ok(&[
+            "send-keys",
+            "-t",
+            "csm",
+            &format!("sh '{}'", script.display()),
+            "Enter",
+        ]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(25);
+        loop {
+            let pane = self.ok(&["capture-pane", "-p", "-t", "csm"]);
+            if pred(&pane) {
+                return pane;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; pane:\n{pane}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn tmux_present() -> bool {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let required = ["CI", "CSM_REQUIRE_SYSTEM_TOOLS"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+        assert!(!required, "tmux is missing (scripts/test.sh installs it)");
+        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
+    }
+    ok
+}
+
+/// A history whose window (14:00–19:00Z) has been idle since 15:35 at the
+/// tests' 16:40, and a config whose only backend appends each title to
+/// `record.sh.out`. Returns the script the pane runs and that file.
+fn setup(sb: &Sandbox) -> (PathBuf, PathBuf) {
+    small_history(sb);
+    let record = sb.path().join("record.sh");
+    fs::write(&record, "#!/bin/sh\nprintf '%s\\n' \"$1\" >> \"$0.out\"\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(&record, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::create_dir_all(sb.csm_home()).unwrap();
+    fs::write(
+        sb.csm_home().join("config.toml"),
+        format!(
+            "token_limit = 1000000\n[alerts]\ndesktop = false\nnotify_command = [{}]\n",
+            serde_json::to_string(record.to_str().unwrap()).unwrap()
+        ),
+    )
+    .unwrap();
+    let script = sb.path().join("run.sh");
+    let q = |p: &Path| format!("'{}'", p.display());
+    fs::write(
+        &script,
+        format!(
+            "export HOME={} CSM_HOME={} CLAUDE_CONFIG_DIR={} CSM_NOW=2026-11-20T16:40:00Z TZ=UTC\n\
+             exec {} --timezone UTC monitor --refresh 1\n",
+            q(&sb.home()),
+            q(&sb.csm_home()),
+            q(&sb.claude()),
+            q(Path::new(env!("CARGO_BIN_EXE_csm"))),
+        ),
+    )
+    .unwrap();
+    (script, sb.path().join("record.sh.out"))
+}
+
+const IDLE: &str = "Claude idle for 1h 05m — 2h 20m left in this window";
+
+#[test]
+fn the_dashboard_sends_alerts_while_no_daemon_runs() {
+    if !tmux_present() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let (script, out) = setup(&sb);
+    let tmux = Tmux::start(&script);
+    let pane = tmux.wait_for("the alert in the status line", |p| {
+        p.contains(&format!("alert: {IDLE}"))
+    });
+    assert!(pane.contains("Sessions "), "{pane}");
+    assert_eq!(fs::read_to_string(&out).unwrap(), format!("{IDLE}\n"));
+    // The terminal bell rang (tmux flags the window).
+    assert_eq!(
+        tmux.ok(&["display-message", "-p", "-t", "csm", "#{window_bell_flag}"])
+            .trim(),
+        "1"
+    );
+    tmux.ok(&["send-keys", "-t", "csm", "q"]);
+}
+
+/// A process whose name starts with `csm`, standing in for a daemon.
+struct FakeDaemon(Child);
+
+impl Drop for FakeDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn with_a_daemon_running_the_dashboard_sends_nothing() {
+    if !tmux_present() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let (script, out) = setup(&sb);
+    let sleep = PathBuf::from(
+        String::from_utf8(
+            Command::new("sh")
+                .args(["-c", "command -v sleep"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim(),
+    );
+    let fake = sb.path().join("csm-daemon");
+    fs::copy(&sleep, &fake).unwrap();
+    let daemon = FakeDaemon(Command::new(&fake).arg("60").spawn().unwrap());
+    fs::write(sb.csm_home().join("daemon.pid"), daemon.0.id().to_string()).unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_csm"))
+        .env("CSM_HOME", sb.csm_home())
+        .env("HOME", sb.home())
+        .args(["monitor", "--check-daemon"])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "the stand-in counts as a daemon");
+
+    let tmux = Tmux::start(&script);
+    // The first frame comes after the first evaluation: by then an alert
+    // would have been sent.
+    let pane = tmux.wait_for("the dashboard", |p| p.contains("Sessions "));
+    assert!(!pane.contains("alert:"), "{pane}");
+    assert!(!out.exists(), "the dashboard sent an alert");
+    assert_eq!(
+        tmux.ok(&["display-message", "-p", "-t", "csm", "#{window_bell_flag}"])
+            .trim(),
+        "0",
+        "no bell"
+    );
+
+    // The daemon goes away: the dashboard takes over on its next refresh.
+    drop(daemon);
+    tmux.wait_for("the alert once the daemon is gone", |p| {
+        p.contains(&format!("alert: {IDLE}"))
+    });
+    assert_eq!(fs::read_to_string(&out).unwrap(), format!("{IDLE}\n"));
+    tmux.ok(&["send-keys", "-t", "csm", "q"]);
+}
