@@ -35,8 +35,8 @@ impl Loaded {
 /// brought up to date with them.
 pub struct Sources {
     pub roots: Roots,
-    /// The transcripts on disk; after a quick look that found nothing new,
-    /// only the recently active ones (`file_count` counts them all).
+    /// The transcripts on disk; after a quick look, only those looked at
+    /// (`file_count` counts them all).
     pub files: Vec<TranscriptFile>,
     pub file_count: usize,
     pub walk: WalkStats,
@@ -85,18 +85,13 @@ pub fn open(ctx: &Context) -> Result<Sources> {
         || recent.dirs.is_empty()
         || now_ms.saturating_sub(last_full) > FULL_WALK_EVERY.as_millis() as i64
         || last_full > now_ms;
-    let mut other_files = 0;
+    // After a quick look, the sync gets only what was looked at.
     let walked = if full {
         walk_all(&roots)
     } else {
-        let quick = walk_changed(&roots, &recent, now_ns);
-        if quick.changed {
-            walk_changed(&roots, &store.walk_memo()?, now_ns)
-        } else {
-            other_files = recent.other_files;
-            quick
-        }
+        walk_changed(&roots, &recent, now_ns)
     };
+
     // Nothing moved since the last run: the store is current as it is.
     let report = if walked.changed {
         let prices = price_table(ctx)?;
@@ -105,6 +100,9 @@ pub fn open(ctx: &Context) -> Result<Sources> {
             &prices,
             &SyncOptions {
                 recalculate: ctx.recalculate,
+                only_these: !full,
+                vanished: walked.vanished.clone(),
+                relisted: walked.relisted.clone(),
             },
         )?;
         store.save_walk(&walked.dirs, full.then_some(wall))?;
@@ -115,11 +113,12 @@ pub fn open(ctx: &Context) -> Result<Sources> {
     } else {
         SyncReport::default()
     };
+    let store_files = if full { 0 } else { store.present_files()? };
     let (files, walk) = (walked.files, walked.stats);
     let (store, sync) = (Some(store), Some(report));
     Ok(Sources {
         roots,
-        file_count: files.len() + other_files,
+        file_count: if full { files.len() } else { store_files },
         files,
         walk,
         store,
@@ -207,7 +206,7 @@ fn debug_sync(r: &SyncReport) {
         WindowUpdate::Recomputed => "all recomputed".to_string(),
     };
     eprintln!(
-        "[debug] store: {} of {} transcripts read, {} new usage lines, windows {windows}",
+        "[debug] store: {} of {} transcripts looked at read, {} new usage lines, windows {windows}",
         r.files_read, r.files_seen, r.new_lines
     );
 }

@@ -159,8 +159,6 @@ pub struct DirStamp {
 pub struct WalkMemo {
     pub dirs: Vec<DirStamp>,
     pub files: Vec<TranscriptFile>,
-    /// Transcripts left out of `files` (a memo of recent ones only).
-    pub other_files: usize,
 }
 
 /// A walk's result: the files, the directories seen (for the next memo) and
@@ -173,6 +171,10 @@ pub struct Walk {
     /// False when the walk found exactly what the memo held (no listing
     /// changed, no file looked at again had moved): nothing to ingest.
     pub changed: bool,
+    /// Transcripts of the memo looked at again and found missing.
+    pub vanished: Vec<PathBuf>,
+    /// Directories listed again: their transcripts not in `files` are gone.
+    pub relisted: Vec<PathBuf>,
 }
 
 /// Every transcript, walking the whole tree and noting directory times.
@@ -275,6 +277,7 @@ pub fn walk_changed(roots: &Roots, memo: &WalkMemo, now_ns: i64) -> Walk {
         let mut sub = Vec::new();
         list_dir(root, dir, &mut w.files, &mut w.stats, &mut sub);
         w.dirs.push(stamp(dir, t));
+        w.relisted.push(dir.to_path_buf());
         for s in sub {
             if !known_dirs.contains(key(&s)) {
                 walk(root, &s, &mut w.files, &mut w.stats, &mut w.dirs);
@@ -288,14 +291,16 @@ pub fn walk_changed(roots: &Roots, memo: &WalkMemo, now_ns: i64) -> Walk {
         .iter()
         .filter(|f| f.path.parent().is_some_and(|p| by_dir.contains_key(key(p))))
         .collect();
-    let again: Vec<(TranscriptFile, bool)> = map_spread(&of_unchanged, |f| {
+    let again: Vec<Result<(TranscriptFile, bool), &Path>> = map_spread(&of_unchanged, |f| {
         if f.mtime_ns < hot_since {
-            return Some(((*f).clone(), false));
+            return Ok(((*f).clone(), false));
         }
-        let m = fs::symlink_metadata(&f.path).ok().filter(|m| m.is_file())?;
+        let Some(m) = fs::symlink_metadata(&f.path).ok().filter(|m| m.is_file()) else {
+            return Err(f.path.as_path());
+        };
         let (device, inode, mtime_ns) = file_identity(&m);
         let moved = (device, inode, mtime_ns, m.len()) != (f.device, f.inode, f.mtime_ns, f.size);
-        Some((
+        Ok((
             TranscriptFile {
                 path: f.path.clone(),
                 origin: f.origin.clone(),
@@ -306,14 +311,17 @@ pub fn walk_changed(roots: &Roots, memo: &WalkMemo, now_ns: i64) -> Walk {
             },
             moved,
         ))
-    })
-    .into_iter()
-    .flatten()
-    .collect();
-    let kept_files = again.len();
-    for (f, moved) in again {
-        w.changed |= moved;
-        w.files.push(f);
+    });
+    let mut kept_files = 0;
+    for found in again {
+        match found {
+            Ok((f, moved)) => {
+                kept_files += 1;
+                w.changed |= moved;
+                w.files.push(f);
+            }
+            Err(path) => w.vanished.push(path.to_path_buf()),
+        }
     }
     // A file of an unchanged directory that vanished changes the directory's
     // time, so counting is enough to notice anything odd.
@@ -590,7 +598,6 @@ mod tests {
         let memo = WalkMemo {
             dirs: first.dirs.clone(),
             files: first.files.clone(),
-            other_files: 0,
         };
         // Nothing changed: same files, nothing listed again.
         let same = walk_changed(&roots, &memo, now_ns());
@@ -639,7 +646,6 @@ mod tests {
         let memo = WalkMemo {
             dirs: w.dirs,
             files: w.files,
-            other_files: 0,
         };
         let only_b = Roots {
             projects_dirs: vec![b.clone()],
@@ -690,7 +696,6 @@ mod tests {
         let memo = WalkMemo {
             dirs: first.dirs.clone(),
             files: first.files.clone(),
-            other_files: 0,
         };
         // A recent session grows: seen.
         fs::write(projects.join("p/hot.jsonl"), b"{}\n").unwrap();
@@ -711,7 +716,6 @@ mod tests {
         let memo = WalkMemo {
             dirs: walk_all(&roots).dirs,
             files: walk_all(&roots).files,
-            other_files: 0,
         };
         fs::write(projects.join("p/s/subagents/x.jsonl"), b"{}\n{}\n").unwrap();
         let w = walk_changed(&roots, &memo, now_ns());

@@ -102,6 +102,12 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.pragma_update(None, "cache_size", -8192)?;
+        // Short-lived commands (status line, reports) would otherwise each
+        // checkpoint and fsync on close; the WAL is checkpointed as it grows.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
         let mut store = Store {
             conn,
             path,
@@ -242,26 +248,14 @@ impl Store {
         Ok(out)
     }
 
-    /// What the last walk saw: the directories with their times and the
-    /// transcripts present, for a walk that lists only changed directories.
-    pub fn walk_memo(&self) -> Result<WalkMemo, StoreError> {
-        self.walk_memo_since(i64::MIN)
-    }
-
-    /// The walk memo with only the transcripts changed since `since_ns`
-    /// (the others are counted in `other_files`): what a quick look needs.
+    /// What the last walk saw, for a walk that lists only changed
+    /// directories: the directories with their times and the transcripts
+    /// present that changed since `since_ns` (what a quick look needs).
     pub fn walk_memo_since(&self, since_ns: i64) -> Result<WalkMemo, StoreError> {
-        let mut memo = WalkMemo::default();
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT path, mtime_ns FROM dirs")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            memo.dirs.push(DirStamp {
-                path: path_from_blob(r.get(0)?),
-                mtime_ns: r.get(1)?,
-            });
-        }
+        let mut memo = WalkMemo {
+            dirs: self.walk_memo_dirs()?,
+            ..WalkMemo::default()
+        };
         let mut stmt = self.conn.prepare_cached(
             "SELECT path, project, session_id, project_path, device, inode, size, mtime_ns
              FROM files WHERE present = 1 AND mtime_ns >= ?1",
@@ -281,14 +275,31 @@ impl Store {
                 mtime_ns: r.get(7)?,
             });
         }
-        if since_ns > i64::MIN {
-            memo.other_files = self.conn.query_row(
-                "SELECT count(*) FROM files WHERE present = 1 AND mtime_ns < ?1",
-                [since_ns],
-                |r| r.get::<_, i64>(0),
-            )? as usize;
-        }
         Ok(memo)
+    }
+
+    /// Transcripts on disk at the last look.
+    pub fn present_files(&self) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM files WHERE present = 1", [], |r| {
+                r.get::<_, i64>(0)
+            })? as usize)
+    }
+
+    fn walk_memo_dirs(&self) -> Result<Vec<DirStamp>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT path, mtime_ns FROM dirs")?;
+        let mut rows = stmt.query([])?;
+        let mut dirs = Vec::new();
+        while let Some(r) = rows.next()? {
+            dirs.push(DirStamp {
+                path: path_from_blob(r.get(0)?),
+                mtime_ns: r.get(1)?,
+            });
+        }
+        Ok(dirs)
     }
 
     /// Remembers the directories a walk saw (only when they changed) and,
@@ -298,10 +309,9 @@ impl Store {
         dirs: &[DirStamp],
         full_at: Option<Timestamp>,
     ) -> Result<(), StoreError> {
-        let memo = self.walk_memo()?;
-        let same = memo.dirs.len() == dirs.len() && {
+        let memo = self.walk_memo_dirs()?;
+        let same = memo.len() == dirs.len() && {
             let old: std::collections::HashMap<&Path, i64> = memo
-                .dirs
                 .iter()
                 .map(|d| (d.path.as_path(), d.mtime_ns))
                 .collect();

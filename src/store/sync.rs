@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{Store, StoreError, row_entry};
@@ -23,6 +23,12 @@ const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 pub struct SyncOptions {
     /// Re-read every transcript from the start (`--recalculate`, `db rebuild`).
     pub recalculate: bool,
+    /// The files given are only those looked at (a quick look): the others
+    /// are unchanged, not gone; `vanished` lists the ones found missing.
+    pub only_these: bool,
+    pub vanished: Vec<std::path::PathBuf>,
+    /// Directories listed whole by the quick look.
+    pub relisted: Vec<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -91,8 +97,25 @@ impl Store {
         let price_mark = format!("{} [{}]", prices.source(), prices.len());
         let dirty = self.meta("dirty")?.as_deref() == Some("1");
         let repriced = self.meta("prices")?.as_deref() != Some(price_mark.as_str());
-        let known = self.known_files()?;
-        let first_run = known.is_empty();
+        let (known, first_run) = if opts.only_these {
+            let paths = files.iter().map(path_bytes).chain(
+                opts.vanished
+                    .iter()
+                    .map(|p| p.as_os_str().as_encoded_bytes()),
+            );
+            let any: bool =
+                self.conn
+                    .query_row("SELECT EXISTS (SELECT 1 FROM files)", [], |r| r.get(0))?;
+            let mut known = self.known_files_of(paths)?;
+            for dir in &opts.relisted {
+                known.extend(self.known_files_in(dir)?);
+            }
+            (known, !any)
+        } else {
+            let known = self.known_files()?;
+            let first_run = known.is_empty();
+            (known, first_run)
+        };
 
         let mut jobs: Vec<Job<'_>> = Vec::new();
         let mut retire: Vec<i64> = Vec::new();
@@ -146,6 +169,16 @@ impl Store {
         let gone: Vec<i64> = known
             .iter()
             .filter(|(path, k)| k.present && !seen_paths.contains(path.as_slice()))
+            .filter(|(path, _)| {
+                // After a quick look, only what it saw missing is gone.
+                !opts.only_these || {
+                    let path = super::path_from_blob(path.to_vec());
+                    opts.vanished.contains(&path)
+                        || path
+                            .parent()
+                            .is_some_and(|p| opts.relisted.iter().any(|d| d == p))
+                }
+            })
             .map(|(_, k)| k.id)
             .collect();
         report.files_gone = gone.len();
@@ -429,23 +462,8 @@ impl Store {
     }
 
     fn known_files(&self) -> Result<HashMap<Vec<u8>, KnownFile>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT path, id, device, inode, size, mtime_ns, read_to, present FROM files",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                KnownFile {
-                    id: r.get(1)?,
-                    device: r.get::<_, i64>(2)? as u64,
-                    inode: r.get::<_, i64>(3)? as u64,
-                    size: r.get::<_, i64>(4)? as u64,
-                    mtime_ns: r.get(5)?,
-                    read_to: r.get::<_, i64>(6)? as u64,
-                    present: r.get(7)?,
-                },
-            ))
-        })?;
+        let mut stmt = self.conn.prepare(&format!("{KNOWN_FILE} FROM files"))?;
+        let rows = stmt.query_map([], known_file)?;
         let mut out = HashMap::new();
         for r in rows {
             let (k, v) = r?;
@@ -453,6 +471,65 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// The rows of the transcripts directly in `dir`.
+    fn known_files_in(
+        &self,
+        dir: &std::path::Path,
+    ) -> Result<HashMap<Vec<u8>, KnownFile>, StoreError> {
+        let mut lo = dir.as_os_str().as_encoded_bytes().to_vec();
+        lo.push(b'/');
+        let mut hi = lo.clone();
+        if let Some(last) = hi.last_mut() {
+            *last = b'/' + 1;
+        }
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{KNOWN_FILE} FROM files WHERE path >= ?1 AND path < ?2"
+        ))?;
+        let rows = stmt.query_map([lo, hi], known_file)?;
+        let mut out = HashMap::new();
+        for r in rows {
+            let (k, v) = r?;
+            if super::path_from_blob(k.clone()).parent() == Some(dir) {
+                out.insert(k, v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The rows of these paths only (those a quick look saw).
+    fn known_files_of<'p>(
+        &self,
+        paths: impl Iterator<Item = &'p [u8]>,
+    ) -> Result<HashMap<Vec<u8>, KnownFile>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{KNOWN_FILE} FROM files WHERE path = ?1"))?;
+        let mut out = HashMap::new();
+        for p in paths {
+            if let Some((k, v)) = stmt.query_row([p], known_file).optional()? {
+                out.insert(k, v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+const KNOWN_FILE: &str = "SELECT path, id, device, inode, size, mtime_ns, read_to, present";
+
+fn known_file(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, KnownFile)> {
+    Ok((
+        r.get::<_, Vec<u8>>(0)?,
+        KnownFile {
+            id: r.get(1)?,
+            device: r.get::<_, i64>(2)? as u64,
+            inode: r.get::<_, i64>(3)? as u64,
+            size: r.get::<_, i64>(4)? as u64,
+            mtime_ns: r.get(5)?,
+            read_to: r.get::<_, i64>(6)? as u64,
+            present: r.get(7)?,
+        },
+    ))
 }
 
 /// Moves a transcript's row aside (its lines stay counted) so its path can
