@@ -1,12 +1,14 @@
 //! One module per command family; each turns a context and its flags into output.
 
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod doctor;
 pub mod monitor;
 pub mod period;
 pub mod pricing;
 pub mod reports;
+pub mod status;
 pub mod usage;
 
 use std::process::ExitCode;

@@ -162,6 +162,8 @@ pub fn render_once(
 enum FromWorker {
     Data(Box<DashboardData>),
     Error(String),
+    /// The data source changed (a daemon started or stopped).
+    Label(String),
 }
 
 enum ToWorker {
@@ -225,6 +227,10 @@ pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
                     app.on_data(*d);
                     dirty = true;
                 }
+                Ok(FromWorker::Label(l)) => {
+                    app.label = l;
+                    dirty = true;
+                }
                 Ok(FromWorker::Error(e)) => {
                     tracing::warn!("refresh failed: {e}");
                     app.on_error(e);
@@ -246,6 +252,9 @@ fn worker(
     from_ui: &mpsc::Receiver<ToWorker>,
     to_ui: &mpsc::Sender<FromWorker>,
 ) {
+    // A snapshot source checks its file more often than data is recomputed.
+    let every = source.poll_interval().map_or(every, |p| p.min(every));
+    let mut label = source.label();
     let mut next = Instant::now();
     loop {
         match from_ui.recv_timeout(next.saturating_duration_since(Instant::now())) {
@@ -264,6 +273,13 @@ fn worker(
             changed = msg.is_some(),
             "refresh"
         );
+        let now_label = source.label();
+        if now_label != label {
+            label = now_label;
+            if to_ui.send(FromWorker::Label(label.clone())).is_err() {
+                return;
+            }
+        }
         if let Some(m) = msg
             && to_ui.send(m).is_err()
         {
