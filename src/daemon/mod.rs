@@ -359,7 +359,9 @@ impl Daemon {
 
     fn fail(&mut self, trigger: Trigger, now: Timestamp, msg: String) {
         self.failures = self.failures.saturating_add(1);
-        let repeated = self.last_error.as_ref().is_some_and(|(m, _)| *m == msg);
+        // The same error poll after poll: logged and written once.
+        let repeated =
+            self.failures > 1 && self.last_error.as_ref().is_some_and(|(m, _)| *m == msg);
         if repeated {
             tracing::debug!(failures = self.failures, "update failed again: {msg}");
         } else {

@@ -147,8 +147,10 @@ pub fn render_once(
     ansi: bool,
 ) -> Result<String> {
     let now = opts.clock.now();
+    let data = source.refresh(now)?;
+    // After the refresh: a daemon's version is known once its file was read.
     let mut app = App::new(source.label());
-    if let Some(d) = source.refresh(now)? {
+    if let Some(d) = data {
         app.on_data(d);
     }
     let vs = app.view(now, &opts.tz, ansi && opts.color);
