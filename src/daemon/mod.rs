@@ -77,7 +77,9 @@ pub struct Update<'a> {
     /// the update failed before any data was loaded.
     pub blocks: &'a [Block],
     pub data: Option<&'a DashboardData>,
-    /// The snapshot about to be written: a hook may add to it (alerts).
+    /// The snapshot about to be written, which a hook may fill in (alerts).
+    /// After a failed update it is the previous one (hooks' fields included):
+    /// set fields, do not append to them.
     pub snapshot: Option<&'a mut Snapshot>,
     /// Failed updates in a row, this one included (0 after a success).
     pub consecutive_failures: u32,
@@ -496,5 +498,72 @@ mod tests {
         assert!(!db.exists());
         assert_eq!(std::fs::read(&moved).unwrap(), vec![0x5a; 8192]);
         crate::store::Store::open(dir.path()).unwrap();
+    }
+
+    /// Records what each update handed to hooks, and adds an alert.
+    struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<(Trigger, bool, u32)>>>);
+
+    impl UpdateHook for Recorder {
+        fn after_update(&mut self, u: &mut Update<'_>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((u.trigger, u.data.is_some(), u.consecutive_failures));
+            if let Some(s) = u.snapshot.as_mut() {
+                s.alerts = vec![crate::snapshot::AlertInfo {
+                    key: "window_end:test".into(),
+                    rule: "window_end".into(),
+                    sent_at: u.now,
+                    title: "t".into(),
+                    body: "b".into(),
+                }];
+            }
+        }
+    }
+
+    #[test]
+    fn hooks_see_every_update_and_can_add_to_the_snapshot() {
+        use clap::Parser as _;
+        let dir = tempfile::tempdir().unwrap();
+        let claude = dir.path().join("claude");
+        let mut opts = crate::synth::SynthOptions::new(5, 256 << 10, crate::synth::default_now());
+        opts.days = 5;
+        crate::synth::generate(&claude, &opts).unwrap();
+        let cli = crate::cli::Cli::parse_from([
+            "csm".as_ref(),
+            "--claude-dir".as_ref(),
+            claude.as_os_str(),
+            "--timezone".as_ref(),
+            "UTC".as_ref(),
+        ]);
+        let env = crate::app::Env {
+            csm_home: Some(dir.path().join("base").to_string_lossy().into_owned()),
+            ..Default::default()
+        };
+        let now = crate::synth::default_now();
+        let ctx = Context::new(&cli, &env, now).unwrap();
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut d = Daemon::new(
+            ctx,
+            Clock::Fixed(now),
+            vec![Box::new(Recorder(calls.clone()))],
+        );
+        d.update(Trigger::Start);
+        d.update(Trigger::Clock);
+        std::fs::remove_dir_all(&claude).unwrap();
+        d.update(Trigger::Files);
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [
+                (Trigger::Start, true, 0),
+                (Trigger::Clock, true, 0),
+                (Trigger::Files, false, 1)
+            ]
+        );
+        let written =
+            crate::snapshot::read(&dir.path().join("base").join(crate::snapshot::FILE_NAME))
+                .unwrap();
+        assert_eq!(written.alerts.len(), 1, "the hook's alert is in the file");
+        assert_eq!(written.daemon.unwrap().consecutive_failures, 1);
     }
 }
