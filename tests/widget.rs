@@ -18,7 +18,10 @@ fn scriptable_widget_logic_passes_under_node() {
     if !node_ok {
         let required = std::env::var_os("CI").is_some()
             || std::env::var_os("CSM_REQUIRE_SYSTEM_TOOLS").is_some();
-        assert!(!required, "node is missing (install nodejs): the widget is untested");
+        assert!(
+            !required,
+            "node is missing (install nodejs): the widget is untested"
+        );
         eprintln!("skipped: node not installed");
         return;
     }

@@ -531,3 +531,90 @@ impl DataSource for AutoSource {
         Some(SNAPSHOT_POLL)
     }
 }
+
+#[cfg(test)]
+mod snapshot_source_tests {
+    use super::*;
+    use crate::daemon::instance::{Acquired, Instance};
+
+    /// An in-process stand-in: always the same data, counting refreshes.
+    struct Fixed(DashboardData, u32);
+
+    impl DataSource for Fixed {
+        fn label(&self) -> String {
+            "in-process".into()
+        }
+        fn refresh(&mut self, _now: Timestamp) -> Result<Option<DashboardData>> {
+            self.1 += 1;
+            Ok((self.1 == 1).then(|| self.0.clone()))
+        }
+        fn recalculate(&mut self) {}
+    }
+
+    fn write(base: &std::path::Path, s: &crate::snapshot::Snapshot) {
+        crate::fsutil::write_atomic(
+            &base.join(crate::snapshot::FILE_NAME),
+            crate::snapshot::to_json(s).as_bytes(),
+            0o600,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn follows_the_daemon_while_it_runs_and_falls_back_when_it_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        let (_, local_data, snap) = crate::snapshot::tests::sample();
+        let now = snap.last_update;
+        let mut local_only = local_data.clone();
+        local_only.period.sessions.used = 99;
+
+        // No daemon: in-process.
+        let mut s = AutoSource::new(
+            base.to_path_buf(),
+            Box::new(Fixed(local_only.clone(), 0)),
+            std::time::Duration::from_secs(2),
+        );
+        assert_eq!(s.label(), "in-process");
+        assert_eq!(s.refresh(now).unwrap(), Some(local_only.clone()));
+
+        // A daemon takes the base directory and writes its snapshot.
+        let Acquired::Acquired(daemon) = Instance::acquire(base).unwrap() else {
+            panic!("lock")
+        };
+        write(base, &snap);
+        let mut s = AutoSource::new(
+            base.to_path_buf(),
+            Box::new(Fixed(local_only.clone(), 0)),
+            std::time::Duration::from_secs(2),
+        );
+        assert!(s.using_daemon());
+        assert_eq!(s.refresh(now).unwrap(), Some(snap.to_dashboard()));
+        assert_eq!(s.label(), format!("daemon v{}", crate::snapshot::VERSION));
+        // Unchanged file: nothing new.
+        assert_eq!(s.refresh(now).unwrap(), None);
+        // The daemon rewrites it: the next check (every 250 ms) sees it.
+        let mut next = snap.clone();
+        next.total_sessions_this_month += 1;
+        next.period.sessions_used += 1;
+        write(base, &next);
+        let got = s.refresh(now).unwrap().expect("new data");
+        assert_eq!(got.period.sessions.used, snap.period.sessions_used + 1);
+        assert_eq!(s.poll_interval(), Some(SNAPSHOT_POLL));
+
+        // The daemon stops: within a probe interval the dashboard computes itself.
+        drop(daemon);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let got = loop {
+            if let Some(d) = s.refresh(now).unwrap()
+                && !s.using_daemon()
+            {
+                break d;
+            }
+            assert!(std::time::Instant::now() < deadline, "never fell back");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert_eq!(got, local_only);
+        assert_eq!(s.label(), "in-process");
+    }
+}
