@@ -233,9 +233,8 @@ fn daemon_keeps_the_snapshot_current_and_exits_cleanly() {
     );
 
     // The original monitor's keys agree with `csm period --json`.
-    let period = support::json_ok(
-        &mut assert_cmd::Command::from_std(csm(&sb, &base)).args(["period", "--json"]),
-    );
+    let period =
+        support::json_ok(assert_cmd::Command::from_std(csm(&sb, &base)).args(["period", "--json"]));
     let snap = read_json(&d.snapshot_path()).unwrap();
     assert_eq!(
         snap["total_sessions_this_month"],

@@ -279,7 +279,7 @@ fn cron_fallback_keeps_other_lines_and_is_idempotent() {
 
     apply(&plan_uninstall(Manager::Cron, &s), &mut sys).unwrap();
     assert_eq!(sys.crontab.as_deref(), Some(mine.as_str()));
-    assert_eq!(sys.stopped, [s.base_dir.clone()]);
+    assert_eq!(sys.stopped, std::slice::from_ref(&s.base_dir));
 }
 
 #[test]
