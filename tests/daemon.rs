@@ -429,6 +429,24 @@ fn a_data_root_that_appears_later_or_vanishes_is_survived() {
         assert!(d.child.try_wait().unwrap().is_none(), "daemon exited");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Failing polls do not make the loop spin.
+    let cpu = |pid: u32| -> u64 {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after.split_whitespace().collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    let (c0, t0) = (cpu(d.pid()), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let ticks = cpu(d.pid()) - c0;
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let share = ticks as f64 / hz / t0.elapsed().as_secs_f64();
+    eprintln!(
+        "daemon CPU while its root is missing: {:.1} %",
+        share * 100.0
+    );
+    assert!(share < 0.5, "the daemon spins while failing: {share}");
     let mut app = Appender::new(&sb);
     app.append();
     d.wait_for("the root that appeared", |v| {
@@ -447,8 +465,10 @@ fn a_data_root_that_appears_later_or_vanishes_is_survived() {
             .contains("claude"),
         "{v}"
     );
-    // ...and picks it up again when it comes back.
+    // ...and picks it up again when it comes back (in a new file: the store
+    // takes a file at the same path and inode that grew for an append).
     let mut app = Appender::new(&sb);
+    app.path = app.path.with_file_name("second-session.jsonl");
     app.n = 100;
     app.append();
     app.append();

@@ -208,6 +208,9 @@ struct Daemon {
     started_at: Timestamp,
     last: Option<Snapshot>,
     last_written: Option<Instant>,
+    /// The next heartbeat: pushed back by every write and every clock-driven
+    /// update (a failing one too, so failures never make the loop spin).
+    heartbeat_at: Instant,
     last_change: Option<Timestamp>,
     failures: u32,
     last_error: Option<(String, Timestamp)>,
@@ -233,6 +236,7 @@ impl Daemon {
             started_at: Timestamp::now(),
             last: None,
             last_written: None,
+            heartbeat_at: Instant::now() + HEARTBEAT,
             last_change: None,
             failures: 0,
             last_error: None,
@@ -248,9 +252,7 @@ impl Daemon {
     /// When the clock alone calls for a new snapshot: the heartbeat, or the
     /// instant the figures stop holding (a window ends or goes idle).
     fn next_clock_update(&self) -> Instant {
-        let heartbeat = self
-            .last_written
-            .map_or_else(Instant::now, |t| t + HEARTBEAT);
+        let heartbeat = self.heartbeat_at;
         let valid = self
             .last
             .as_ref()
@@ -259,7 +261,8 @@ impl Daemon {
                 let left = until.duration_since(self.clock.now());
                 // A fixed clock (CSM_NOW) never reaches it.
                 (matches!(self.clock, Clock::System) && left.is_positive())
-                    .then(|| Instant::now() + left.unsigned_abs())
+                    // A little after: woken at the instant, the window may still count as active.
+                    .then(|| Instant::now() + left.unsigned_abs() + Duration::from_millis(50))
             });
         valid.map_or(heartbeat, |v| v.min(heartbeat))
     }
@@ -276,6 +279,9 @@ impl Daemon {
 
     fn update(&mut self, trigger: Trigger) {
         let started = Instant::now();
+        if trigger == Trigger::Clock {
+            self.heartbeat_at = started + HEARTBEAT;
+        }
         let mut result = self.ingest(trigger);
         if let Err(e) = &result
             && let Some(moved) = recover_corrupt_store(&self.ctx.base_dir, e)
@@ -414,6 +420,7 @@ impl Daemon {
             return;
         }
         self.last_written = Some(Instant::now());
+        self.heartbeat_at = Instant::now() + HEARTBEAT;
         for dir in &self.ctx.config.sync_dirs {
             let dir = expand_home(dir, self.ctx.roots.home.as_deref());
             let copy = dir.join(snapshot::FILE_NAME);

@@ -18,7 +18,7 @@ use super::Wake;
 pub struct RootWatcher {
     watcher: Option<RecommendedWatcher>,
     /// Watched roots with the identity (device, inode) they had when watched.
-    watched: HashMap<PathBuf, (u64, u64)>,
+    watched: HashMap<PathBuf, Identity>,
 }
 
 impl RootWatcher {
@@ -92,17 +92,22 @@ impl RootWatcher {
     }
 }
 
-fn identity(p: &Path) -> Option<(u64, u64)> {
+/// What tells a directory from one that replaced it: device and inode, and
+/// the birth time where the file system keeps one (a deleted directory's
+/// inode is often reused at once).
+type Identity = (u64, u64, Option<std::time::SystemTime>);
+
+fn identity(p: &Path) -> Option<Identity> {
     let m = std::fs::metadata(p).ok().filter(|m| m.is_dir())?;
+    let born = m.created().ok();
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        Some((m.dev(), m.ino()))
+        Some((m.dev(), m.ino(), born))
     }
     #[cfg(not(unix))]
     {
-        let _ = m;
-        Some((0, 0))
+        Some((0, 0, born))
     }
 }
 
