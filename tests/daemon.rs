@@ -206,7 +206,12 @@ fn temp_files(dir: &Path) -> Vec<String> {
 #[test]
 fn daemon_keeps_the_snapshot_current_and_exits_cleanly() {
     let sb = Sandbox::new();
-    live_history(&sb, 11, 2 << 20);
+    // CSM_TEST_HISTORY_BYTES measures on a bigger history by hand.
+    let bytes = std::env::var("CSM_TEST_HISTORY_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2 << 20);
+    live_history(&sb, 11, bytes);
     let base = sb.csm_home();
     let sync = sb.path().join("icloud/claude-monitor");
     fs::create_dir_all(&base).unwrap();
