@@ -284,6 +284,18 @@ fn daemon_keeps_the_snapshot_current_and_exits_cleanly() {
         status_text.contains(&format!("running (pid {}", d.pid())),
         "{status_text}"
     );
+    let dj = csm(&sb, &base)
+        .args(["daemon", "status", "--json"])
+        .output()
+        .unwrap();
+    let dj: Value = serde_json::from_slice(&dj.stdout).unwrap();
+    assert_eq!(dj["running"], true);
+    assert_eq!(dj["pid"], d.pid());
+    assert_eq!(dj["consecutiveFailures"], 0);
+    assert!(
+        dj["lastUpdate"].is_string() && dj["uptimeSeconds"].is_u64(),
+        "{dj}"
+    );
     let json = csm(&sb, &base)
         .args(["status", "--format", "json"])
         .output()
@@ -325,8 +337,15 @@ fn daemon_keeps_the_snapshot_current_and_exits_cleanly() {
         percentile(&latencies, 0.95),
         latencies[latencies.len() - 1]
     );
-    let copy = read_json(&sync.join("monitor_data.json")).unwrap();
-    assert_eq!(period_tokens(&copy), expected);
+    // The synced copy follows (written right after the main file).
+    let deadline = Instant::now() + DEADLINE;
+    while read_json(&sync.join("monitor_data.json")).map(|v| period_tokens(&v)) != Some(expected) {
+        assert!(
+            Instant::now() < deadline,
+            "the sync_dirs copy never caught up"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 
     // A reader in a tight loop never sees a partial or invalid file.
     reader_during_appends(&mut d, &mut app, Duration::from_secs(5));
