@@ -294,6 +294,9 @@ impl Daemon {
             result = self.feed.update(true);
         }
         let now = self.clock.now();
+        if matches!(result, Ok(true)) {
+            release_memory();
+        }
         match result {
             Ok(ingested) => {
                 self.loaded = true;
@@ -429,6 +432,16 @@ impl Daemon {
                 tracing::warn!(path = %copy.display(), "cannot copy the snapshot: {e}");
             }
         }
+    }
+}
+
+/// Hands the heap pages an ingest freed back to the system: a daemon that
+/// idles for hours should not keep the peak of its first (cold) ingest.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
