@@ -9,10 +9,10 @@ secs=${1:-300}
 size=${2:-64MiB}
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet --bin csm
-cargo build --release --quiet --example gen_history
+cargo build --quiet --example gen_history
 tmp=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
-"$target/release/examples/gen_history" --out "$tmp/claude" --size "$size" --seed 7 --now now --active >/dev/null
+"$target/debug/examples/gen_history" --out "$tmp/claude" --size "$size" --seed 7 --now now --active >/dev/null
 export HOME="$tmp/home" CSM_HOME="$tmp/csm" CLAUDE_CONFIG_DIR="$tmp/claude"
 mkdir -p "$HOME"
 "$target/release/csm" daemon run &
