@@ -1,4 +1,4 @@
-// The widget's pure functions on sample snapshots: `node --test widgets/scriptable/test/`.
+// The widget's pure functions on sample snapshots: `node --test widgets/scriptable/test/widget.test.js`.
 // tests/widget.rs also runs this with CSM_SAMPLE_SNAPSHOT pointing at a file the
 // real csm just wrote, so the widget is checked against the current format.
 "use strict";
