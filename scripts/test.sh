@@ -5,15 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests drive for real: tmux (the dashboard's end-to-end
-# test), a C compiler (SQLite is built from source), and a private D-Bus
+# test), a C compiler (SQLite is built from source), a private D-Bus
 # session bus with a real notification server on a virtual display
-# (tests/notify_dbus.rs: dbus-daemon, dbus-send, dunst, Xvfb).
+# (tests/notify_dbus.rs: dbus-daemon, dbus-send, dunst, Xvfb),
+# systemd-analyze (the daemon's user unit is verified with it; systemd need
+# not be running) and node (the Scriptable widget's logic runs under
+# `node --test`).
 need=()
 command -v tmux >/dev/null || need+=(tmux)
 command -v cc >/dev/null || need+=(build-essential)
 { command -v dbus-daemon >/dev/null && command -v dbus-send >/dev/null; } || need+=(dbus)
 command -v dunst >/dev/null || need+=(dunst)
 command -v Xvfb >/dev/null || need+=(xvfb)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v node >/dev/null || need+=(nodejs)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
@@ -28,5 +33,7 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# Tests whose system tool is missing fail instead of skipping.
+export CSM_REQUIRE_SYSTEM_TOOLS=1
 cargo test --all-targets --locked
 cargo test --doc --locked

@@ -209,6 +209,8 @@ fn dispatch(cli: Cli, env: &Env) -> Result<ExitCode> {
         Command::Monitor(args) => commands::monitor::run(ctx, &args, clock, env),
         Command::Period(args) => commands::period::run(&ctx, &args),
         Command::Notify(cmd) => commands::notify::run(&ctx, &cmd),
+        Command::Daemon(cmd) => commands::daemon::run(ctx, &cmd, clock, &cli.global, env),
+        Command::Status(args) => commands::status::run(ctx, &args, clock),
         // Handled above, before the config file is read.
         Command::Config(_) | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }

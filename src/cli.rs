@@ -117,6 +117,12 @@ pub enum Command {
     /// Notifications: send a test one, or check the alert rules now.
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// The background collector that keeps monitor_data.json current for the
+    /// dashboard, `csm status`, status bars and phone widgets.
+    #[command(subcommand)]
+    Daemon(DaemonCommand),
+    /// One status snapshot: from the daemon when one runs, else computed now.
+    Status(StatusArgs),
     /// Print a shell completion script (e.g. `csm completions bash > ~/.local/share/bash-completion/completions/csm`).
     Completions {
         #[arg(value_enum)]
@@ -158,6 +164,66 @@ pub struct PeriodArgs {
     /// Also show the N billing periods before the current one.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=240))]
     pub history: Option<u16>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Run in the foreground until SIGTERM/SIGINT (what a service manager starts).
+    Run,
+    /// Install and start the daemon as a service: launchd (macOS), systemd
+    /// --user (Linux), or a cron @reboot line where neither is available.
+    Install(ServiceArgs),
+    /// Stop the service and remove what `install` wrote.
+    Uninstall(ServiceArgs),
+    /// Whether a daemon runs for this base directory: pid, uptime, last
+    /// update, errors, service (exit 0 if running, 1 if not).
+    Status {
+        /// Output JSON.
+        #[arg(long, short = 'j')]
+        json: bool,
+    },
+    /// Stop the running daemon (SIGTERM; waits until it has exited).
+    Stop,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServiceArgs {
+    /// Print what would be written and run, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Service manager to use [default: launchd on macOS, systemd when a
+    /// user manager is reachable, else cron].
+    #[arg(long, value_enum)]
+    pub manager: Option<ManagerArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ManagerArg {
+    Launchd,
+    Systemd,
+    Cron,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct StatusArgs {
+    /// Output: one text line, the full JSON snapshot, a Waybar custom-module
+    /// object, or a tmux status-line segment.
+    #[arg(long, short = 'f', value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+
+    /// Read this snapshot file (e.g. a synced copy) instead of asking the daemon.
+    #[arg(long, value_name = "FILE")]
+    pub data_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum StatusFormat {
+    #[default]
+    Text,
+    Json,
+    Waybar,
+    Tmux,
 }
 
 #[derive(Debug, Subcommand)]

@@ -363,3 +363,83 @@ fn the_rules_on_a_generated_history_deliver_through_dbus_once() {
     assert_eq!(after.len(), shown.len() + 1);
     assert_eq!(after.last().unwrap().1, "marker");
 }
+
+/// The daemon evaluates the rules after its updates: the window-ending alert
+/// reaches the notification server once, the snapshot lists it, and a
+/// restarted daemon does not send it again.
+#[test]
+fn the_daemon_delivers_through_dbus_once_across_restarts() {
+    if !tools_present() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let mut opts = SynthOptions::new(4, 1 << 20, default_now());
+    opts.active = true;
+    generate(&sb.claude(), &opts).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout_ok(sb.cmd().args(["blocks", "--json", "--active"]))).unwrap();
+    let end: jiff::Timestamp = v["blocks"][0]["endTime"].as_str().unwrap().parse().unwrap();
+    let tokens = v["blocks"][0]["totalTokens"].as_u64().unwrap();
+    desktop_config(&sb, &format!("token_limit = {}", tokens * 2));
+    let now = end - jiff::SignedDuration::from_mins(20);
+    let hm = end.strftime("%H:%M").to_string();
+    let desk = Desktop::bus(sb.path()).with_dunst();
+    let snapshot = sb.csm_home().join("monitor_data.json");
+
+    let daemon = || -> Child {
+        let mut c = sb.process(&sb.csm_home());
+        c.env("DBUS_SESSION_BUS_ADDRESS", &desk.address)
+            .env("CSM_NOW", now.to_string())
+            .args(["--timezone", "UTC", "daemon", "run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c.spawn().unwrap()
+    };
+    let stop = |mut child: Child| {
+        let pid = child.id() as i32;
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert!(child.wait().unwrap().success());
+    };
+
+    let first = daemon();
+    let shown = desk.wait_for(1);
+    let ending = shown
+        .iter()
+        .find(|(_, s, _)| s.starts_with("Claude window ends"))
+        .unwrap_or_else(|| panic!("no window-ending alert in {shown:?}"));
+    assert_eq!(
+        ending.1,
+        format!("Claude window ends in 20 min ({hm}) — 50 % used")
+    );
+    // The snapshot written after that update lists it (with whatever else
+    // was due, the idle alert here); dunst shows each of them.
+    let listed = until("the alert in the snapshot", || {
+        let text = fs::read_to_string(&snapshot).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let alerts = v["alerts"].as_array()?;
+        alerts
+            .iter()
+            .any(|a| a["title"].as_str() == Some(ending.1.as_str()))
+            .then_some(alerts.len())
+    });
+    let shown = desk.wait_for(listed);
+    stop(first);
+
+    // A restarted daemon writes its snapshot again but sends nothing new: a
+    // marker sent after its first update is the only new notification.
+    fs::remove_file(&snapshot).unwrap();
+    let second = daemon();
+    until("the restarted daemon's snapshot", || {
+        snapshot.exists().then_some(())
+    });
+    stop(second);
+    stdout_ok(
+        sb.cmd()
+            .env("DBUS_SESSION_BUS_ADDRESS", &desk.address)
+            .args(["notify", "test", "--title", "marker"]),
+    );
+    let after = desk.wait_for(shown.len() + 1);
+    assert_eq!(after.len(), shown.len() + 1, "{after:?}");
+    assert_eq!(after.last().unwrap().1, "marker");
+}

@@ -246,3 +246,65 @@ fn sigterm_restores_the_terminal_too() {
     assert!(status.success());
     assert_restored(&tmux);
 }
+
+/// With a daemon running, the dashboard shows the daemon's snapshot (title
+/// `daemon v…`), follows it when a transcript grows, and computes in-process
+/// again once the daemon stops.
+#[test]
+fn dashboard_follows_the_daemon_and_falls_back_when_it_stops() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let d = history();
+    let tokens = active_block_tokens(&d);
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_csm"))
+        .args(["daemon", "run"])
+        .env("HOME", &d.home)
+        .env("CSM_HOME", &d.csm_home)
+        .env("CLAUDE_CONFIG_DIR", &d.claude)
+        .env("CSM_NOW", NOW)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let snapshot = d.csm_home.join("monitor_data.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !snapshot.exists() {
+        assert!(Instant::now() < deadline, "no snapshot from the daemon");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (tmux, _) = start(&d, &thousands(tokens));
+    tmux.wait_for("the daemon as the data source", |p| p.contains("daemon v"));
+
+    // A new line one minute before "now" joins the active window.
+    let dir = d.claude.join("projects").join("-home-dev-live");
+    std::fs::create_dir_all(&dir).unwrap();
+    let line = serde_json::json!({
+        "timestamp": "2026-11-20T16:39:00.000Z",
+        "sessionId": "live",
+        "requestId": "req_live_1",
+        "type": "assistant",
+        "message": {
+            "id": "msg_live_1",
+            "model": "claude-sonnet-4-5-20250929",
+            "usage": {"input_tokens": 1234, "output_tokens": 0,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        }
+    });
+    std::fs::write(dir.join("live.jsonl"), format!("{line}\n")).unwrap();
+    let grown = thousands(tokens + 1234);
+    tmux.wait_for("the appended line", |p| p.contains(&grown));
+
+    // The daemon stops: the dashboard carries on in-process.
+    let status = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(daemon.wait().unwrap().success());
+    tmux.wait_for("the in-process source", |p| {
+        p.contains("in-process") && p.contains(&grown)
+    });
+    tmux.ok(&["send-keys", "-t", "csm", "q"]);
+    assert_restored(&tmux);
+}

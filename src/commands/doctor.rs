@@ -74,6 +74,7 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
                 })).collect::<Vec<_>>(),
                 "sender": sender,
             },
+            "daemon": daemon_json(ctx),
         });
         print!("{}", crate::report::json::to_pretty(&v));
         return Ok(ExitCode::SUCCESS);
@@ -158,6 +159,7 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
         }
     }
     println!("{:<15} {:<8} {sender}", "", "sender");
+    println!("daemon          {}", daemon_line(ctx));
     if unknown.is_empty() {
         println!("unknown models  none");
     } else {
@@ -167,4 +169,40 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a daemon owns the base directory, and how fresh its snapshot is.
+fn daemon_state(ctx: &Context) -> (Option<Option<u32>>, Option<crate::snapshot::Snapshot>) {
+    use crate::daemon::instance::{Liveness, probe};
+    let pid = match probe(&ctx.base_dir) {
+        Liveness::Running { pid } => Some(pid),
+        Liveness::Stopped => None,
+    };
+    let snap = crate::snapshot::read(&ctx.base_dir.join(crate::snapshot::FILE_NAME)).ok();
+    (pid, snap)
+}
+
+fn daemon_json(ctx: &Context) -> serde_json::Value {
+    let (pid, snap) = daemon_state(ctx);
+    json!({
+        "running": pid.is_some(),
+        "pid": pid.flatten(),
+        "snapshotUpdated": snap.map(|s| crate::snapshot::time_string(s.last_update)),
+    })
+}
+
+fn daemon_line(ctx: &Context) -> String {
+    let (pid, snap) = daemon_state(ctx);
+    let age = snap.map(|s| {
+        let secs = jiff::Timestamp::now()
+            .duration_since(s.last_update)
+            .as_secs()
+            .max(0);
+        format!(", snapshot updated {secs}s ago")
+    });
+    match pid {
+        Some(Some(p)) => format!("running (pid {p}){}", age.unwrap_or_default()),
+        Some(None) => format!("running{}", age.unwrap_or_default()),
+        None => "not running (`csm daemon install` starts one)".into(),
+    }
 }

@@ -1,6 +1,7 @@
 //! One module per command family; each turns a context and its flags into output.
 
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod doctor;
 pub mod monitor;
@@ -8,6 +9,7 @@ pub mod notify;
 pub mod period;
 pub mod pricing;
 pub mod reports;
+pub mod status;
 pub mod usage;
 
 use std::process::ExitCode;

@@ -13,18 +13,23 @@ use crate::notify::Notifier;
 use crate::notify::backend::Bell;
 use crate::period::Maxima;
 use crate::tui::source::{
-    AlertHook, InProcessSource, StoreFeed, TranscriptFeed, original_monitor_max_tokens,
+    AlertHook, AutoSource, DataSource, InProcessSource, StoreFeed, TranscriptFeed,
+    original_monitor_max_tokens,
 };
 use crate::tui::{self, AlertQueue, Clock, Options};
 
 pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<ExitCode> {
     if args.check_daemon {
-        return Ok(match running_daemon(&ctx.base_dir) {
-            Some(pid) => {
-                println!("csm daemon running (pid {pid})");
+        use crate::daemon::instance::{Liveness, probe};
+        return Ok(match probe(&ctx.base_dir) {
+            Liveness::Running { pid } => {
+                match pid {
+                    Some(pid) => println!("csm daemon running (pid {pid})"),
+                    None => println!("csm daemon running"),
+                }
                 ExitCode::SUCCESS
             }
-            None => {
+            Liveness::Stopped => {
                 println!("no csm daemon running");
                 ExitCode::from(1)
             }
@@ -56,29 +61,37 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
         let base = ctx.base_dir.clone();
         AlertHook::new(
             Notifier::for_context(&ctx, vec![Box::new(bell)]),
-            move || running_daemon(&base).is_some(),
+            move || {
+                matches!(
+                    crate::daemon::instance::probe(&base),
+                    crate::daemon::instance::Liveness::Running { .. }
+                )
+            },
         )
     };
-    let mut source: Box<dyn crate::tui::source::DataSource> = match (ctx.no_store, interactive) {
-        (true, false) => Box::new(InProcessSource::new(
+    let mut source: Box<dyn DataSource> = if ctx.no_store {
+        let local = InProcessSource::new(
             TranscriptFeed::new(Arc::clone(&ctx), kept),
             Arc::clone(&ctx),
-        )),
-        (true, true) => Box::new(
-            InProcessSource::new(
-                TranscriptFeed::new(Arc::clone(&ctx), kept),
-                Arc::clone(&ctx),
-            )
-            .with_alerts(hook()),
-        ),
-        (false, false) => Box::new(InProcessSource::new(
-            StoreFeed::new(Arc::clone(&ctx), kept),
-            Arc::clone(&ctx),
-        )),
-        (false, true) => Box::new(
-            InProcessSource::new(StoreFeed::new(Arc::clone(&ctx), kept), Arc::clone(&ctx))
-                .with_alerts(hook()),
-        ),
+        );
+        if interactive {
+            Box::new(local.with_alerts(hook()))
+        } else {
+            Box::new(local)
+        }
+    } else {
+        let local = InProcessSource::new(StoreFeed::new(Arc::clone(&ctx), kept), Arc::clone(&ctx));
+        let local: Box<dyn DataSource> = if interactive {
+            Box::new(local.with_alerts(hook()))
+        } else {
+            Box::new(local)
+        };
+        // The daemon's snapshot while one runs for this base directory.
+        Box::new(AutoSource::new(
+            ctx.base_dir.clone(),
+            local,
+            Duration::from_secs(args.refresh.max(1)),
+        ))
     };
     let opts = Options {
         refresh: Duration::from_secs(args.refresh.max(1)),
@@ -104,40 +117,6 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
     tui::run(source, opts)?;
     tracing::info!("monitor stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// The pid in `<base>/daemon.pid` when that process is alive (and, where the
-/// system tells, is a csm): a stale file from a crashed daemon does not count.
-pub fn running_daemon(base_dir: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(base_dir.join("daemon.pid")).ok()?;
-    let pid: u32 = text.trim().parse().ok().filter(|p| *p > 0)?;
-    process_alive(pid).then_some(pid)
-}
-
-#[cfg(target_os = "linux")]
-fn process_alive(pid: u32) -> bool {
-    let proc_dir = Path::new("/proc").join(pid.to_string());
-    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
-        return false;
-    };
-    // `pid (comm) S ...`: a zombie (Z) or dead (X) process is not running;
-    // a reused pid belonging to another program is not the daemon.
-    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-        return false;
-    };
-    let comm = &stat[open + 1..close];
-    let state = stat[close + 1..].trim_start().chars().next();
-    !matches!(state, Some('Z') | Some('X')) && comm.starts_with("csm")
-}
-
-#[cfg(not(target_os = "linux"))]
-fn process_alive(pid: u32) -> bool {
-    // `kill -0` asks whether the process exists without touching it.
-    std::process::Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// Logs go to `<base>/monitor.log` (0600), never to the terminal the
@@ -171,30 +150,4 @@ fn init_logging(base_dir: &Path, debug: bool) {
         .with_ansi(false)
         .with_max_level(level)
         .try_init();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn daemon_pid_file_needs_a_live_csm_process() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(running_daemon(dir.path()), None);
-        std::fs::write(dir.path().join("daemon.pid"), "not a pid").unwrap();
-        assert_eq!(running_daemon(dir.path()), None);
-        // A pid that cannot exist.
-        std::fs::write(dir.path().join("daemon.pid"), "4194304999").unwrap();
-        assert_eq!(running_daemon(dir.path()), None);
-        // This test process is alive but is not csm.
-        #[cfg(target_os = "linux")]
-        {
-            std::fs::write(
-                dir.path().join("daemon.pid"),
-                std::process::id().to_string(),
-            )
-            .unwrap();
-            assert_eq!(running_daemon(dir.path()), None);
-        }
-    }
 }

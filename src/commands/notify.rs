@@ -168,9 +168,11 @@ pub fn doctor_status(ctx: &Context) -> (Vec<BackendStatus>, String) {
         enabled: true,
         status: Ok("in the dashboard, while it sends alerts".into()),
     });
-    let sender = match super::monitor::running_daemon(&ctx.base_dir) {
-        Some(pid) => format!("the daemon (pid {pid})"),
-        None => "an open dashboard (no daemon running)".into(),
+    use crate::daemon::instance::{Liveness, probe};
+    let sender = match probe(&ctx.base_dir) {
+        Liveness::Running { pid: Some(pid) } => format!("the daemon (pid {pid})"),
+        Liveness::Running { pid: None } => "the daemon".into(),
+        Liveness::Stopped => "an open dashboard (no daemon running)".into(),
     };
     (rows, sender)
 }

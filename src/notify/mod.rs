@@ -203,6 +203,17 @@ impl Notifier {
     }
 
     /// See [`evaluate_and_send`].
+    /// The alerts sent most recently (newest first), for the snapshot.
+    pub fn recent_alerts(&mut self, n: usize) -> Vec<crate::store::SentAlert> {
+        let Some(store) = self.store() else {
+            return Vec::new();
+        };
+        store.recent_alerts(n).unwrap_or_else(|e| {
+            tracing::warn!("alerts: cannot read the alerts sent: {e}");
+            Vec::new()
+        })
+    }
+
     pub fn evaluate_and_send(&mut self, input: &AlertInput, now: Timestamp) -> Vec<Delivery> {
         if self.backends.is_empty() {
             return Vec::new();

@@ -153,8 +153,10 @@ pub fn render_once(
     ansi: bool,
 ) -> Result<String> {
     let now = opts.clock.now();
+    let data = source.refresh(now)?;
+    // After the refresh: a daemon's version is known once its file was read.
     let mut app = App::new(source.label());
-    if let Some(d) = source.refresh(now)? {
+    if let Some(d) = data {
         app.on_data(d);
     }
     let vs = app.view(now, &opts.tz, ansi && opts.color);
@@ -168,6 +170,8 @@ pub fn render_once(
 enum FromWorker {
     Data(Box<DashboardData>),
     Error(String),
+    /// The data source changed (a daemon started or stopped).
+    Label(String),
 }
 
 enum ToWorker {
@@ -231,6 +235,10 @@ pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
                     app.on_data(*d);
                     dirty = true;
                 }
+                Ok(FromWorker::Label(l)) => {
+                    app.label = l;
+                    dirty = true;
+                }
                 Ok(FromWorker::Error(e)) => {
                     tracing::warn!("refresh failed: {e}");
                     app.on_error(e);
@@ -266,6 +274,9 @@ fn worker(
     from_ui: &mpsc::Receiver<ToWorker>,
     to_ui: &mpsc::Sender<FromWorker>,
 ) {
+    // A snapshot source checks its file more often than data is recomputed.
+    let every = source.poll_interval().map_or(every, |p| p.min(every));
+    let mut label = source.label();
     let mut next = Instant::now();
     loop {
         match from_ui.recv_timeout(next.saturating_duration_since(Instant::now())) {
@@ -284,6 +295,13 @@ fn worker(
             changed = msg.is_some(),
             "refresh"
         );
+        let now_label = source.label();
+        if now_label != label {
+            label = now_label;
+            if to_ui.send(FromWorker::Label(label.clone())).is_err() {
+                return;
+            }
+        }
         if let Some(m) = msg
             && to_ui.send(m).is_err()
         {

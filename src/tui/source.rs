@@ -34,6 +34,12 @@ pub trait DataSource: Send {
 
     /// Drop every cache: the next refresh re-reads everything (`r`, `--recalculate`).
     fn recalculate(&mut self);
+
+    /// How often [`DataSource::refresh`] should be called when that must be
+    /// more often than the dashboard's `--refresh` (a cheap file check).
+    fn poll_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The usage behind the in-process source: the seam the store plugs into.
@@ -326,7 +332,6 @@ pub struct StoreFeed {
     /// The active window's entries with their costs, for model shares.
     active: Vec<(UsageEntry, f64)>,
     kept: Maxima,
-    stored: Maxima,
 }
 
 impl StoreFeed {
@@ -338,21 +343,14 @@ impl StoreFeed {
             blocks: Vec::new(),
             active: Vec::new(),
             kept,
-            stored: Maxima::default(),
         }
     }
-}
 
-impl UsageFeed for StoreFeed {
-    fn update(&mut self, force: bool) -> Result<bool> {
-        let (_, changed) = poll_changes(&self.ctx, &mut self.detector, force)?;
-        if !force && !changed && self.store.is_some() {
-            return Ok(false);
-        }
+    /// Brings the store up to date with the transcripts (an incremental
+    /// ingest unless `recalculate`) and reloads the windows: what the daemon
+    /// does on every file-change event.
+    pub fn reload(&mut self, recalculate: bool) -> Result<()> {
         let started = std::time::Instant::now();
-        // `--recalculate` re-reads everything on the first load only; `r`
-        // (a forced refresh later) does it again on request.
-        let recalculate = force && (self.store.is_some() || self.ctx.recalculate);
         let sources = if recalculate == self.ctx.recalculate {
             usage::open(&self.ctx)?
         } else {
@@ -381,13 +379,22 @@ impl UsageFeed for StoreFeed {
             }
             None => Vec::new(),
         };
-        let stats = store.stats()?;
-        self.stored = Maxima {
-            tokens: stats.max_block_tokens,
-            cost_usd: stats.max_block_cost,
-        };
         self.store = Some(store);
-        tracing::info!(ms = started.elapsed().as_millis() as u64, "store sync");
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "store sync");
+        Ok(())
+    }
+}
+
+impl UsageFeed for StoreFeed {
+    fn update(&mut self, force: bool) -> Result<bool> {
+        let (_, changed) = poll_changes(&self.ctx, &mut self.detector, force)?;
+        if !force && !changed && self.store.is_some() {
+            return Ok(false);
+        }
+        // `--recalculate` re-reads everything on the first load only; `r`
+        // (a forced refresh later) does it again on request.
+        let recalculate = force && (self.store.is_some() || self.ctx.recalculate);
+        self.reload(recalculate)?;
         Ok(true)
     }
 
@@ -425,4 +432,271 @@ pub fn original_monitor_max_tokens(base_dir: &std::path::Path) -> Option<u64> {
             .filter(|x| x.is_finite() && *x >= 0.0)
             .map(|x| x as u64)
     })
+}
+
+/// The daemon's `monitor_data.json`: a refresh costs one `stat` unless the
+/// file changed (the daemon replaces it atomically, so a read never sees a
+/// partial file).
+pub struct SnapshotSource {
+    path: PathBuf,
+    stamp: Option<(u64, std::time::SystemTime, u64)>,
+    version: Option<String>,
+    last: Option<DashboardData>,
+}
+
+/// How often the snapshot file is checked: the dashboard follows the daemon
+/// within a quarter of a second.
+pub const SNAPSHOT_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl SnapshotSource {
+    pub fn new(path: PathBuf) -> SnapshotSource {
+        SnapshotSource {
+            path,
+            stamp: None,
+            version: None,
+            last: None,
+        }
+    }
+
+    fn stamp(&self) -> Option<(u64, std::time::SystemTime, u64)> {
+        let m = std::fs::metadata(&self.path).ok()?;
+        #[cfg(unix)]
+        let ino = std::os::unix::fs::MetadataExt::ino(&m);
+        #[cfg(not(unix))]
+        let ino = 0;
+        Some((m.len(), m.modified().ok()?, ino))
+    }
+}
+
+impl DataSource for SnapshotSource {
+    fn label(&self) -> String {
+        match &self.version {
+            Some(v) => format!("daemon v{v}"),
+            None => "daemon".into(),
+        }
+    }
+
+    fn refresh(&mut self, _now: Timestamp) -> Result<Option<DashboardData>> {
+        let stamp = self.stamp();
+        if stamp.is_some() && stamp == self.stamp && self.last.is_some() {
+            return Ok(None);
+        }
+        let snap = crate::snapshot::read(&self.path)?;
+        self.stamp = stamp;
+        self.version = snap.daemon_version.clone();
+        let data = snap.to_dashboard();
+        if self.last.as_ref() == Some(&data) {
+            return Ok(None);
+        }
+        self.last = Some(data.clone());
+        Ok(Some(data))
+    }
+
+    fn recalculate(&mut self) {
+        self.stamp = None;
+        self.last = None;
+    }
+
+    fn poll_interval(&self) -> Option<std::time::Duration> {
+        Some(SNAPSHOT_POLL)
+    }
+}
+
+/// The daemon's snapshot while a daemon owns the base directory, else the
+/// in-process source; switches when a daemon starts or stops.
+pub struct AutoSource {
+    base_dir: PathBuf,
+    snapshot: SnapshotSource,
+    local: Box<dyn DataSource>,
+    local_every: std::time::Duration,
+    local_next: std::time::Instant,
+    local_last: Option<DashboardData>,
+    using_daemon: bool,
+    probed_at: Option<std::time::Instant>,
+}
+
+/// How often the dashboard asks whether a daemon runs.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl AutoSource {
+    pub fn new(
+        base_dir: PathBuf,
+        local: Box<dyn DataSource>,
+        local_every: std::time::Duration,
+    ) -> AutoSource {
+        let snapshot = SnapshotSource::new(base_dir.join(crate::snapshot::FILE_NAME));
+        let mut s = AutoSource {
+            base_dir,
+            snapshot,
+            local,
+            local_every,
+            local_next: std::time::Instant::now(),
+            local_last: None,
+            using_daemon: false,
+            probed_at: None,
+        };
+        s.probe();
+        s
+    }
+
+    fn probe(&mut self) {
+        use crate::daemon::instance::{Liveness, probe};
+        self.probed_at = Some(std::time::Instant::now());
+        let live = matches!(probe(&self.base_dir), Liveness::Running { .. })
+            && self.base_dir.join(crate::snapshot::FILE_NAME).exists();
+        if live != self.using_daemon {
+            tracing::info!(daemon = live, "dashboard data source changed");
+            self.using_daemon = live;
+            self.snapshot.recalculate();
+            self.local_next = std::time::Instant::now();
+        }
+    }
+
+    pub fn using_daemon(&self) -> bool {
+        self.using_daemon
+    }
+}
+
+impl DataSource for AutoSource {
+    fn label(&self) -> String {
+        if self.using_daemon {
+            self.snapshot.label()
+        } else {
+            self.local.label()
+        }
+    }
+
+    fn refresh(&mut self, now: Timestamp) -> Result<Option<DashboardData>> {
+        let was_daemon = self.using_daemon;
+        if self.probed_at.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
+            self.probe();
+        }
+        if self.using_daemon {
+            match self.snapshot.refresh(now) {
+                Ok(d) => return Ok(d),
+                Err(e) => {
+                    // The daemon stopped between the probe and the read, or
+                    // wrote a version this csm cannot read: compute here.
+                    tracing::warn!("daemon snapshot unusable: {e:#}");
+                    self.using_daemon = false;
+                    self.local_next = std::time::Instant::now();
+                }
+            }
+        }
+        let switched = was_daemon;
+        if !switched && std::time::Instant::now() < self.local_next {
+            return Ok(None);
+        }
+        self.local_next = std::time::Instant::now() + self.local_every;
+        let d = self.local.refresh(now)?;
+        if let Some(d) = &d {
+            self.local_last = Some(d.clone());
+            return Ok(Some(d.clone()));
+        }
+        // Back from the daemon with nothing new here: show this source's last picture.
+        Ok(if switched {
+            self.local_last.clone()
+        } else {
+            None
+        })
+    }
+
+    fn recalculate(&mut self) {
+        if self.using_daemon {
+            self.snapshot.recalculate();
+        } else {
+            self.local.recalculate();
+        }
+    }
+
+    fn poll_interval(&self) -> Option<std::time::Duration> {
+        Some(SNAPSHOT_POLL)
+    }
+}
+
+#[cfg(test)]
+mod snapshot_source_tests {
+    use super::*;
+    use crate::daemon::instance::{Acquired, Instance};
+
+    /// An in-process stand-in: always the same data, counting refreshes.
+    struct Fixed(DashboardData, u32);
+
+    impl DataSource for Fixed {
+        fn label(&self) -> String {
+            "in-process".into()
+        }
+        fn refresh(&mut self, _now: Timestamp) -> Result<Option<DashboardData>> {
+            self.1 += 1;
+            Ok((self.1 == 1).then(|| self.0.clone()))
+        }
+        fn recalculate(&mut self) {}
+    }
+
+    fn write(base: &std::path::Path, s: &crate::snapshot::Snapshot) {
+        crate::fsutil::write_atomic(
+            &base.join(crate::snapshot::FILE_NAME),
+            crate::snapshot::to_json(s).as_bytes(),
+            0o600,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn follows_the_daemon_while_it_runs_and_falls_back_when_it_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        let (_, local_data, snap) = crate::snapshot::tests::sample();
+        let now = snap.last_update;
+        let mut local_only = local_data.clone();
+        local_only.period.sessions.used = 99;
+
+        // No daemon: in-process.
+        let mut s = AutoSource::new(
+            base.to_path_buf(),
+            Box::new(Fixed(local_only.clone(), 0)),
+            std::time::Duration::from_secs(2),
+        );
+        assert_eq!(s.label(), "in-process");
+        assert_eq!(s.refresh(now).unwrap(), Some(local_only.clone()));
+
+        // A daemon takes the base directory and writes its snapshot.
+        let Acquired::Acquired(daemon) = Instance::acquire(base).unwrap() else {
+            panic!("lock")
+        };
+        write(base, &snap);
+        let mut s = AutoSource::new(
+            base.to_path_buf(),
+            Box::new(Fixed(local_only.clone(), 0)),
+            std::time::Duration::from_secs(2),
+        );
+        assert!(s.using_daemon());
+        assert_eq!(s.refresh(now).unwrap(), Some(snap.to_dashboard()));
+        assert_eq!(s.label(), format!("daemon v{}", crate::snapshot::VERSION));
+        // Unchanged file: nothing new.
+        assert_eq!(s.refresh(now).unwrap(), None);
+        // The daemon rewrites it: the next check (every 250 ms) sees it.
+        let mut next = snap.clone();
+        next.total_sessions_this_month += 1;
+        next.period.sessions_used += 1;
+        write(base, &next);
+        let got = s.refresh(now).unwrap().expect("new data");
+        assert_eq!(got.period.sessions.used, snap.period.sessions_used + 1);
+        assert_eq!(s.poll_interval(), Some(SNAPSHOT_POLL));
+
+        // The daemon stops: within a probe interval the dashboard computes itself.
+        drop(daemon);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let got = loop {
+            if let Some(d) = s.refresh(now).unwrap()
+                && !s.using_daemon()
+            {
+                break d;
+            }
+            assert!(std::time::Instant::now() < deadline, "never fell back");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert_eq!(got, local_only);
+        assert_eq!(s.label(), "in-process");
+    }
 }

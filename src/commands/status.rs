@@ -1,0 +1,237 @@
+//! `csm status`: one snapshot for scripts, status bars and prompts, read from
+//! the daemon's `monitor_data.json` when a daemon runs (or `--data-file`),
+//! else computed in this process.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::app::Context;
+use crate::cli::{StatusArgs, StatusFormat};
+use crate::daemon::instance::{Liveness, probe};
+use crate::period::Maxima;
+use crate::report::format::{duration_minutes, usd};
+use crate::snapshot::{self, Snapshot};
+use crate::tui::Clock;
+use crate::tui::source::{StoreFeed, TranscriptFeed, UsageFeed, original_monitor_max_tokens};
+
+/// A daemon snapshot older than this is flagged (the daemon rewrites it
+/// every minute).
+pub const STALE_AFTER_SECS: i64 = 5 * 60;
+
+pub fn run(ctx: Context, args: &StatusArgs, clock: Clock) -> Result<ExitCode> {
+    let now = clock.now();
+    let snap = load(ctx, args, now)?;
+    let out = match args.format {
+        StatusFormat::Json => snapshot::to_json(&snap),
+        StatusFormat::Text => format!("{}\n", text(&snap, now)),
+        StatusFormat::Tmux => format!("{}\n", tmux(&snap, now)),
+        StatusFormat::Waybar => format!("{}\n", waybar(&snap, now)),
+    };
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The daemon's snapshot when it is live (or the file named), else one
+/// computed now.
+pub fn load(ctx: Context, args: &StatusArgs, now: Timestamp) -> Result<Snapshot> {
+    if let Some(path) = &args.data_file {
+        return Ok(snapshot::read(path)?);
+    }
+    if let Liveness::Running { .. } = probe(&ctx.base_dir) {
+        match snapshot::read(&ctx.base_dir.join(snapshot::FILE_NAME)) {
+            Ok(s) => return Ok(s),
+            // Starting up, or an incompatible daemon: compute here instead.
+            Err(e) => tracing::debug!("daemon snapshot unusable: {e}"),
+        }
+    }
+    in_process(ctx, now)
+}
+
+/// The snapshot computed in this process (no daemon).
+pub fn in_process(mut ctx: Context, now: Timestamp) -> Result<Snapshot> {
+    ctx.quiet = true;
+    let kept = Maxima {
+        tokens: original_monitor_max_tokens(&ctx.base_dir).unwrap_or(0),
+        cost_usd: 0.0,
+    };
+    let ctx = Arc::new(ctx);
+    let mut feed: Box<dyn UsageFeed> = if ctx.no_store {
+        Box::new(TranscriptFeed::new(Arc::clone(&ctx), kept))
+    } else {
+        Box::new(StoreFeed::new(Arc::clone(&ctx), kept))
+    };
+    feed.update(true)?;
+    let (_, _, snap) = snapshot::from_feed(feed.as_ref(), &ctx, now, "in-process")
+        .context("cannot compute the billing period")?;
+    Ok(snap)
+}
+
+/// Seconds since the daemon computed the snapshot, when that is too long ago.
+fn stale_for(s: &Snapshot, now: Timestamp) -> Option<i64> {
+    let age = now.duration_since(s.last_update).as_secs();
+    (s.source == "daemon" && age > STALE_AFTER_SECS).then_some(age)
+}
+
+fn percent(s: &Snapshot) -> Option<f64> {
+    s.active_block.as_ref().and_then(|a| a.percent_of_limit)
+}
+
+fn minutes_left(s: &Snapshot, now: Timestamp) -> Option<i64> {
+    s.active_block
+        .as_ref()
+        .map(|a| a.end_time.duration_since(now).as_secs().max(0) / 60)
+}
+
+fn level(pct: f64) -> &'static str {
+    if pct >= 80.0 {
+        "critical"
+    } else if pct >= 50.0 {
+        "warning"
+    } else {
+        "ok"
+    }
+}
+
+fn sessions(s: &Snapshot) -> String {
+    if s.period.sessions_over > 0 {
+        format!(
+            "sessions {}/{} (over by {})",
+            s.period.sessions_used, s.sessions_limit, s.period.sessions_over
+        )
+    } else {
+        format!(
+            "sessions {}/{} ({} left)",
+            s.period.sessions_used, s.sessions_limit, s.sessions_left
+        )
+    }
+}
+
+/// `window 42% · 2h 14m left · $12.30 | sessions 12/50 (38 left) · 9d left · period $456.78`
+pub fn text(s: &Snapshot, now: Timestamp) -> String {
+    let mut parts = Vec::new();
+    if let Some(age) = stale_for(s, now) {
+        parts.push(format!("[stale {}]", duration_minutes(age / 60)));
+    }
+    let window = match &s.active_block {
+        Some(a) => {
+            let pct = percent(s).map_or_else(String::new, |p| format!(" {p:.0}%"));
+            format!(
+                "window{pct} · {} left · {}",
+                duration_minutes(minutes_left(s, now).unwrap_or(0)),
+                usd(a.cost_usd)
+            )
+        }
+        None => "no active window".into(),
+    };
+    parts.push(window);
+    parts.push("|".into());
+    parts.push(format!(
+        "{} · {}d left · period {}",
+        sessions(s),
+        s.period.days_left,
+        usd(s.period.cost_usd)
+    ));
+    parts.join(" ")
+}
+
+/// A tmux status-line segment with tmux colour markup.
+pub fn tmux(s: &Snapshot, now: Timestamp) -> String {
+    let colour = |pct: f64| match level(pct) {
+        "critical" => "red",
+        "warning" => "yellow",
+        _ => "green",
+    };
+    let mut out = String::new();
+    if stale_for(s, now).is_some() {
+        out.push_str("#[fg=colour244]stale#[default] ");
+    }
+    match (&s.active_block, percent(s)) {
+        (Some(_), Some(p)) => out.push_str(&format!(
+            "#[fg={}]{p:.0}%#[default] {}",
+            colour(p),
+            duration_minutes(minutes_left(s, now).unwrap_or(0)).replace(' ', "")
+        )),
+        (Some(_), None) => out.push_str(&duration_minutes(minutes_left(s, now).unwrap_or(0))),
+        (None, _) => out.push_str("idle"),
+    }
+    out.push_str(&format!(
+        " · {} left · {}",
+        s.sessions_left,
+        usd(s.period.cost_usd)
+    ));
+    out
+}
+
+/// A Waybar custom module's JSON (`return-type: json`).
+pub fn waybar(s: &Snapshot, now: Timestamp) -> String {
+    let pct = percent(s);
+    let text = match &s.active_block {
+        Some(_) => format!(
+            "{}{}",
+            pct.map_or_else(String::new, |p| format!("{p:.0}% · ")),
+            duration_minutes(minutes_left(s, now).unwrap_or(0))
+        ),
+        None => format!("{} left", s.sessions_left),
+    };
+    let class = if stale_for(s, now).is_some() {
+        "stale"
+    } else if s.active_block.is_none() {
+        "idle"
+    } else {
+        level(pct.unwrap_or(0.0))
+    };
+    let v = json!({
+        "text": text,
+        "alt": class,
+        "class": class,
+        "percentage": pct.map_or(0, |p| p.round().clamp(0.0, 100.0) as u64),
+        "tooltip": self::text(s, now).replace(" | ", "\n"),
+    });
+    v.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn one_line_formats() {
+        let (_, _, s) = crate::snapshot::tests::sample();
+        let now = t("2026-11-20T16:40:00Z");
+        assert_eq!(
+            text(&s, now),
+            "window 3% · 2h 20m left · $0.75 | sessions 3/50 (47 left) · 11d left · period $2.50"
+        );
+        assert_eq!(
+            tmux(&s, now),
+            "#[fg=green]3%#[default] 2h20m · 47 left · $2.50"
+        );
+        let w: serde_json::Value = serde_json::from_str(&waybar(&s, now)).unwrap();
+        assert_eq!(w["text"], "3% · 2h 20m");
+        assert_eq!(w["class"], "ok");
+        assert_eq!(w["percentage"], 3);
+        assert!(w["tooltip"].as_str().unwrap().contains('\n'));
+    }
+
+    #[test]
+    fn an_old_daemon_snapshot_is_flagged_stale() {
+        let (_, _, s) = crate::snapshot::tests::sample();
+        let later = t("2026-11-20T16:47:00Z");
+        assert!(text(&s, later).starts_with("[stale 7m] window 3% · 2h 13m left"));
+        assert!(tmux(&s, later).starts_with("#[fg=colour244]stale"));
+        let w: serde_json::Value = serde_json::from_str(&waybar(&s, later)).unwrap();
+        assert_eq!(w["class"], "stale");
+        // Computed in-process, it is as fresh as the command.
+        let mut own = s.clone();
+        own.source = "in-process".into();
+        assert!(!text(&own, later).contains("stale"));
+    }
+}

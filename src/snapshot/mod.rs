@@ -1,0 +1,646 @@
+//! `monitor_data.json` (SPEC 7): the snapshot the daemon writes for the
+//! dashboard, `csm status`, status bars and the phone widget.
+//!
+//! The file is a superset of the original monitor's (its widget and client
+//! keep working): `current_sessions`, `total_sessions_this_month`,
+//! `total_cost_this_month`, `max_tokens_per_session`, `last_update`,
+//! `billing_period_*`, `daemon_version`; csm adds the active window in detail,
+//! the period, limits, activity and alerts. [`build`] is a pure function of
+//! the dashboard data (itself pure over blocks), so other features add fields
+//! here and to `docs/monitor_data.schema.json` without touching the daemon.
+//!
+//! Versioning: `schema_version` grows when a field changes meaning or goes
+//! away; new optional fields do not bump it, and readers ignore fields they do
+//! not know.
+
+mod time;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::path::Path;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::blocks::{Block, BurnRate};
+use crate::domain::TokenCounts;
+use crate::period::{BillingPeriod, LimitSource, Maxima, PeriodSummary, ResolvedLimit, Sessions};
+use crate::tui::data::{
+    ActiveWindow, ActivityRow, ActivityState, DashboardData, ModelShare, OfficialBar,
+    OfficialLimits, window_end,
+};
+
+/// The snapshot's file name inside the base directory.
+pub const FILE_NAME: &str = "monitor_data.json";
+
+/// Bumped only for incompatible changes (see the module docs).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// csm's version, as written in `daemon_version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The whole file. Field order is the order written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub schema_version: u32,
+    /// Who computed it: `daemon` or `in-process` (`csm status` without a daemon).
+    pub source: String,
+
+    // --- The original monitor's keys (its iOS widget reads these). ---
+    /// Windows of the current billing period (and the active one), oldest first.
+    pub current_sessions: Vec<SessionRow>,
+    /// Windows ("sessions") started in the billing period, the active one included.
+    pub total_sessions_this_month: u32,
+    /// API-price value of the period's windows.
+    pub total_cost_this_month: f64,
+    /// The largest window ever seen (tokens), kept maxima included.
+    pub max_tokens_per_session: u64,
+    /// When this snapshot was computed.
+    #[serde(with = "time::ts")]
+    pub last_update: Timestamp,
+    #[serde(with = "time::ts")]
+    pub billing_period_start: Timestamp,
+    #[serde(with = "time::ts")]
+    pub billing_period_end: Timestamp,
+    /// csm's version (the original wrote its daemon's version here).
+    pub daemon_version: Option<String>,
+
+    // --- csm's own. ---
+    /// The display time zone the period dates are in.
+    pub timezone: Option<String>,
+    pub period: PeriodInfo,
+    pub sessions_left: u32,
+    pub sessions_limit: u32,
+    pub max_block_cost_usd: f64,
+    pub token_limit: TokenLimitInfo,
+    pub active_block: Option<ActiveBlock>,
+    /// When the most recent window ended, when none is active.
+    #[serde(with = "time::opt_ts")]
+    pub last_window_end: Option<Timestamp>,
+    /// The figures hold until this instant without new usage (a window ends
+    /// or goes idle, or the period rolls over).
+    #[serde(with = "time::opt_ts")]
+    pub valid_until: Option<Timestamp>,
+    /// Claude Code's own rate limits from the status line (null: none captured).
+    pub official_limits: Option<OfficialLimitsInfo>,
+    /// Live Claude Code sessions from hooks (null: hooks not installed).
+    pub activity: Option<Vec<ActivityInfo>>,
+    /// Recent notifications sent, newest first.
+    pub alerts: Vec<AlertInfo>,
+    /// The daemon's own state (null when computed in-process).
+    pub daemon: Option<DaemonInfo>,
+}
+
+/// One window in the original monitor's shape, plus csm's extras.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionRow {
+    /// The window's start as ccusage writes block ids.
+    pub session_id: String,
+    #[serde(with = "time::ts")]
+    pub start_time: Timestamp,
+    /// The window's scheduled end (start + 5 h), as `ccusage blocks` `endTime`.
+    #[serde(with = "time::ts")]
+    pub end_time: Timestamp,
+    /// All four token kinds, as ccusage's `totalTokens`.
+    pub total_tokens: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_creation_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cost_usd: f64,
+    pub is_active: bool,
+    pub entries: u64,
+    pub models: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeriodInfo {
+    /// First day (local date in `timezone`).
+    pub start_date: jiff::civil::Date,
+    /// First day of the next period.
+    pub end_date: jiff::civil::Date,
+    #[serde(with = "time::ts")]
+    pub start: Timestamp,
+    #[serde(with = "time::ts")]
+    pub end: Timestamp,
+    pub start_day: u8,
+    pub sessions_used: u32,
+    pub sessions_limit: u32,
+    pub sessions_left: u32,
+    /// Sessions above the limit (0 when within it).
+    pub sessions_over: u32,
+    /// Calendar days left, today included.
+    pub days_left: i64,
+    pub avg_sessions_per_day: f64,
+    pub cost_usd: f64,
+    pub total_tokens: u64,
+    pub plan_price_usd: Option<f64>,
+    /// Value at API prices / plan price.
+    pub value_ratio: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenLimitInfo {
+    /// The token bar's 100 % (null before any window completed).
+    pub tokens: Option<u64>,
+    /// `max`, `p90` or `limit` (a number from config).
+    pub source: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActiveBlock {
+    pub id: String,
+    #[serde(with = "time::ts")]
+    pub start_time: Timestamp,
+    /// Scheduled end (start + 5 h): the reset.
+    #[serde(with = "time::ts")]
+    pub end_time: Timestamp,
+    /// When the window stops being active without new usage (its end, or
+    /// 5 h after the last entry when that comes first).
+    #[serde(with = "time::ts")]
+    pub active_until: Timestamp,
+    #[serde(with = "time::opt_ts")]
+    pub first_entry_at: Option<Timestamp>,
+    #[serde(with = "time::opt_ts")]
+    pub last_entry_at: Option<Timestamp>,
+    pub entries: u64,
+    pub token_counts: TokenCounts,
+    pub total_tokens: u64,
+    pub cost_usd: f64,
+    pub models: Vec<String>,
+    pub model_shares: Vec<ModelShareInfo>,
+    /// From "usage limit reached" lines: when Claude Code said the limit resets.
+    #[serde(with = "time::opt_ts")]
+    pub usage_limit_reset_at: Option<Timestamp>,
+    /// Tokens against `token_limit.tokens`, in percent (null without a limit).
+    pub percent_of_limit: Option<f64>,
+    /// Minutes to `end_time` at `last_update`.
+    pub minutes_left: i64,
+    pub burn_rate: Option<BurnRateInfo>,
+    pub projection: Option<ProjectionInfo>,
+    /// When the token limit is reached at the current burn rate, if before the reset.
+    #[serde(with = "time::opt_ts")]
+    pub limit_reached_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelShareInfo {
+    pub model: String,
+    pub tokens: u64,
+    pub cost_usd: f64,
+    /// 0–1.
+    pub share: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BurnRateInfo {
+    pub tokens_per_minute: f64,
+    pub tokens_per_minute_for_indicator: f64,
+    pub cost_per_hour: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProjectionInfo {
+    pub total_tokens: u64,
+    pub total_cost_usd: f64,
+    pub remaining_minutes: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OfficialLimitsInfo {
+    pub five_hour: Option<OfficialBarInfo>,
+    pub seven_day: Option<OfficialBarInfo>,
+    #[serde(with = "time::ts")]
+    pub captured_at: Timestamp,
+    /// No capture for 10 minutes at `last_update`.
+    pub stale: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OfficialBarInfo {
+    pub used_percent: f64,
+    #[serde(with = "time::opt_ts")]
+    pub resets_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityInfo {
+    pub project: String,
+    /// `active`, `waiting_for_you` or `idle`.
+    pub state: String,
+    #[serde(with = "time::ts")]
+    pub since: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertInfo {
+    pub key: String,
+    pub rule: String,
+    #[serde(with = "time::ts")]
+    pub sent_at: Timestamp,
+    pub title: String,
+    pub body: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    #[serde(with = "time::ts")]
+    pub started_at: Timestamp,
+    /// When usage last changed (new lines ingested).
+    #[serde(with = "time::opt_ts")]
+    pub last_change: Option<Timestamp>,
+    /// Failed updates in a row (0 after a success).
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    #[serde(with = "time::opt_ts")]
+    pub last_error_at: Option<Timestamp>,
+}
+
+/// What [`build`] needs besides the dashboard data.
+pub struct Inputs<'a> {
+    /// Every block (sorted, gaps included, activity judged at `now`).
+    pub blocks: &'a [Block],
+    pub data: &'a DashboardData,
+    pub now: Timestamp,
+    pub timezone: Option<&'a str>,
+    pub start_day: u8,
+    pub plan_price_usd: Option<f64>,
+    /// `daemon` or `in-process`.
+    pub source: &'a str,
+}
+
+/// The snapshot at `now`: a pure function of its inputs.
+pub fn build(i: &Inputs<'_>) -> Snapshot {
+    let d = i.data;
+    let p = &d.period;
+    let in_period = |b: &&Block| !b.is_gap && (p.period.contains(b.start) || b.is_active);
+    let current_sessions = i.blocks.iter().filter(in_period).map(session_row).collect();
+    Snapshot {
+        schema_version: SCHEMA_VERSION,
+        source: i.source.to_string(),
+        current_sessions,
+        total_sessions_this_month: p.sessions.used,
+        total_cost_this_month: p.cost_usd,
+        max_tokens_per_session: d.maxima.tokens,
+        last_update: i.now,
+        billing_period_start: p.period.start,
+        billing_period_end: p.period.end,
+        daemon_version: Some(VERSION.to_string()),
+        timezone: i.timezone.map(str::to_string),
+        period: PeriodInfo {
+            start_date: p.period.start_date,
+            end_date: p.period.end_date,
+            start: p.period.start,
+            end: p.period.end,
+            start_day: i.start_day,
+            sessions_used: p.sessions.used,
+            sessions_limit: p.sessions.limit,
+            sessions_left: p.sessions.left,
+            sessions_over: p.sessions.over,
+            days_left: p.days_left,
+            avg_sessions_per_day: p.avg_sessions_per_day,
+            cost_usd: p.cost_usd,
+            total_tokens: p.total_tokens,
+            plan_price_usd: i.plan_price_usd,
+            value_ratio: p.value_ratio,
+        },
+        sessions_left: p.sessions.left,
+        sessions_limit: p.sessions.limit,
+        max_block_cost_usd: d.maxima.cost_usd,
+        token_limit: TokenLimitInfo {
+            tokens: d.limit.tokens,
+            source: d.limit.source.label().to_string(),
+        },
+        active_block: d
+            .active
+            .as_ref()
+            .map(|a| active_block(a, d.limit.tokens, i.now)),
+        last_window_end: d.last_window_end,
+        valid_until: d.valid_until,
+        official_limits: d.official.as_ref().map(|o| OfficialLimitsInfo {
+            five_hour: o.five_hour.as_ref().map(bar_info),
+            seven_day: o.seven_day.as_ref().map(bar_info),
+            captured_at: o.captured_at,
+            stale: o.is_stale(i.now),
+        }),
+        activity: d.activity.as_ref().map(|rows| {
+            rows.iter()
+                .map(|r| ActivityInfo {
+                    project: r.project.clone(),
+                    state: state_name(r.state).to_string(),
+                    since: r.since,
+                })
+                .collect()
+        }),
+        alerts: Vec::new(),
+        daemon: None,
+    }
+}
+
+fn session_row(b: &Block) -> SessionRow {
+    SessionRow {
+        session_id: crate::report::json::block_id(b),
+        start_time: b.start,
+        end_time: b.end,
+        total_tokens: b.total_tokens(),
+        input_tokens: b.tokens.input_tokens,
+        output_tokens: b.tokens.output_tokens,
+        cache_creation_tokens: b.tokens.cache_creation_input_tokens,
+        cache_read_tokens: b.tokens.cache_read_input_tokens,
+        cost_usd: b.cost_usd,
+        is_active: b.is_active,
+        entries: b.entries as u64,
+        models: b.models.clone(),
+    }
+}
+
+/// Window length the snapshot's windows use.
+fn length() -> jiff::SignedDuration {
+    crate::blocks::window_length(crate::store::STORED_WINDOW_HOURS)
+}
+
+fn active_block(a: &ActiveWindow, limit: Option<u64>, now: Timestamp) -> ActiveBlock {
+    let b = &a.block;
+    let tokens = b.total_tokens();
+    let limit_reached_at = match (a.burn, limit) {
+        (Some(r), Some(l)) if tokens < l && r.tokens_per_minute > 0.0 => {
+            let minutes = (l - tokens) as f64 / r.tokens_per_minute;
+            now.checked_add(jiff::SignedDuration::from_secs(
+                (minutes * 60.0).min(1e12) as i64
+            ))
+            .ok()
+            .filter(|t| *t < b.end)
+        }
+        _ => None,
+    };
+    ActiveBlock {
+        id: crate::report::json::block_id(b),
+        start_time: b.start,
+        end_time: b.end,
+        active_until: window_end(b, length()),
+        first_entry_at: b.first_entry,
+        last_entry_at: b.actual_end,
+        entries: b.entries as u64,
+        token_counts: b.tokens,
+        total_tokens: tokens,
+        cost_usd: b.cost_usd,
+        models: b.models.clone(),
+        model_shares: a
+            .models
+            .iter()
+            .map(|m| ModelShareInfo {
+                model: m.model.clone(),
+                tokens: m.tokens,
+                cost_usd: m.cost_usd,
+                share: m.share,
+            })
+            .collect(),
+        usage_limit_reset_at: b.usage_limit_reset,
+        percent_of_limit: limit
+            .filter(|l| *l > 0)
+            .map(|l| tokens as f64 * 100.0 / l as f64),
+        minutes_left: b.end.duration_since(now).as_secs().max(0) / 60,
+        burn_rate: a.burn.map(|r| BurnRateInfo {
+            tokens_per_minute: r.tokens_per_minute,
+            tokens_per_minute_for_indicator: r.tokens_per_minute_for_indicator,
+            cost_per_hour: r.cost_per_hour,
+        }),
+        projection: b.projection(now).map(|p| ProjectionInfo {
+            total_tokens: p.total_tokens,
+            total_cost_usd: p.total_cost,
+            remaining_minutes: p.remaining_minutes,
+        }),
+        limit_reached_at,
+    }
+}
+
+fn bar_info(b: &OfficialBar) -> OfficialBarInfo {
+    OfficialBarInfo {
+        used_percent: b.used_percent,
+        resets_at: b.resets_at,
+    }
+}
+
+fn state_name(s: ActivityState) -> &'static str {
+    match s {
+        ActivityState::Active => "active",
+        ActivityState::WaitingForYou => "waiting_for_you",
+        ActivityState::Idle => "idle",
+    }
+}
+
+fn state_from_name(s: &str) -> ActivityState {
+    match s {
+        "active" => ActivityState::Active,
+        "waiting_for_you" => ActivityState::WaitingForYou,
+        _ => ActivityState::Idle,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a csm snapshot: {source}")]
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error(
+        "{path} has schema version {found}; this csm reads version {SCHEMA_VERSION} (upgrade csm or restart the daemon)"
+    )]
+    Version { path: String, found: u64 },
+}
+
+/// Parses a snapshot; a file of another schema version is refused by name.
+pub fn parse(text: &str, path: &Path) -> Result<Snapshot, SnapshotError> {
+    let name = || path.display().to_string();
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|source| SnapshotError::Parse {
+            path: name(),
+            source,
+        })?;
+    let found = value
+        .get("schema_version")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    if found != u64::from(SCHEMA_VERSION) {
+        return Err(SnapshotError::Version {
+            path: name(),
+            found,
+        });
+    }
+    serde_json::from_value(value).map_err(|source| SnapshotError::Parse {
+        path: name(),
+        source,
+    })
+}
+
+/// Reads and parses the snapshot at `path`.
+pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// The file as written: pretty JSON with a final newline.
+pub fn to_json(s: &Snapshot) -> String {
+    let mut text = serde_json::to_string_pretty(s).unwrap_or_else(|_| "{}".into());
+    text.push('\n');
+    text
+}
+
+impl Snapshot {
+    /// The dashboard's data as this snapshot describes it: what the
+    /// dashboard shows when a daemon computes for it.
+    pub fn to_dashboard(&self) -> DashboardData {
+        let p = &self.period;
+        let period = PeriodSummary {
+            period: BillingPeriod {
+                start_date: p.start_date,
+                end_date: p.end_date,
+                start: p.start,
+                end: p.end,
+            },
+            sessions: Sessions {
+                used: p.sessions_used,
+                limit: p.sessions_limit,
+                left: p.sessions_left,
+                over: p.sessions_over,
+            },
+            days_left: p.days_left,
+            avg_sessions_per_day: p.avg_sessions_per_day,
+            cost_usd: p.cost_usd,
+            total_tokens: p.total_tokens,
+            value_ratio: p.value_ratio,
+        };
+        let source = match self.token_limit.source.as_str() {
+            "p90" => LimitSource::P90,
+            "limit" => LimitSource::Fixed,
+            _ => LimitSource::Max,
+        };
+        DashboardData {
+            active: self.active_block.as_ref().map(|a| ActiveWindow {
+                block: Block {
+                    start: a.start_time,
+                    end: a.end_time,
+                    first_entry: a.first_entry_at,
+                    actual_end: a.last_entry_at,
+                    is_active: true,
+                    is_gap: false,
+                    entries: a.entries as usize,
+                    tokens: a.token_counts,
+                    cost_usd: a.cost_usd,
+                    models: a.models.clone(),
+                    usage_limit_reset: a.usage_limit_reset_at,
+                },
+                burn: a.burn_rate.map(|r| BurnRate {
+                    tokens_per_minute: r.tokens_per_minute,
+                    tokens_per_minute_for_indicator: r.tokens_per_minute_for_indicator,
+                    cost_per_hour: r.cost_per_hour,
+                }),
+                models: a
+                    .model_shares
+                    .iter()
+                    .map(|m| ModelShare {
+                        model: m.model.clone(),
+                        tokens: m.tokens,
+                        cost_usd: m.cost_usd,
+                        share: m.share,
+                    })
+                    .collect(),
+            }),
+            last_window_end: self.last_window_end,
+            period,
+            maxima: Maxima {
+                tokens: self.max_tokens_per_session,
+                cost_usd: self.max_block_cost_usd,
+            },
+            limit: ResolvedLimit {
+                tokens: self.token_limit.tokens,
+                source,
+            },
+            official: self.official_limits.as_ref().map(|o| OfficialLimits {
+                five_hour: o.five_hour.as_ref().map(|b| OfficialBar {
+                    used_percent: b.used_percent,
+                    resets_at: b.resets_at,
+                }),
+                seven_day: o.seven_day.as_ref().map(|b| OfficialBar {
+                    used_percent: b.used_percent,
+                    resets_at: b.resets_at,
+                }),
+                captured_at: o.captured_at,
+            }),
+            activity: self.activity.as_ref().map(|rows| {
+                rows.iter()
+                    .map(|r| ActivityRow {
+                        project: r.project.clone(),
+                        state: state_from_name(&r.state),
+                        since: r.since,
+                    })
+                    .collect()
+            }),
+            valid_until: self.valid_until,
+        }
+    }
+
+    /// True when only `last_update` (and the daemon's bookkeeping) differ:
+    /// the figures are the same.
+    pub fn same_figures(&self, other: &Snapshot) -> bool {
+        let mut a = self.clone();
+        a.last_update = other.last_update;
+        a.daemon = other.daemon.clone();
+        // Minutes left and projections move with the clock alone.
+        if let (Some(x), Some(y)) = (a.active_block.as_mut(), other.active_block.as_ref()) {
+            x.minutes_left = y.minutes_left;
+            x.projection = y.projection;
+            x.limit_reached_at = y.limit_reached_at;
+        }
+        if let (Some(x), Some(y)) = (a.official_limits.as_mut(), other.official_limits.as_ref()) {
+            x.stale = y.stale;
+        }
+        a == *other
+    }
+}
+
+/// Blocks, dashboard data and snapshot at `now` from a loaded usage feed:
+/// what the daemon publishes and `csm status` computes without one.
+pub fn from_feed(
+    feed: &dyn crate::tui::source::UsageFeed,
+    ctx: &crate::app::Context,
+    now: Timestamp,
+    source: &str,
+) -> Result<(Vec<Block>, DashboardData, Snapshot), jiff::Error> {
+    let (blocks, models) = feed.blocks(now);
+    let d = crate::tui::data::build(crate::tui::data::Inputs {
+        blocks: &blocks,
+        active_models: models,
+        kept: feed.kept_maxima(),
+        window_length: length(),
+        now,
+        tz: ctx.tz(),
+        settings: crate::tui::data::DashboardSettings::from_config(&ctx.config),
+    })?;
+    let snap = build(&Inputs {
+        blocks: &blocks,
+        data: &d,
+        now,
+        timezone: ctx.tz().iana_name(),
+        start_day: ctx.config.start_day,
+        plan_price_usd: ctx.config.plan_price_usd,
+        source,
+    });
+    Ok((blocks, d, snap))
+}
+
+/// A time as the snapshot writes it.
+pub fn time_string(t: Timestamp) -> String {
+    time::format(t)
+}

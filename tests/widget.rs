@@ -1,0 +1,53 @@
+//! The Scriptable widget's logic under node (`node --test`), on its fixtures
+//! and on a snapshot the real csm writes now, so a change to the snapshot
+//! that breaks the widget fails here.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{NOW, Sandbox};
+
+#[test]
+fn scriptable_widget_logic_passes_under_node() {
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node_ok {
+        let required = std::env::var_os("CI").is_some()
+            || std::env::var_os("CSM_REQUIRE_SYSTEM_TOOLS").is_some();
+        assert!(
+            !required,
+            "node is missing (install nodejs): the widget is untested"
+        );
+        eprintln!("skipped: node not installed");
+        return;
+    }
+    let sb = Sandbox::new();
+    support::small_history(&sb);
+    let snapshot = support::stdout_ok(sb.cmd().args(["status", "--format", "json"]));
+    let sample = sb.path().join("monitor_data.json");
+    std::fs::write(&sample, snapshot).unwrap();
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("node")
+        // One file named (directory arguments changed meaning across node
+        // versions) and the TAP reporter, whose summary is checked below.
+        .args(["--test", "--test-reporter=tap"])
+        .arg(root.join("widgets/scriptable/test/widget.test.js"))
+        .env("CSM_SAMPLE_SNAPSHOT", &sample)
+        .env("CSM_SAMPLE_NOW", NOW)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "node --test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every test ran, the one on csm's own output included.
+    assert!(stdout.contains("# skipped 0"), "{stdout}");
+    assert!(stdout.contains("# fail 0"), "{stdout}");
+}
