@@ -109,11 +109,52 @@ pub enum Command {
     /// Show, change or locate the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Claude Code statusLine command: reads Claude Code's JSON on stdin and
+    /// prints one line (model, window cost and time left, today's cost,
+    /// official limits, context). Installed by `csm setup claude`.
+    Statusline(StatuslineArgs),
+    /// Claude Code hook receiver: records the hook event on stdin for the
+    /// activity panel. Prints nothing and always exits 0.
+    Hook,
+    /// Install csm into other tools.
+    #[command(subcommand)]
+    Setup(SetupCommand),
     /// Print a shell completion script (e.g. `csm completions bash > ~/.local/share/bash-completion/completions/csm`).
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct StatuslineArgs {
+    /// Bring the history store up to date and exit (what the status line
+    /// starts in the background when the store is behind).
+    #[arg(long, hide = true)]
+    pub ingest: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetupCommand {
+    /// Merge csm's statusLine command and hooks into Claude Code's
+    /// settings.json (in --claude-dir, CLAUDE_CONFIG_DIR or ~/.claude),
+    /// keeping every other setting; a backup of the old file is kept.
+    Claude(SetupClaudeArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SetupClaudeArgs {
+    /// Show the change as a diff and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Take csm's statusLine and hooks out again (nothing else).
+    #[arg(long)]
+    pub uninstall: bool,
+
+    /// Replace a statusLine command of another tool.
+    #[arg(long, conflicts_with = "uninstall")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args, Clone)]

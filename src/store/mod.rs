@@ -9,6 +9,7 @@
 //! the earliest change on). A run therefore gives exactly what one pass over
 //! all transcripts would, however many runs came before.
 
+mod claude;
 mod schema;
 mod sync;
 
@@ -24,6 +25,7 @@ use crate::domain::{Origin, Speed, TokenCounts, UsageEntry};
 use crate::ingest::discover::{DirStamp, TranscriptFile, WalkMemo};
 use crate::pricing::CostMode;
 
+pub use claude::BlockRow;
 pub use sync::{SyncOptions, SyncReport};
 
 /// File name of the store inside the base directory.
