@@ -133,7 +133,10 @@ fn status_line(
         }
         Ok(None) => {
             figures = cached();
-            if !daemon && !ctx.no_store && statusline::claim_refresh(base) {
+            // No store yet (or an older schema): build it in the background,
+            // when there are transcripts to build it from.
+            let has_data = || ctx.roots.resolve_required().is_ok();
+            if !daemon && !ctx.no_store && has_data() && statusline::claim_refresh(base) {
                 spawn_ingest(cli, base, now);
             }
         }
