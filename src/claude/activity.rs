@@ -13,7 +13,7 @@ pub const IDLE_AFTER: SignedDuration = SignedDuration::from_mins(10);
 /// No event for this long ends a session that never sent SessionEnd.
 pub const GONE_AFTER: SignedDuration = SignedDuration::from_hours(5);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ActivityState {
     /// Claude asked for something (permission, input) or finished its turn.
@@ -50,7 +50,7 @@ pub struct ActivityEvent {
 }
 
 /// One live Claude Code session (the dashboard's activity panel, the snapshot).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LiveSession {
     pub session_id: String,
     pub project: String,

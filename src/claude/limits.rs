@@ -5,14 +5,14 @@
 //! clock passed in. Storing and loading captures is in `store::claude`.
 
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// After this long without a capture the official figures are marked stale.
 pub const STALE_AFTER: SignedDuration = SignedDuration::from_mins(10);
 
 /// Claude Code's `rate_limits` as captured by `csm statusline`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OfficialLimits {
     pub five_hour: Option<OfficialBar>,
     pub seven_day: Option<OfficialBar>,
@@ -20,7 +20,7 @@ pub struct OfficialLimits {
 }
 
 /// One official limit: how much of it is used and when it resets.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OfficialBar {
     /// 0–100.
     pub used_percent: f64,
@@ -41,7 +41,7 @@ pub fn is_stale(captured_at: Timestamp, now: Timestamp) -> bool {
 
 /// The latest capture as other parts show it (`csm status`, the snapshot,
 /// alerts): the figures, their age and whether they are stale at `now`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OfficialStatus {
     #[serde(flatten)]
     pub limits: OfficialLimits,

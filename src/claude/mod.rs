@@ -112,3 +112,71 @@ pub fn log(base_dir: &Path, now: Timestamp, what: &str, msg: &str) {
         let _ = f.write_all(line.as_bytes());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn what_the_snapshot_and_status_read() {
+        let mut store = Store::open_in_memory().unwrap();
+        let now = t("2026-11-20T16:40:00Z");
+        assert_eq!(latest_official_limits(&store, now).unwrap(), None);
+        assert_eq!(live_sessions(&store, now).unwrap(), vec![]);
+        let capture = OfficialLimits {
+            five_hour: Some(OfficialBar {
+                used_percent: 42.0,
+                resets_at: Some(t("2026-11-20T19:00:00Z")),
+            }),
+            seven_day: Some(OfficialBar {
+                used_percent: 63.0,
+                resets_at: Some(t("2026-11-23T08:00:00Z")),
+            }),
+            captured_at: now,
+        };
+        store.record_limits(&capture, Some("s")).unwrap();
+        let s = latest_official_limits(&store, t("2026-11-20T16:51:00Z"))
+            .unwrap()
+            .unwrap();
+        assert!(s.stale);
+        assert_eq!(s.age_seconds, 660);
+        insta::assert_json_snapshot!(s, @r#"
+        {
+          "five_hour": {
+            "used_percent": 42.0,
+            "resets_at": "2026-11-20T19:00:00Z"
+          },
+          "seven_day": {
+            "used_percent": 63.0,
+            "resets_at": "2026-11-23T08:00:00Z"
+          },
+          "captured_at": "2026-11-20T16:40:00Z",
+          "age_seconds": 660,
+          "stale": true
+        }
+        "#);
+        // A week on, the capture describes windows that have reset.
+        assert_eq!(
+            latest_official_limits(&store, t("2026-11-27T16:41:00Z")).unwrap(),
+            None
+        );
+
+        let input = br#"{"session_id":"s1","hook_event_name":"Stop","cwd":"/w/api"}"#;
+        let e = activity::parse_hook(input, t("2026-11-20T16:38:00Z")).unwrap();
+        store.record_activity(&e).unwrap();
+        let live = live_sessions(&store, now).unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].project, "api");
+        assert_eq!(live[0].state, ActivityState::WaitingForYou);
+        // Five hours later the session has gone.
+        assert!(
+            live_sessions(&store, t("2026-11-20T21:39:00Z"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
