@@ -23,7 +23,7 @@ use crate::store::Store;
 /// How long the status line waits for Claude Code's payload.
 const STATUSLINE_STDIN: Duration = Duration::from_millis(150);
 /// How long the hook waits for its event.
-const HOOK_STDIN: Duration = Duration::from_millis(200);
+const HOOK_STDIN: Duration = Duration::from_millis(150);
 /// How long the status line's capture waits for another writer.
 const STATUSLINE_BUSY: Duration = Duration::from_millis(50);
 
