@@ -18,6 +18,28 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// `csm hook` and `csm statusline` with no flags, recognised without clap
+    /// (building the full parser is a measurable part of a call that must
+    /// take milliseconds); anything else goes through clap.
+    pub fn claude_fast_path(mut args: impl Iterator<Item = std::ffi::OsString>) -> Option<Cli> {
+        let _program = args.next()?;
+        let sub = args.next()?;
+        if args.next().is_some() {
+            return None;
+        }
+        let command = match sub.to_str()? {
+            "hook" => Command::Hook,
+            "statusline" => Command::Statusline(StatuslineArgs::default()),
+            _ => return None,
+        };
+        Some(Cli {
+            global: GlobalArgs::default(),
+            command: Some(command),
+        })
+    }
+}
+
 /// Flags accepted before or after any command.
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
@@ -389,6 +411,24 @@ mod tests {
         );
         assert!(parse_date("20261340").unwrap_err().contains("20261340"));
         assert!(parse_date("yesterday").unwrap_err().contains("yesterday"));
+    }
+
+    #[test]
+    fn the_claude_fast_path_matches_what_clap_would_parse() {
+        let args = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        for sub in ["hook", "statusline"] {
+            let fast = Cli::claude_fast_path(args(&["csm", sub]).into_iter()).unwrap();
+            let slow = Cli::try_parse_from(["csm", sub]).unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
+        }
+        for other in [
+            &["csm"][..],
+            &["csm", "blocks"],
+            &["csm", "hook", "--help"],
+            &["csm", "--no-color", "statusline"],
+        ] {
+            assert!(Cli::claude_fast_path(args(other).into_iter()).is_none());
+        }
     }
 
     #[test]
