@@ -161,6 +161,15 @@ pub fn run(cli: Cli, env: &Env) -> ExitCode {
 }
 
 fn dispatch(cli: Cli, env: &Env) -> Result<ExitCode> {
+    // Claude Code runs these: they never fail (exit 0 whatever happens), so
+    // they come before anything that could.
+    match &cli.command {
+        Some(Command::Statusline(args)) => {
+            return Ok(commands::claude::statusline(&cli, env, args));
+        }
+        Some(Command::Hook) => return Ok(commands::claude::hook(&cli, env)),
+        _ => {}
+    }
     let now = match env.now.as_deref() {
         None | Some("") => Timestamp::now(),
         Some(s) => s
@@ -211,7 +220,11 @@ fn dispatch(cli: Cli, env: &Env) -> Result<ExitCode> {
         Command::Notify(cmd) => commands::notify::run(&ctx, &cmd),
         Command::Daemon(cmd) => commands::daemon::run(ctx, &cmd, clock, &cli.global, env),
         Command::Status(args) => commands::status::run(ctx, &args, clock),
+        Command::Setup(cmd) => commands::claude::setup(&ctx, &cmd),
         // Handled above, before the config file is read.
-        Command::Config(_) | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
+        Command::Config(_)
+        | Command::Completions { .. }
+        | Command::Statusline(_)
+        | Command::Hook => Ok(ExitCode::SUCCESS),
     }
 }

@@ -18,6 +18,28 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// `csm hook` and `csm statusline` with no flags, recognised without clap
+    /// (building the full parser is a measurable part of a call that must
+    /// take milliseconds); anything else goes through clap.
+    pub fn claude_fast_path(mut args: impl Iterator<Item = std::ffi::OsString>) -> Option<Cli> {
+        let _program = args.next()?;
+        let sub = args.next()?;
+        if args.next().is_some() {
+            return None;
+        }
+        let command = match sub.to_str()? {
+            "hook" => Command::Hook,
+            "statusline" => Command::Statusline(StatuslineArgs::default()),
+            _ => return None,
+        };
+        Some(Cli {
+            global: GlobalArgs::default(),
+            command: Some(command),
+        })
+    }
+}
+
 /// Flags accepted before or after any command.
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
@@ -123,11 +145,52 @@ pub enum Command {
     Daemon(DaemonCommand),
     /// One status snapshot: from the daemon when one runs, else computed now.
     Status(StatusArgs),
+    /// Claude Code statusLine command: reads Claude Code's JSON on stdin and
+    /// prints one line (model, window cost and time left, today's cost,
+    /// official limits, context). Installed by `csm setup claude`.
+    Statusline(StatuslineArgs),
+    /// Claude Code hook receiver: records the hook event on stdin for the
+    /// activity panel. Prints nothing and always exits 0.
+    Hook,
+    /// Install csm into other tools.
+    #[command(subcommand)]
+    Setup(SetupCommand),
     /// Print a shell completion script (e.g. `csm completions bash > ~/.local/share/bash-completion/completions/csm`).
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct StatuslineArgs {
+    /// Bring the history store up to date and exit (what the status line
+    /// starts in the background when the store is behind).
+    #[arg(long, hide = true)]
+    pub ingest: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetupCommand {
+    /// Merge csm's statusLine command and hooks into Claude Code's
+    /// settings.json (in --claude-dir, CLAUDE_CONFIG_DIR or ~/.claude),
+    /// keeping every other setting; a backup of the old file is kept.
+    Claude(SetupClaudeArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SetupClaudeArgs {
+    /// Show the change as a diff and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Take csm's statusLine and hooks out again (nothing else).
+    #[arg(long)]
+    pub uninstall: bool,
+
+    /// Replace a statusLine command of another tool.
+    #[arg(long, conflicts_with = "uninstall")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -443,6 +506,24 @@ mod tests {
         );
         assert!(parse_date("20261340").unwrap_err().contains("20261340"));
         assert!(parse_date("yesterday").unwrap_err().contains("yesterday"));
+    }
+
+    #[test]
+    fn the_claude_fast_path_matches_what_clap_would_parse() {
+        let args = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        for sub in ["hook", "statusline"] {
+            let fast = Cli::claude_fast_path(args(&["csm", sub]).into_iter()).unwrap();
+            let slow = Cli::try_parse_from(["csm", sub]).unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
+        }
+        for other in [
+            &["csm"][..],
+            &["csm", "blocks"],
+            &["csm", "hook", "--help"],
+            &["csm", "--no-color", "statusline"],
+        ] {
+            assert!(Cli::claude_fast_path(args(other).into_iter()).is_none());
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod blocks;
+pub mod claude;
 pub mod cli;
 pub mod commands;
 pub mod config;

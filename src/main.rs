@@ -4,6 +4,13 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 fn main() -> ExitCode {
+    // Claude Code runs `csm hook` / `csm statusline` on every event and
+    // repaint, exactly as `csm setup claude` wrote them: those skip building
+    // the whole command-line parser.
+    if let Some(cli) = claude_session_monitor::cli::Cli::claude_fast_path(std::env::args_os()) {
+        let env = claude_session_monitor::app::Env::from_process();
+        return claude_session_monitor::app::run(cli, &env);
+    }
     let cli = match claude_session_monitor::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),

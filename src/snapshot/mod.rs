@@ -226,11 +226,20 @@ pub struct OfficialBarInfo {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActivityInfo {
+    #[serde(default)]
+    pub session_id: String,
     pub project: String,
+    #[serde(default)]
+    pub cwd: Option<String>,
     /// `active`, `waiting_for_you` or `idle`.
     pub state: String,
     #[serde(with = "time::ts")]
     pub since: Timestamp,
+    /// The hook event last received (`Stop`, `PreToolUse`…) and when.
+    #[serde(default)]
+    pub last_event: String,
+    #[serde(default, with = "time::opt_ts")]
+    pub last_event_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -328,9 +337,13 @@ pub fn build(i: &Inputs<'_>) -> Snapshot {
         activity: d.activity.as_ref().map(|rows| {
             rows.iter()
                 .map(|r| ActivityInfo {
+                    session_id: r.session_id.clone(),
                     project: r.project.clone(),
+                    cwd: r.cwd.clone(),
                     state: state_name(r.state).to_string(),
                     since: r.since,
+                    last_event: r.last_event.clone(),
+                    last_event_at: Some(r.last_event_at),
                 })
                 .collect()
         }),
@@ -581,9 +594,13 @@ impl Snapshot {
             activity: self.activity.as_ref().map(|rows| {
                 rows.iter()
                     .map(|r| ActivityRow {
+                        session_id: r.session_id.clone(),
                         project: r.project.clone(),
+                        cwd: r.cwd.clone(),
                         state: state_from_name(&r.state),
                         since: r.since,
+                        last_event: r.last_event.clone(),
+                        last_event_at: r.last_event_at.unwrap_or(r.since),
                     })
                     .collect()
             }),

@@ -10,6 +10,7 @@
 //! all transcripts would, however many runs came before.
 
 mod alerts;
+mod claude;
 mod schema;
 mod sync;
 
@@ -26,6 +27,7 @@ use crate::ingest::discover::{DirStamp, TranscriptFile, WalkMemo};
 use crate::pricing::CostMode;
 
 pub use alerts::{OfficialCapture, SentAlert};
+pub use claude::BlockRow;
 pub use sync::{SyncOptions, SyncReport, WindowUpdate};
 
 /// File name of the store inside the base directory.

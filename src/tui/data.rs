@@ -50,55 +50,8 @@ pub struct ModelShare {
     pub share: f64,
 }
 
-/// Claude Code's `rate_limits` as last captured by `csm statusline`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OfficialLimits {
-    pub five_hour: Option<OfficialBar>,
-    pub seven_day: Option<OfficialBar>,
-    pub captured_at: Timestamp,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct OfficialBar {
-    /// 0–100.
-    pub used_percent: f64,
-    pub resets_at: Option<Timestamp>,
-}
-
-/// After this long without a capture the official bars are marked stale (SPEC 4).
-pub const OFFICIAL_STALE_AFTER: SignedDuration = SignedDuration::from_mins(10);
-
-impl OfficialLimits {
-    pub fn is_stale(&self, now: Timestamp) -> bool {
-        now.duration_since(self.captured_at) > OFFICIAL_STALE_AFTER
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ActivityState {
-    Active,
-    WaitingForYou,
-    Idle,
-}
-
-impl ActivityState {
-    pub fn label(self) -> &'static str {
-        match self {
-            ActivityState::Active => "ACTIVE",
-            ActivityState::WaitingForYou => "WAITING FOR YOU",
-            ActivityState::Idle => "IDLE",
-        }
-    }
-}
-
-/// One live Claude Code session.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ActivityRow {
-    pub project: String,
-    pub state: ActivityState,
-    /// When the session entered `state`.
-    pub since: Timestamp,
-}
+pub use crate::claude::activity::{ActivityState, LiveSession as ActivityRow};
+pub use crate::claude::limits::{OfficialBar, OfficialLimits, STALE_AFTER as OFFICIAL_STALE_AFTER};
 
 /// Settings the dashboard data depends on (config.toml and flags).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -55,6 +55,19 @@ pub trait UsageFeed: Send {
     /// Maxima kept beyond what the blocks show (the store's all-time maxima,
     /// the original monitor's `max_tokens`).
     fn kept_maxima(&self) -> Maxima;
+
+    /// What Claude Code told csm directly (official limits, hook activity),
+    /// at `now`. Only the store keeps it.
+    fn claude(&self, _now: Timestamp) -> ClaudeExtras {
+        ClaudeExtras::default()
+    }
+}
+
+/// The dashboard's Claude Code panes: `None` hides a pane.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClaudeExtras {
+    pub official: Option<data::OfficialLimits>,
+    pub activity: Option<Vec<data::ActivityRow>>,
 }
 
 /// Dashboard data computed in this process from a [`UsageFeed`].
@@ -138,25 +151,37 @@ impl<F: UsageFeed> InProcessSource<F> {
             .last
             .as_ref()
             .is_none_or(|d| d.valid_until.is_some_and(|t| now >= t));
-        if !changed && !expired {
-            return Ok(None);
-        }
-        let (blocks, active_models) = self.feed.blocks(now);
-        if let Some(h) = self.alerts.as_mut() {
-            h.saw(&blocks);
-        }
-        let data = data::build(Inputs {
-            blocks: &blocks,
-            active_models,
-            kept: self.feed.kept_maxima(),
-            window_length: self.window_length,
-            now,
-            tz: self.ctx.tz(),
-            settings: self.settings,
-        })?;
-        if let Some(h) = self.alerts.as_mut() {
-            h.limit = data.limit.tokens;
-        }
+        let extras = self.feed.claude(now);
+        let mut data = match &self.last {
+            // Only the Claude Code panes can have changed.
+            Some(last) if !changed && !expired => {
+                if last.official == extras.official && last.activity == extras.activity {
+                    return Ok(None);
+                }
+                last.clone()
+            }
+            _ => {
+                let (blocks, active_models) = self.feed.blocks(now);
+                if let Some(h) = self.alerts.as_mut() {
+                    h.saw(&blocks);
+                }
+                let data = data::build(Inputs {
+                    blocks: &blocks,
+                    active_models,
+                    kept: self.feed.kept_maxima(),
+                    window_length: self.window_length,
+                    now,
+                    tz: self.ctx.tz(),
+                    settings: self.settings,
+                })?;
+                if let Some(h) = self.alerts.as_mut() {
+                    h.limit = data.limit.tokens;
+                }
+                data
+            }
+        };
+        data.official = extras.official;
+        data.activity = extras.activity;
         if self.last.as_ref() == Some(&data) {
             // Same picture (a file was touched without new usage): nothing to redraw.
             return Ok(None);
@@ -417,6 +442,29 @@ impl UsageFeed for StoreFeed {
         // maximum is of completed ones, so only older stored maxima count
         // beyond what the blocks show.
         self.kept
+    }
+
+    fn claude(&self, now: Timestamp) -> ClaudeExtras {
+        let Some(store) = &self.store else {
+            return ClaudeExtras::default();
+        };
+        let official = crate::claude::latest_official_limits(store, now)
+            .unwrap_or_else(|e| {
+                tracing::warn!("official limits: {e}");
+                None
+            })
+            .map(|s| s.limits);
+        let activity = match store.has_activity() {
+            Ok(true) => crate::claude::live_sessions(store, now)
+                .map_err(|e| tracing::warn!("activity: {e}"))
+                .ok(),
+            Ok(false) => None,
+            Err(e) => {
+                tracing::warn!("activity: {e}");
+                None
+            }
+        };
+        ClaudeExtras { official, activity }
     }
 }
 

@@ -213,6 +213,18 @@ fn no_color_has_no_colours() {
     insta::assert_snapshot!(screen(&buf));
 }
 
+fn activity_row(project: &str, state: ActivityState, since: &str) -> ActivityRow {
+    ActivityRow {
+        session_id: format!("{project}-session"),
+        project: project.into(),
+        cwd: Some(format!("/home/dev/{project}")),
+        state,
+        since: since.parse().unwrap(),
+        last_event: "Stop".into(),
+        last_event_at: since.parse().unwrap(),
+    }
+}
+
 #[test]
 fn official_limits_and_activity_panes() {
     let mut d = active_data().clone();
@@ -233,21 +245,21 @@ fn official_limits_and_activity_panes() {
         captured_at: "2026-11-20T16:38:00Z".parse().unwrap(),
     });
     d.activity = Some(vec![
-        ActivityRow {
-            project: "claude-session-monitor".into(),
-            state: ActivityState::Active,
-            since: "2026-11-20T16:37:00Z".parse().unwrap(),
-        },
-        ActivityRow {
-            project: "website".into(),
-            state: ActivityState::WaitingForYou,
-            since: "2026-11-20T16:28:00Z".parse().unwrap(),
-        },
-        ActivityRow {
-            project: "old-experiment".into(),
-            state: ActivityState::Idle,
-            since: "2026-11-20T15:10:00Z".parse().unwrap(),
-        },
+        activity_row(
+            "claude-session-monitor",
+            ActivityState::Active,
+            "2026-11-20T16:37:00Z",
+        ),
+        activity_row(
+            "website",
+            ActivityState::WaitingForYou,
+            "2026-11-20T16:28:00Z",
+        ),
+        activity_row(
+            "old-experiment",
+            ActivityState::Idle,
+            "2026-11-20T15:10:00Z",
+        ),
     ]);
     let big = draw(Some(&d), 100, 30, true, false);
     insta::assert_snapshot!("panes_100x30", screen(&big));
@@ -261,8 +273,24 @@ fn official_limits_and_activity_panes() {
     if let Some(o) = d.official.as_mut() {
         o.captured_at = "2026-11-20T16:20:00Z".parse().unwrap();
     }
-    let stale = view::buffer_to_text(&draw(Some(&d), 100, 30, true, false), false);
+    let stale_buf = draw(Some(&d), 100, 30, true, false);
+    let stale = view::buffer_to_text(&stale_buf, false);
     assert!(stale.contains("stale"), "{stale}");
+    insta::assert_snapshot!("panes_stale_100x30", screen(&stale_buf));
+    // Two sessions of one project are told apart; the waiting screen shows
+    // the panes too.
+    let mut w = waiting_data().clone();
+    w.official = d.official.clone();
+    let mut twin = activity_row("website", ActivityState::Active, "2026-11-20T16:39:00Z");
+    twin.session_id = "0b7e9d1c-2f3a".into();
+    w.activity = d.activity.clone().map(|mut v| {
+        v.push(twin);
+        v
+    });
+    let waiting = draw(Some(&w), 100, 30, false, false);
+    let text = view::buffer_to_text(&waiting, false);
+    assert!(text.contains("website (0b7e9d1c)"), "{text}");
+    insta::assert_snapshot!("panes_waiting_100x30", text);
 }
 
 #[test]

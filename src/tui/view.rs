@@ -525,8 +525,16 @@ fn activity_group(
             super::data::ActivityState::Idle => theme.dim(),
         };
         let since = duration_minutes(minutes_between(r.since, st.now).max(0));
+        // Two sessions in one project are told apart by their id.
+        let twins = rows.iter().filter(|o| o.project == r.project).count() > 1;
+        let name = if twins {
+            let id: String = r.session_id.chars().take(8).collect();
+            format!("{} ({id})", r.project)
+        } else {
+            r.project.clone()
+        };
         lines.push(Line::from(vec![
-            Span::raw(format!("  {:<name_w$} ", truncate(&r.project, name_w))),
+            Span::raw(format!("  {:<name_w$} ", truncate(&name, name_w))),
             Span::styled(format!("{:<state_w$}", r.state.label()), style),
             Span::raw(format!(" {since:>time_w$}")),
         ]));

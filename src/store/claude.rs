@@ -1,0 +1,333 @@
+//! What Claude Code tells csm directly: official-limit captures from the
+//! status line and hook events, plus the cheap reads the status line makes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::{Store, StoreError, ms, schema};
+use crate::claude::activity::ActivityEvent;
+use crate::claude::limits::{OfficialBar, OfficialLimits};
+use crate::pricing::CostMode;
+
+/// An unchanged capture is written again after this long, so its age keeps
+/// saying when Claude Code last confirmed the figures.
+const RECAPTURE_EVERY: SignedDuration = SignedDuration::from_secs(30);
+/// Captures and hook events older than this are pruned.
+const KEEP_LIMITS: SignedDuration = SignedDuration::from_hours(24 * 40);
+const KEEP_ACTIVITY: SignedDuration = SignedDuration::from_hours(24 * 7);
+
+/// A block row as the status line needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockRow {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub last_entry: Option<Timestamp>,
+    pub entries: u64,
+    pub tokens: u64,
+    pub cost_usd: f64,
+}
+
+impl Store {
+    /// Opens an existing, current store without creating, migrating or
+    /// taking the writers' lock: the path for Claude Code's status line and
+    /// hooks, which must answer in milliseconds. `None` when there is no
+    /// store yet or its schema is not this csm's (a full open fixes that).
+    /// `busy` bounds how long a write waits for another writer.
+    pub fn open_existing(base_dir: &Path, busy: Duration) -> Result<Option<Store>, StoreError> {
+        let path = base_dir.join(super::FILE_NAME);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(busy)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != schema::VERSION {
+            return Ok(None);
+        }
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Ok(None);
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // The last connection to close checkpoints the WAL (with fsyncs) and
+        // deletes it, so without a daemon every call would pay for that;
+        // left to SQLite's automatic checkpoints (every 1000 pages of WAL)
+        // and to the long-lived processes.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
+        Ok(Some(Store {
+            conn,
+            path,
+            lock_path: Some(base_dir.join("history.lock")),
+        }))
+    }
+
+    /// Bounds how long a write waits for another writer from now on.
+    pub fn set_busy_timeout(&self, busy: Duration) -> Result<(), StoreError> {
+        Ok(self.conn.busy_timeout(busy)?)
+    }
+
+    /// Records a capture; an unchanged one only every [`RECAPTURE_EVERY`]
+    /// (the status line repaints several times a second). True when written.
+    pub fn record_limits(
+        &mut self,
+        c: &OfficialLimits,
+        session_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        if let Some(last) = self.latest_limits()?
+            && last.five_hour == c.five_hour
+            && last.seven_day == c.seven_day
+            && c.captured_at >= last.captured_at
+            && c.captured_at.duration_since(last.captured_at) < RECAPTURE_EVERY
+        {
+            return Ok(false);
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let bar = |b: &Option<OfficialBar>| {
+            (
+                b.as_ref().map(|b| b.used_percent),
+                b.as_ref().and_then(|b| b.resets_at).map(|t| t.as_second()),
+            )
+        };
+        let (fp, fr) = bar(&c.five_hour);
+        let (sp, sr) = bar(&c.seven_day);
+        tx.execute(
+            "INSERT INTO official_limits (captured_ms, session_id, five_hour_pct, five_hour_reset_s,
+                 seven_day_pct, seven_day_reset_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![c.captured_at.as_millisecond(), session_id, fp, fr, sp, sr],
+        )?;
+        if let Ok(old) = c.captured_at.checked_sub(KEEP_LIMITS) {
+            tx.execute(
+                "DELETE FROM official_limits WHERE captured_ms < ?1",
+                [old.as_millisecond()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// The most recent capture, if any.
+    pub fn latest_limits(&self) -> Result<Option<OfficialLimits>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT captured_ms, five_hour_pct, five_hour_reset_s, seven_day_pct, seven_day_reset_s
+             FROM official_limits ORDER BY captured_ms DESC LIMIT 1",
+        )?;
+        let bar = |pct: Option<f64>, reset: Option<i64>| {
+            pct.map(|p| OfficialBar {
+                used_percent: p,
+                resets_at: reset.and_then(|s| Timestamp::from_second(s).ok()),
+            })
+        };
+        Ok(stmt
+            .query_row([], |r| {
+                Ok(OfficialLimits {
+                    captured_at: ms(r.get(0)?),
+                    five_hour: bar(r.get(1)?, r.get(2)?),
+                    seven_day: bar(r.get(3)?, r.get(4)?),
+                })
+            })
+            .optional()?)
+    }
+
+    /// Records one hook event. Session starts and ends (rare) also prune
+    /// events older than a week.
+    pub fn record_activity(&mut self, e: &ActivityEvent) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO activity (ts_ms, session_id, event, cwd, project, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                e.ts.as_millisecond(),
+                e.session_id,
+                e.event,
+                e.cwd,
+                e.project,
+                e.detail
+            ])?;
+        if matches!(e.event.as_str(), "SessionStart" | "SessionEnd")
+            && let Ok(old) = e.ts.checked_sub(KEEP_ACTIVITY)
+        {
+            self.conn.execute(
+                "DELETE FROM activity WHERE ts_ms < ?1",
+                [old.as_millisecond()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Hook events from `since` on, in time order.
+    pub fn activity_since(&self, since: Timestamp) -> Result<Vec<ActivityEvent>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ts_ms, session_id, event, cwd, project, detail FROM activity
+             WHERE ts_ms >= ?1 ORDER BY ts_ms, rowid",
+        )?;
+        let rows = stmt.query_map([since.as_millisecond()], |r| {
+            Ok(ActivityEvent {
+                ts: ms(r.get(0)?),
+                session_id: r.get(1)?,
+                event: r.get(2)?,
+                cwd: r.get(3)?,
+                project: r.get(4)?,
+                detail: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether any hook event was ever recorded (hooks are set up).
+    pub fn has_activity(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM activity)", [], |r| r.get(0))?)
+    }
+
+    /// Windows (gaps left out) that end after `from`, oldest first.
+    pub fn blocks_ending_after(
+        &self,
+        from: Timestamp,
+        mode: CostMode,
+    ) -> Result<Vec<BlockRow>, StoreError> {
+        let cost = cost_column(mode);
+        let sql = format!(
+            "SELECT start_ms, end_ms, last_ms, entries,
+                    input + output + cache_create + cache_read, {cost}
+             FROM blocks WHERE is_gap = 0 AND end_ms > ?1 ORDER BY start_ms"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([from.as_millisecond()], |r| {
+            Ok(BlockRow {
+                start: ms(r.get(0)?),
+                end: ms(r.get(1)?),
+                last_entry: r.get::<_, Option<i64>>(2)?.map(ms),
+                entries: r.get::<_, i64>(3)? as u64,
+                tokens: r.get::<_, i64>(4)? as u64,
+                cost_usd: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The most tokens of any window that started before `before`.
+    pub fn max_block_tokens_before(&self, before: Timestamp) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT coalesce(max(input + output + cache_create + cache_read), 0)
+             FROM blocks WHERE is_gap = 0 AND start_ms < ?1",
+            [before.as_millisecond()],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Cost of the counted entries from `since` on under `mode`.
+    pub fn cost_since(&self, since: Timestamp, mode: CostMode) -> Result<f64, StoreError> {
+        let expr = match mode {
+            CostMode::Auto => "coalesce(cost_usd, calc_cost)",
+            CostMode::Calculate => "calc_cost",
+            CostMode::Display => "coalesce(cost_usd, 0.0)",
+        };
+        let sql = format!("SELECT total({expr}) FROM lines WHERE kept = 1 AND ts_ms >= ?1");
+        Ok(self
+            .conn
+            .query_row(&sql, [since.as_millisecond()], |r| r.get(0))?)
+    }
+
+    /// Stored size of a transcript (what has been read of it), if known.
+    pub fn transcript_read_to(&self, path: &Path) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT read_to FROM files WHERE path = ?1 AND present = 1",
+                [path.as_os_str().as_encoded_bytes()],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(|v| v as u64))
+    }
+}
+
+fn cost_column(mode: CostMode) -> &'static str {
+    match mode {
+        CostMode::Auto => "cost_auto",
+        CostMode::Calculate => "cost_calc",
+        CostMode::Display => "cost_display",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn capture(pct: f64, at: &str) -> OfficialLimits {
+        OfficialLimits {
+            five_hour: Some(OfficialBar {
+                used_percent: pct,
+                resets_at: Some(t("2026-11-20T19:00:00Z")),
+            }),
+            seven_day: None,
+            captured_at: t(at),
+        }
+    }
+
+    #[test]
+    fn captures_round_trip_and_unchanged_ones_are_throttled() {
+        let mut s = Store::open_in_memory().unwrap();
+        assert_eq!(s.latest_limits().unwrap(), None);
+        let c = capture(42.0, "2026-11-20T16:40:00Z");
+        assert!(s.record_limits(&c, Some("s1")).unwrap());
+        assert_eq!(s.latest_limits().unwrap(), Some(c.clone()));
+        // The same figures 10 s later: not written again.
+        assert!(
+            !s.record_limits(&capture(42.0, "2026-11-20T16:40:10Z"), None)
+                .unwrap()
+        );
+        // 30 s later they are, so the capture's age stays honest.
+        let later = capture(42.0, "2026-11-20T16:40:30Z");
+        assert!(s.record_limits(&later, None).unwrap());
+        assert_eq!(s.latest_limits().unwrap(), Some(later));
+        // New figures are written at once.
+        let moved = capture(43.0, "2026-11-20T16:40:31Z");
+        assert!(s.record_limits(&moved, None).unwrap());
+        assert_eq!(s.latest_limits().unwrap(), Some(moved));
+    }
+
+    #[test]
+    fn activity_round_trips_and_old_events_are_pruned() {
+        let mut s = Store::open_in_memory().unwrap();
+        assert!(!s.has_activity().unwrap());
+        let e = |ts: &str, event: &str| ActivityEvent {
+            ts: t(ts),
+            session_id: "s".into(),
+            event: event.into(),
+            cwd: Some("/w/api".into()),
+            project: Some("api".into()),
+            detail: Some("Bash".into()),
+        };
+        s.record_activity(&e("2026-11-01T10:00:00Z", "Stop"))
+            .unwrap();
+        s.record_activity(&e("2026-11-20T10:00:00Z", "PreToolUse"))
+            .unwrap();
+        assert!(s.has_activity().unwrap());
+        assert_eq!(
+            s.activity_since(t("2026-11-20T00:00:00Z")).unwrap(),
+            vec![e("2026-11-20T10:00:00Z", "PreToolUse")]
+        );
+        s.record_activity(&e("2026-11-20T10:01:00Z", "SessionEnd"))
+            .unwrap();
+        let all = s.activity_since(Timestamp::MIN).unwrap();
+        assert_eq!(all.len(), 2, "the event from November 1st is pruned");
+    }
+}
