@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests drive for real: tmux (the dashboard's end-to-end
-# test) and a C compiler (SQLite is built from source).
+# and contention tests), strace (tests/robustness/network.rs watches every
+# socket csm opens) and a C compiler (SQLite is built from source).
 need=()
 command -v tmux >/dev/null || need+=(tmux)
+command -v strace >/dev/null || need+=(strace)
 command -v cc >/dev/null || need+=(build-essential)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -23,5 +25,8 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# The packages above are installed now: a test whose tool is missing fails
+# instead of skipping itself.
+export CSM_REQUIRE_SYSTEM_TOOLS=1
 cargo test --all-targets --locked
 cargo test --doc --locked

@@ -239,8 +239,8 @@ pub fn walk_changed(roots: &Roots, memo: &WalkMemo) -> Walk {
             continue;
         };
         let mut sub = Vec::new();
-        list_dir(root, dir, &mut w.files, &mut w.stats, &mut sub);
-        w.dirs.push(stamp(dir, t));
+        let listed = list_dir(root, dir, &mut w.files, &mut w.stats, &mut sub);
+        w.dirs.push(stamp_listed(dir, t, listed));
         for s in sub {
             if !known_dirs.contains(key(&s)) {
                 walk(root, &s, &mut w.files, &mut w.stats, &mut w.dirs);
@@ -309,6 +309,20 @@ fn stamp(path: &Path, mtime_ns: i64) -> DirStamp {
     }
 }
 
+/// [`stamp`] for a directory just listed, or not: one that could not be
+/// listed is listed again next time whatever its time, since making it
+/// readable (chmod) does not change its time.
+fn stamp_listed(path: &Path, mtime_ns: i64, listed: bool) -> DirStamp {
+    if listed {
+        stamp(path, mtime_ns)
+    } else {
+        DirStamp {
+            path: path.to_path_buf(),
+            mtime_ns: i64::MIN,
+        }
+    }
+}
+
 fn sort_files(files: &mut Vec<TranscriptFile>) {
     // Byte order of the whole path, as ccusage: `s1.jsonl` sorts before `s1/…`.
     files.sort_by(|a, b| {
@@ -327,27 +341,29 @@ fn walk(
     stats: &mut WalkStats,
     dirs: &mut Vec<DirStamp>,
 ) {
-    if let Ok(m) = fs::metadata(dir) {
-        dirs.push(stamp(dir, file_identity(&m).2));
-    }
+    let mtime = fs::metadata(dir).ok().map(|m| file_identity(&m).2);
     let mut sub = Vec::new();
-    list_dir(root, dir, out, stats, &mut sub);
+    let listed = list_dir(root, dir, out, stats, &mut sub);
+    if let Some(t) = mtime {
+        dirs.push(stamp_listed(dir, t, listed));
+    }
     for d in sub {
         walk(root, &d, out, stats, dirs);
     }
 }
 
 /// One directory: its transcripts go to `out`, its subdirectories to `sub`.
+/// False when it could not be listed (no permission, gone).
 fn list_dir(
     root: &Path,
     dir: &Path,
     out: &mut Vec<TranscriptFile>,
     stats: &mut WalkStats,
     sub: &mut Vec<PathBuf>,
-) {
+) -> bool {
     let Ok(entries) = fs::read_dir(dir) else {
         stats.unreadable_dirs += 1;
-        return;
+        return false;
     };
     for entry in entries.flatten() {
         let path = entry.path();
@@ -379,6 +395,7 @@ fn list_dir(
             out.push(file);
         }
     }
+    true
 }
 
 fn describe(root: &Path, path: PathBuf, meta: &fs::Metadata) -> Option<TranscriptFile> {

@@ -38,6 +38,9 @@ pub struct SyncReport {
     pub changed: bool,
 }
 
+/// The time recorded for a file that could not be read: no real file has it.
+const UNREAD_MTIME: i64 = i64::MIN;
+
 /// A reading position in the store: (file id, byte offset).
 type Pos = (i64, u64);
 
@@ -192,7 +195,7 @@ impl Store {
                     retire_file(&tx, old)?;
                     job.id = None;
                 }
-                let id = upsert_file(&tx, job, scan.end_offset)?;
+                let id = upsert_file(&tx, job, scan.end_offset, scan.stats.unreadable_files == 0)?;
                 job.id = Some(id);
                 add_file_stats(&tx, id, &scan.stats, job.start == 0)?;
                 if job.start == 0 && opts.recalculate {
@@ -290,6 +293,7 @@ impl Store {
                         returning: false,
                     },
                     0,
+                    true,
                 )?);
             }
             tx.commit()?;
@@ -353,11 +357,17 @@ impl Store {
                 )?;
                 for (k, scan) in scans.iter().enumerate() {
                     let f = order[i + k];
+                    // See upsert_file: an unreadable file is read again next time.
+                    let mtime_ns = if scan.stats.unreadable_files > 0 {
+                        UNREAD_MTIME
+                    } else {
+                        f.mtime_ns
+                    };
                     done.execute(params![
                         ids[i + k],
                         scan.end_offset as i64,
                         f.size as i64,
-                        f.mtime_ns
+                        mtime_ns
                     ])?;
                     add_file_stats(&tx, ids[i + k], &scan.stats, true)?;
                 }
@@ -564,15 +574,25 @@ fn insert_line(
     Ok(())
 }
 
-fn upsert_file(tx: &Transaction<'_>, job: &Job<'_>, read_to: u64) -> Result<i64, StoreError> {
+/// Records a file read up to `read_to`. A file that could not be read (no
+/// permission) is recorded with no time, so the next walk sees it changed
+/// and it is read again: making it readable moves neither its size nor its
+/// time.
+fn upsert_file(
+    tx: &Transaction<'_>,
+    job: &Job<'_>,
+    read_to: u64,
+    readable: bool,
+) -> Result<i64, StoreError> {
     let f = job.file;
+    let mtime_ns = if readable { f.mtime_ns } else { UNREAD_MTIME };
     let o = &f.origin;
     match job.id {
         Some(id) => {
             tx.execute(
                 "UPDATE files SET device = ?2, inode = ?3, size = ?4, mtime_ns = ?5, read_to = ?6, present = 1
                  WHERE id = ?1",
-                params![id, f.device as i64, f.inode as i64, f.size as i64, f.mtime_ns, read_to as i64],
+                params![id, f.device as i64, f.inode as i64, f.size as i64, mtime_ns, read_to as i64],
             )?;
             Ok(id)
         }
@@ -588,7 +608,7 @@ fn upsert_file(tx: &Transaction<'_>, job: &Job<'_>, read_to: u64) -> Result<i64,
                     f.device as i64,
                     f.inode as i64,
                     f.size as i64,
-                    f.mtime_ns,
+                    mtime_ns,
                     read_to as i64
                 ],
             )?;

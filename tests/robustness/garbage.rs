@@ -5,7 +5,6 @@
 //! the store that already holds the clean history. `doctor` counts the junk
 //! by reason.
 
-mod support;
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -16,7 +15,8 @@ use std::time::Instant;
 use claude_session_monitor::synth::{SynthOptions, default_now, generate};
 use serde_json::Value;
 
-use support::{NOW, Sandbox, json_ok, stdout_ok};
+use crate::support::{NOW, Sandbox, json_ok, stdout_ok};
+use crate::tools::run_measured;
 
 const REPORTS: [&[&str]; 3] = [
     &["blocks", "--json"],
@@ -29,6 +29,9 @@ const REPORTS: [&[&str]; 3] = [
 const HUGE_LINE_BYTES: u64 = 200 * 1024 * 1024;
 
 const DEPTH: usize = 200_000;
+
+/// Peak resident memory allowed while reading the huge line (issue 8).
+const MAX_PEAK_MIB: u64 = 100;
 
 /// A valid usage line (used as the core of the deeply nested lines).
 const USAGE: &str = r#"{"timestamp":"2026-11-20T10:15:30.123Z","sessionId":"g1","requestId":"req_g1","type":"assistant","message":{"id":"msg_g1","model":"claude-sonnet-4-5-20250929","usage":{"input_tokens":10,"output_tokens":20,"cache_creation_input_tokens":30,"cache_read_input_tokens":40}}}"#;
@@ -361,19 +364,27 @@ fn garbage_never_fails_a_run_or_changes_a_report() {
     let t2 = Instant::now();
     add_huge_line(&sb.projects(), &mut exp);
     let write_huge = t2.elapsed();
+    // One read of it, with the kernel's count of the peak memory it took.
     let t3 = Instant::now();
-    let out = sb
-        .cmd()
-        .args(["blocks", "--json", "--no-store", "--debug"])
-        .output()
-        .unwrap();
+    let (out_path, err_path) = (sb.path().join("huge.out"), sb.path().join("huge.err"));
+    let measured = run_measured(
+        sb.process(&sb.path().join("csm-huge"))
+            .args(["blocks", "--json", "--no-store", "--debug"])
+            .stdout(File::create(&out_path).unwrap())
+            .stderr(File::create(&err_path).unwrap()),
+    );
     let one_read = t3.elapsed();
-    assert!(out.status.success());
+    let stderr = fs::read_to_string(&err_path).unwrap();
+    assert!(measured.success(), "{stderr}");
     assert!(
-        out.stdout == clean[0].as_bytes(),
+        fs::read(&out_path).unwrap() == clean[0].as_bytes(),
         "blocks changed by a 200 MiB line"
     );
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let peak_mib = measured.max_rss_kib / 1024;
+    assert!(
+        peak_mib <= MAX_PEAK_MIB,
+        "peak memory {peak_mib} MiB reading a 200 MiB line (limit {MAX_PEAK_MIB} MiB)"
+    );
     assert!(
         stderr.contains(&format!(
             "[debug] skipped {:>9}  no usage",
@@ -386,7 +397,7 @@ fn garbage_never_fails_a_run_or_changes_a_report() {
     assert_counted(&doctor, &clean_doctor, &exp);
 
     eprintln!(
-        "timing: clean setup {setup:?}, junk without the huge line {phase1:?}, writing 200 MiB {write_huge:?}, one debug-build read of it {one_read:?}, total {:?}",
+        "timing: clean setup {setup:?}, junk without the huge line {phase1:?}, writing 200 MiB {write_huge:?}, one debug-build read of it {one_read:?} (peak RSS {peak_mib} MiB), total {:?}",
         t0.elapsed()
     );
 }

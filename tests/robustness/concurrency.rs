@@ -3,7 +3,6 @@
 //! transcript grows, never fail, never print "database is locked", always
 //! print valid JSON; afterwards the store gives what one pass gives.
 
-mod support;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -15,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use support::{
+use crate::support::{
     SONNET, Sandbox, StoreMode, assert_matches_one_pass, assert_same_text, dirty_flag,
     doctor_counts, json_ok, open_db, usage_line,
 };
@@ -209,13 +208,13 @@ fn start_together(sb: &Sandbox, home: &Path, n: usize) -> Vec<Run> {
 fn first_runs_started_together_share_a_new_store() {
     let sb = Sandbox::new();
     sb.generate(32, 8 * MIB, true);
-    let want = support::stdout_ok(sb.cmd_in(&StoreMode::None).args(["blocks", "--json"]));
+    let want = crate::support::stdout_ok(sb.cmd_in(&StoreMode::None).args(["blocks", "--json"]));
     // Several attempts: the race is between the first few milliseconds of each.
     for attempt in 0..3 {
         let home = sb.path().join(format!("csm-new-{attempt}"));
         let runs = start_together(&sb, &home, 6);
         check_runs(&runs);
-        let after = support::stdout_ok(
+        let after = crate::support::stdout_ok(
             sb.cmd_in(&StoreMode::At(home.clone()))
                 .args(["blocks", "--json"]),
         );
