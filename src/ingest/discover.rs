@@ -441,7 +441,7 @@ fn stem(file: &str) -> &str {
 }
 
 #[cfg(unix)]
-fn file_identity(meta: &fs::Metadata) -> (u64, u64, i64) {
+pub(crate) fn file_identity(meta: &fs::Metadata) -> (u64, u64, i64) {
     use std::os::unix::fs::MetadataExt;
     (
         meta.dev(),
@@ -451,7 +451,7 @@ fn file_identity(meta: &fs::Metadata) -> (u64, u64, i64) {
 }
 
 #[cfg(not(unix))]
-fn file_identity(meta: &fs::Metadata) -> (u64, u64, i64) {
+pub(crate) fn file_identity(meta: &fs::Metadata) -> (u64, u64, i64) {
     let mtime = meta
         .modified()
         .ok()

@@ -104,7 +104,9 @@ impl Store {
                     returning: true,
                 }),
                 Some(k) => {
-                    let replaced = k.device != f.device || k.inode != f.inode || f.size < k.read_to;
+                    let replaced = k.device != f.device
+                        || k.inode != f.inode
+                        || (f.size < k.read_to && !still_holds(f, k.read_to));
                     if replaced {
                         // Keep the old copy's lines under a retired row: a rewritten
                         // transcript must not erase history it no longer holds.
@@ -429,6 +431,18 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Whether `f` (as a walk saw it, before this process took the writers'
+/// lock) now holds at least `read_to` bytes under the same identity. The
+/// walk's size can be older than what another process read meanwhile: that
+/// file did not shrink, and re-reading it whole as a replacement would pile
+/// up copies under contention.
+fn still_holds(f: &TranscriptFile, read_to: u64) -> bool {
+    std::fs::metadata(&f.path).is_ok_and(|m| {
+        let (device, inode, _) = crate::ingest::discover::file_identity(&m);
+        m.len() >= read_to && (device, inode) == (f.device, f.inode)
+    })
 }
 
 /// Moves a transcript's row aside (its lines stay counted) so its path can

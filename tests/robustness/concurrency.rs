@@ -3,7 +3,6 @@
 //! transcript grows, never fail, never print "database is locked", always
 //! print valid JSON; afterwards the store gives what one pass gives.
 
-
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};

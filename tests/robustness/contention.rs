@@ -115,7 +115,13 @@ struct Tally {
     appended: AtomicU64,
 }
 
-fn run_client(sb: &Sandbox, home: &Path, c: &Client, until: Instant, tally: &Tally) -> Vec<Failure> {
+fn run_client(
+    sb: &Sandbox,
+    home: &Path,
+    c: &Client,
+    until: Instant,
+    tally: &Tally,
+) -> Vec<Failure> {
     let mut failures = Vec::new();
     let mut k = 0usize;
     let started = Instant::now();
@@ -131,7 +137,11 @@ fn run_client(sb: &Sandbox, home: &Path, c: &Client, until: Instant, tally: &Tal
         let argv = &c.calls[k % c.calls.len()];
         let mut cmd = sb.process(home);
         cmd.args(argv)
-            .stdin(if c.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if c.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn csm");
@@ -173,7 +183,11 @@ fn append_lines(path: &Path, stop: &AtomicBool, tally: &Tally) {
             n % 1000
         );
         let line = usage_line(&ts, "busy", n, SONNET, [u64::from(n), 3, 0, 0]) + "\n";
-        let mut f = OpenOptions::new().create(true).append(true).open(path).unwrap();
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
         if n.is_multiple_of(4) {
             let (a, b) = line.split_at(line.len() / 2);
             f.write_all(a.as_bytes()).unwrap();
@@ -217,7 +231,8 @@ impl Dashboard {
             &script,
             format!(
                 "export HOME={} CSM_HOME={} CLAUDE_CONFIG_DIR={} CSM_NOW={NOW} TZ=UTC\n\
-                 exec {} monitor --refresh 1 --debug\n",
+                 {} monitor --refresh 1 --debug\n\
+                 echo DASHBOARD-EXITED=$?\n",
                 q(&sb.home()),
                 q(home),
                 q(&sb.claude()),
@@ -226,13 +241,29 @@ impl Dashboard {
         )
         .unwrap();
         let d = Dashboard {
-            socket: format!("csm-contention-{}", std::process::id()),
+            // The sandbox's unique name: runs in parallel get their own server.
+            socket: format!(
+                "csm-contention-{}",
+                sb.path().file_name().unwrap().to_string_lossy()
+            ),
             log: home.join("monitor.log"),
         };
         let out = d.tmux(&[
-            "new-session", "-d", "-s", "csm", "-x", "120", "-y", "40", "sh",
+            "new-session",
+            "-d",
+            "-s",
+            "csm",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "sh",
         ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let out = d.tmux(&[
             "send-keys",
             "-t",
@@ -252,7 +283,15 @@ impl Dashboard {
 
     fn refreshes(&self) -> usize {
         fs::read_to_string(&self.log)
-            .map(|t| t.lines().filter(|l| l.ends_with(" refresh") || l.contains("refresh us=") || l.contains(": refresh")).count())
+            .map(|t| {
+                t.lines()
+                    .filter(|l| {
+                        l.ends_with(" refresh")
+                            || l.contains("refresh us=")
+                            || l.contains(": refresh")
+                    })
+                    .count()
+            })
             .unwrap_or(0)
     }
 }
@@ -262,7 +301,23 @@ impl Background for Dashboard {
         let pane = String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "csm"]).stdout)
             .into_owned();
         let _ = self.tmux(&["send-keys", "-t", "csm", "q"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let exited = loop {
+            let now =
+                String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "csm"]).stdout)
+                    .into_owned();
+            if let Some(at) = now.find("DASHBOARD-EXITED=") {
+                break now[at..].lines().next().unwrap_or("").to_string();
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the dashboard did not quit on q:\n{now}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         let _ = self.tmux(&["kill-server"]);
+        if exited != "DASHBOARD-EXITED=0" {
+            return Err(format!("the dashboard ended with {exited}"));
+        }
         let log = fs::read_to_string(&self.log).unwrap_or_default();
         let bad: Vec<&str> = log
             .lines()
@@ -297,7 +352,12 @@ fn contention(length: Duration) -> u64 {
     let home = sb.path().join("csm-busy");
     // The store exists and holds the history before the crowd arrives (a
     // cold ingest under contention is concurrency.rs's subject).
-    let status = sb.process(&home).args(["blocks", "--json"]).stdout(Stdio::null()).status().unwrap();
+    let status = sb
+        .process(&home)
+        .args(["blocks", "--json"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
     assert!(status.success());
 
     let mut background: Vec<Box<dyn Background>> = vec![Box::new(Dashboard::start(&sb, &home))];
@@ -316,7 +376,10 @@ fn contention(length: Duration) -> u64 {
                 s.spawn(move || run_client(sb, home, c, until, tally))
             })
             .collect();
-        let failures = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let failures = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
         stop.store(true, Ordering::SeqCst);
         writer.join().unwrap();
         failures
@@ -345,17 +408,37 @@ fn contention(length: Duration) -> u64 {
             f.who,
             f.why,
             String::from_utf8_lossy(&f.output.stderr),
-            String::from_utf8_lossy(&f.output.stdout).chars().take(500).collect::<String>()
+            String::from_utf8_lossy(&f.output.stdout)
+                .chars()
+                .take(500)
+                .collect::<String>()
         );
     }
     assert!(calls >= REPORTERS as u64 * 2, "only {calls} calls");
 
-    // Afterwards: intact, clean, and what one pass over the final tree gives.
+    // Afterwards: intact, and what one pass over the final tree gives. (The
+    // dashboard may have quit in the middle of an ingest, leaving the store
+    // marked dirty: the next run repairs it, as crash.rs proves.)
     let conn = open_db(&home);
     assert_eq!(integrity(&conn), "ok");
-    assert_eq!(dirty_flag(&conn).as_deref(), Some("0"));
     drop(conn);
-    assert_matches_one_pass(&sb, &StoreMode::At(home.clone()), "after contention");
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert_matches_one_pass(&sb, &StoreMode::At(home.clone()), "after contention")
+    }));
+    if let Err(e) = r {
+        eprintln!("KEPT {}", sb.path().display());
+        std::mem::forget(sb);
+        std::panic::resume_unwind(e);
+    }
+    assert_eq!(dirty_flag(&open_db(&home)).as_deref(), Some("0"));
+    // No transcript was replaced or deleted: a run that saw the growing file
+    // before another run read further must not take it for a rewritten one
+    // (each such mistake re-read it whole and kept a retired copy).
+    let doctor = crate::support::json_ok(
+        sb.cmd_in(&StoreMode::At(home.clone()))
+            .args(["doctor", "--json"]),
+    );
+    assert_eq!(doctor["store"]["filesGone"], 0, "{}", doctor["store"]);
     calls
 }
 

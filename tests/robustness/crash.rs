@@ -2,12 +2,13 @@
 //! SIGKILL at any point is repaired by the next run, which then prints
 //! exactly what an uninterrupted run prints, and the database stays intact.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Sandbox, StoreMode, assert_same_text, dirty_flag, integrity, open_db, stdout_ok};
+use crate::support::{
+    Sandbox, StoreMode, assert_same_text, dirty_flag, integrity, open_db, stdout_ok,
+};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -225,7 +226,7 @@ fn repeated_random_kills_on_one_store() {
     let cold = t0.elapsed();
 
     let home = sb.path().join("csm-killed");
-    let mut rng = crate::support::SplitMix(0x0DEA_DBEE_F);
+    let mut rng = crate::support::SplitMix(0xDEAD_BEEF);
     let mut outcomes = Vec::new();
     for round in 0..10u32 {
         // From round 4 on, new lines arrive before each run (an incremental
@@ -235,14 +236,29 @@ fn repeated_random_kills_on_one_store() {
                 .map(|i| {
                     let n = round * 1000 + i;
                     let ts = format!("2026-11-20T16:{:02}:{:02}.000Z", (n / 60) % 40, n % 60);
-                    crate::support::usage_line(&ts, "late", n, crate::support::SONNET, [u64::from(n), 1, 0, 0]) + "\n"
+                    crate::support::usage_line(
+                        &ts,
+                        "late",
+                        n,
+                        crate::support::SONNET,
+                        [u64::from(n), 1, 0, 0],
+                    ) + "\n"
                 })
                 .collect();
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&grow).unwrap();
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&grow)
+                .unwrap();
             std::io::Write::write_all(&mut f, lines.as_bytes()).unwrap();
         }
         let at = cold.mul_f64(rng.range(0, 1000) as f64 / 1000.0);
-        let k = kill_cold_run(&sb, &home, &format!("kill {round} at {at:?}"), KillAt::After(at));
+        let k = kill_cold_run(
+            &sb,
+            &home,
+            &format!("kill {round} at {at:?}"),
+            KillAt::After(at),
+        );
         outcomes.push((at, k.finished_first, k.dirty_after_kill));
     }
     let clean_home = sb.path().join("csm-clean-final");
@@ -254,7 +270,10 @@ fn repeated_random_kills_on_one_store() {
     let conn = open_db(&home);
     assert_eq!(integrity(&conn), "ok");
     assert_eq!(dirty_flag(&conn).as_deref(), Some("0"));
-    let mid = outcomes.iter().filter(|o| o.2.as_deref() == Some("1")).count();
+    let mid = outcomes
+        .iter()
+        .filter(|o| o.2.as_deref() == Some("1"))
+        .count();
     assert!(mid >= 3, "only {mid} kills landed mid-ingest: {outcomes:?}");
     eprintln!(
         "cold run {cold:?}; kills (when, run ended first, dirty after): {outcomes:?}; test {:?}",

@@ -17,8 +17,7 @@ fn inputs(dir: &str, target: &str) -> Vec<(PathBuf, Vec<u8>)> {
         .map(|e| e.unwrap().path())
         .filter(|p| {
             p.is_file()
-                && p
-                    .file_name()
+                && p.file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| !n.starts_with('.') && n != "README.md")
         })

@@ -5,7 +5,6 @@
 //! the store that already holds the clean history. `doctor` counts the junk
 //! by reason.
 
-
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::symlink;

@@ -97,13 +97,19 @@ fn no_command_but_pricing_update_opens_a_network_socket() {
     let (calls, code) = inet_calls(&sb, &home, &["pricing", "update", "--url", &url]);
     assert_eq!(code, Some(0), "pricing update against the local server");
     assert!(
-        calls.iter().any(|l| l.contains("connect(") && l.contains("127.0.0.1")),
+        calls
+            .iter()
+            .any(|l| l.contains("connect(") && l.contains("127.0.0.1")),
         "the trace missed pricing update's connection: {calls:?}"
     );
 
     for args in COMMANDS {
         let (calls, code) = inet_calls(&sb, &home, args);
-        let want = if args.contains(&"--check-daemon") { 1 } else { 0 };
+        let want = if args.contains(&"--check-daemon") {
+            1
+        } else {
+            0
+        };
         assert_eq!(code, Some(want), "`csm {}` under strace", args.join(" "));
         assert!(
             calls.is_empty(),

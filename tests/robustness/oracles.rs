@@ -124,18 +124,23 @@ pub fn line_reader(data: &[u8]) {
     let mut tail = None;
     let mut buf = Vec::new();
     let start = 7u64;
-    let end = read_lines(&mut Trickle { data, at: 0 }, start, &mut buf, |line| match line {
-        Line::Held { bytes, offset } => {
-            assert_eq!(offset, start + rebuilt.len() as u64, "held line offset");
-            rebuilt.extend_from_slice(bytes);
-            rebuilt.push(b'\n');
-        }
-        Line::Oversized { .. } => panic!("no line here is over the limit"),
-        Line::Unterminated { bytes, offset } => {
-            assert!(tail.is_none(), "two unterminated tails");
-            tail = Some((bytes.to_vec(), offset));
-        }
-    })
+    let end = read_lines(
+        &mut Trickle { data, at: 0 },
+        start,
+        &mut buf,
+        |line| match line {
+            Line::Held { bytes, offset } => {
+                assert_eq!(offset, start + rebuilt.len() as u64, "held line offset");
+                rebuilt.extend_from_slice(bytes);
+                rebuilt.push(b'\n');
+            }
+            Line::Oversized { .. } => panic!("no line here is over the limit"),
+            Line::Unterminated { bytes, offset } => {
+                assert!(tail.is_none(), "two unterminated tails");
+                tail = Some((bytes.to_vec(), offset));
+            }
+        },
+    )
     .expect("reading memory cannot fail");
     let complete = data.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
     assert_eq!(end, start + complete as u64, "end offset");

@@ -114,14 +114,29 @@ fn roots(dir: &Path) -> Roots {
 fn key(e: &UsageEntry) -> String {
     format!(
         "{} {:?} {:?} {:?} {:?} {} {} {}",
-        e.timestamp, e.tokens, e.model, e.message_id, e.request_id, e.is_sidechain, e.origin.project, e.origin.session_id
+        e.timestamp,
+        e.tokens,
+        e.model,
+        e.message_id,
+        e.request_id,
+        e.is_sidechain,
+        e.origin.project,
+        e.origin.session_id
     )
 }
 
 fn block_key(b: &Block) -> String {
     format!(
         "{} {} {:?} {:?} {} {} {:?} {:?} {:.9}",
-        b.start, b.end, b.first_entry, b.actual_end, b.is_gap, b.entries, b.tokens, b.models, b.cost_usd
+        b.start,
+        b.end,
+        b.first_entry,
+        b.actual_end,
+        b.is_gap,
+        b.entries,
+        b.tokens,
+        b.models,
+        b.cost_usd
     )
 }
 
@@ -135,7 +150,10 @@ fn one_pass(dir: &Path, prices: &PriceTable, now: Timestamp) -> (Vec<String>, Ve
     let mut resolver = PriceResolver::new(prices);
     let c = costs(sorted.iter().copied(), CostMode::Auto, &mut resolver);
     let blocks = identify_blocks(
-        sorted.iter().zip(&c).map(|(e, c)| Timed { entry: e, cost: c.usd }),
+        sorted.iter().zip(&c).map(|(e, c)| Timed {
+            entry: e,
+            cost: c.usd,
+        }),
         now,
         window_length(5.0),
     );
@@ -148,7 +166,14 @@ fn one_pass(dir: &Path, prices: &PriceTable, now: Timestamp) -> (Vec<String>, Ve
 fn from_store(store: &Store, now: Timestamp) -> (Vec<String>, Vec<String>) {
     (
         store.entries(None).unwrap().iter().map(key).collect(),
-        in_order(store.blocks(CostMode::Auto, now).unwrap().iter().map(block_key).collect()),
+        in_order(
+            store
+                .blocks(CostMode::Auto, now)
+                .unwrap()
+                .iter()
+                .map(block_key)
+                .collect(),
+        ),
     )
 }
 
@@ -162,7 +187,11 @@ fn in_order(mut v: Vec<String>) -> Vec<String> {
 fn append(dir: &Path, file: usize, bytes: &[u8]) {
     let path = dir.join("projects").join(FILES[file]);
     fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut f = OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
     f.write_all(bytes).unwrap();
 }
 
@@ -276,8 +305,14 @@ fn a_window_that_starts_before_its_gap_reports_the_same_from_the_store() {
         ],
     );
     let one_pass = stdout_ok(sb.cmd_in(&StoreMode::None).args(["blocks", "--json"]));
-    assert!(one_pass.contains("gap-2026-11-17T23:01:00.000Z"), "{one_pass}");
-    for args in [&["blocks", "--json"][..], &["blocks", "--json", "--order", "desc"]] {
+    assert!(
+        one_pass.contains("gap-2026-11-17T23:01:00.000Z"),
+        "{one_pass}"
+    );
+    for args in [
+        &["blocks", "--json"][..],
+        &["blocks", "--json", "--order", "desc"],
+    ] {
         let want = stdout_ok(sb.cmd_in(&StoreMode::None).args(args));
         let stored = stdout_ok(sb.cmd_in(&StoreMode::Fresh).args(args));
         crate::support::assert_same_text(&format!("{args:?}: store vs one pass"), &stored, &want);
