@@ -6,10 +6,12 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests drive for real: tmux (the dashboard's end-to-end
 # and contention tests), strace (tests/robustness/network.rs watches every
-# socket csm opens) and a C compiler (SQLite is built from source).
+# socket csm opens), GNU time (peak memory of csm in tests/robustness) and a
+# C compiler (SQLite is built from source).
 need=()
 command -v tmux >/dev/null || need+=(tmux)
 command -v strace >/dev/null || need+=(strace)
+[ -x /usr/bin/time ] || need+=(time)
 command -v cc >/dev/null || need+=(build-essential)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

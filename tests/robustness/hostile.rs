@@ -349,12 +349,12 @@ fn huge_usage_line(mib: usize, limit_mib: u64) {
     let (out_path, err_path) = (sb.path().join("out"), sb.path().join("err"));
     let measured = tools::run_measured(
         sb.process(&sb.path().join("csm-huge"))
-            .args(["daily", "--json", "--no-store"])
-            .stdout(fs::File::create(&out_path).unwrap())
-            .stderr(fs::File::create(&err_path).unwrap()),
+            .args(["daily", "--json", "--no-store"]),
+        fs::File::create(&out_path).unwrap(),
+        fs::File::create(&err_path).unwrap(),
     );
     assert!(
-        measured.success(),
+        measured.success,
         "{}",
         fs::read_to_string(&err_path).unwrap()
     );

@@ -57,33 +57,55 @@ pub fn chown_tree(path: &Path, uid: u32, gid: u32) {
 
 /// A finished child with its peak resident memory.
 pub struct Measured {
-    pub status: i32,
+    pub success: bool,
     pub max_rss_kib: u64,
 }
 
-/// Runs `cmd` to the end (stdout and stderr to files the caller chose) and
-/// reads the kernel's account of its peak resident set size (wait4's
-/// rusage), which counts every byte the process ever had resident.
-pub fn run_measured(cmd: &mut Command) -> Measured {
-    let child = cmd.spawn().expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value to be overwritten.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our own unwaited child; the pointers are valid for the call.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
-    // Reaped above; dropping a Child neither waits nor kills.
-    drop(child);
-    Measured {
-        status,
-        max_rss_kib: usage.ru_maxrss as u64,
+/// Runs `cmd` to the end under GNU time (`/usr/bin/time -f %M`) and reads
+/// the peak resident set size the kernel accounted to it. Not wait4 from
+/// this process: a child spawned from the test process inherits the test
+/// process's high-water mark through vfork and exec, which would measure the
+/// test harness; time is a small process of its own.
+///
+/// Without GNU time (outside CI only, see [`have`]) the command runs
+/// unmeasured and the peak reads 0.
+pub fn run_measured(cmd: &Command, stdout: fs::File, stderr: fs::File) -> Measured {
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let measure = have("/usr/bin/time", "measures peak memory");
+    let mut timed = if measure {
+        let mut t = Command::new("/usr/bin/time");
+        t.args(["-f", "%M", "-o"]).arg(report.path());
+        t.arg(cmd.get_program());
+        t
+    } else {
+        Command::new(cmd.get_program())
+    };
+    timed.args(cmd.get_args()).env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            timed.env(k, v);
+        }
     }
-}
-
-impl Measured {
-    pub fn success(&self) -> bool {
-        libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
+    let status = timed
+        .stdout(stdout)
+        .stderr(stderr)
+        .status()
+        .expect("run /usr/bin/time");
+    if !measure {
+        return Measured {
+            success: status.success(),
+            max_rss_kib: 0,
+        };
+    }
+    let text = fs::read_to_string(report.path()).unwrap();
+    let max_rss_kib = text
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .next_back()
+        .unwrap_or_else(|| panic!("no peak memory from /usr/bin/time: {text:?}"));
+    Measured {
+        success: status.success(),
+        max_rss_kib,
     }
 }
 
