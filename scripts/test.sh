@@ -5,14 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests drive for real: tmux (the dashboard's end-to-end
-# test), a C compiler (SQLite is built from source), a private D-Bus
-# session bus with a real notification server on a virtual display
-# (tests/notify_dbus.rs: dbus-daemon, dbus-send, dunst, Xvfb),
-# systemd-analyze (the daemon's user unit is verified with it; systemd need
-# not be running) and node (the Scriptable widget's logic runs under
-# `node --test`).
+# and contention tests), a C compiler (SQLite is built from source), strace
+# (tests/robustness/network.rs watches every socket csm opens), GNU time (peak
+# memory in tests/robustness), a private D-Bus session bus with a real
+# notification server on a virtual display (tests/notify_dbus.rs:
+# dbus-daemon, dbus-send, dunst, Xvfb), systemd-analyze (the daemon's user
+# unit is verified with it; systemd need not be running) and node (the
+# Scriptable widget's logic runs under `node --test`).
 need=()
 command -v tmux >/dev/null || need+=(tmux)
+command -v strace >/dev/null || need+=(strace)
+[ -x /usr/bin/time ] || need+=(time)
 command -v cc >/dev/null || need+=(build-essential)
 { command -v dbus-daemon >/dev/null && command -v dbus-send >/dev/null; } || need+=(dbus)
 command -v dunst >/dev/null || need+=(dunst)
@@ -33,7 +36,8 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-# Tests whose system tool is missing fail instead of skipping.
+# The packages above are installed now: a test whose tool is missing fails
+# instead of skipping itself.
 export CSM_REQUIRE_SYSTEM_TOOLS=1
 cargo test --all-targets --locked
 cargo test --doc --locked

@@ -49,6 +49,7 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
             "skipped": skipped,
             "oversizedLines": s.oversized_lines,
             "unreadableFiles": s.unreadable_files,
+            "unreadableDirs": loaded.walk.unreadable_dirs,
             "partialTailBytes": s.partial_tail_bytes,
             "symlinksNotFollowed": loaded.walk.symlinks,
             "unknownModels": unknown.iter().map(|(m, n)| json!({"model": m, "entries": n})).collect::<Vec<_>>(),
@@ -120,6 +121,12 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
     }
     if s.unreadable_files > 0 {
         println!("unreadable      {} files", thousands(s.unreadable_files));
+    }
+    if loaded.walk.unreadable_dirs > 0 {
+        println!(
+            "unreadable      {} directories (skipped)",
+            thousands(loaded.walk.unreadable_dirs)
+        );
     }
     if s.partial_tail_bytes > 0 {
         println!(

@@ -275,9 +275,11 @@ pub fn walk_changed(roots: &Roots, memo: &WalkMemo, now_ns: i64) -> Walk {
             continue;
         };
         let mut sub = Vec::new();
-        list_dir(root, dir, &mut w.files, &mut w.stats, &mut sub);
-        w.dirs.push(stamp(dir, t));
-        w.relisted.push(dir.to_path_buf());
+        let listed = list_dir(root, dir, &mut w.files, &mut w.stats, &mut sub);
+        w.dirs.push(stamp_listed(dir, t, listed));
+        if listed {
+            w.relisted.push(dir.to_path_buf());
+        }
         for s in sub {
             if !known_dirs.contains(key(&s)) {
                 walk(root, &s, &mut w.files, &mut w.stats, &mut w.dirs);
@@ -292,7 +294,7 @@ pub fn walk_changed(roots: &Roots, memo: &WalkMemo, now_ns: i64) -> Walk {
         .filter(|f| f.path.parent().is_some_and(|p| by_dir.contains_key(key(p))))
         .collect();
     let again: Vec<Result<(TranscriptFile, bool), &Path>> = map_spread(&of_unchanged, |f| {
-        if f.mtime_ns < hot_since {
+        if f.mtime_ns < hot_since && f.mtime_ns != UNSETTLED {
             return Ok(((*f).clone(), false));
         }
         let Some(m) = fs::symlink_metadata(&f.path).ok().filter(|m| m.is_file()) else {
@@ -356,8 +358,9 @@ fn key(p: &Path) -> &[u8] {
 /// A directory's time as worth remembering: one changed in the last couple of
 /// seconds may change again within the clock's granularity without its time
 /// moving, so it is remembered as "list again".
-/// The time remembered for a directory that must be listed again.
-const UNSETTLED: i64 = i64::MIN;
+/// The time remembered for a directory that must be listed again (and for
+/// a transcript that must be read again).
+pub const UNSETTLED: i64 = i64::MIN;
 
 fn stamp(path: &Path, mtime_ns: i64) -> DirStamp {
     let now_ns = std::time::SystemTime::now()
@@ -367,6 +370,20 @@ fn stamp(path: &Path, mtime_ns: i64) -> DirStamp {
     DirStamp {
         path: path.to_path_buf(),
         mtime_ns: if settled { mtime_ns } else { UNSETTLED },
+    }
+}
+
+/// [`stamp`] for a directory just listed, or not: one that could not be
+/// listed is listed again next time whatever its time, since making it
+/// readable (chmod) does not change its time.
+fn stamp_listed(path: &Path, mtime_ns: i64, listed: bool) -> DirStamp {
+    if listed {
+        stamp(path, mtime_ns)
+    } else {
+        DirStamp {
+            path: path.to_path_buf(),
+            mtime_ns: i64::MIN,
+        }
     }
 }
 
@@ -388,27 +405,29 @@ fn walk(
     stats: &mut WalkStats,
     dirs: &mut Vec<DirStamp>,
 ) {
-    if let Ok(m) = fs::metadata(dir) {
-        dirs.push(stamp(dir, file_identity(&m).2));
-    }
+    let mtime = fs::metadata(dir).ok().map(|m| file_identity(&m).2);
     let mut sub = Vec::new();
-    list_dir(root, dir, out, stats, &mut sub);
+    let listed = list_dir(root, dir, out, stats, &mut sub);
+    if let Some(t) = mtime {
+        dirs.push(stamp_listed(dir, t, listed));
+    }
     for d in sub {
         walk(root, &d, out, stats, dirs);
     }
 }
 
 /// One directory: its transcripts go to `out`, its subdirectories to `sub`.
+/// False when it could not be listed (no permission, gone).
 fn list_dir(
     root: &Path,
     dir: &Path,
     out: &mut Vec<TranscriptFile>,
     stats: &mut WalkStats,
     sub: &mut Vec<PathBuf>,
-) {
+) -> bool {
     let Ok(entries) = fs::read_dir(dir) else {
         stats.unreadable_dirs += 1;
-        return;
+        return false;
     };
     for entry in entries.flatten() {
         let path = entry.path();
@@ -440,6 +459,7 @@ fn list_dir(
             out.push(file);
         }
     }
+    true
 }
 
 fn describe(root: &Path, path: PathBuf, meta: &fs::Metadata) -> Option<TranscriptFile> {
@@ -485,7 +505,7 @@ fn stem(file: &str) -> &str {
 }
 
 #[cfg(unix)]
-fn file_identity(meta: &fs::Metadata) -> (u64, u64, i64) {
+pub(crate) fn file_identity(meta: &fs::Metadata) -> (u64, u64, i64) {
     use std::os::unix::fs::MetadataExt;
     (
         meta.dev(),
@@ -495,7 +515,7 @@ fn file_identity(meta: &fs::Metadata) -> (u64, u64, i64) {
 }
 
 #[cfg(not(unix))]
-fn file_identity(meta: &fs::Metadata) -> (u64, u64, i64) {
+pub(crate) fn file_identity(meta: &fs::Metadata) -> (u64, u64, i64) {
     let mtime = meta
         .modified()
         .ok()

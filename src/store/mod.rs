@@ -260,9 +260,10 @@ impl Store {
         };
         let mut stmt = self.conn.prepare_cached(
             "SELECT path, project, session_id, project_path, device, inode, size, mtime_ns
-             FROM files WHERE present = 1 AND mtime_ns >= ?1",
+             FROM files WHERE present = 1 AND (mtime_ns >= ?1 OR mtime_ns = ?2)",
         )?;
-        let mut rows = stmt.query([since_ns])?;
+        // A transcript that could not be read is looked at on every run.
+        let mut rows = stmt.query([since_ns, crate::ingest::discover::UNSETTLED])?;
         while let Some(r) = rows.next()? {
             memo.files.push(TranscriptFile {
                 path: path_from_blob(r.get(0)?),

@@ -57,6 +57,9 @@ pub enum WindowUpdate {
     Recomputed,
 }
 
+/// The time recorded for a file that could not be read: no real file has it.
+const UNREAD_MTIME: i64 = crate::ingest::discover::UNSETTLED;
+
 /// A reading position in the store: (file id, byte offset).
 type Pos = (i64, u64);
 
@@ -137,7 +140,9 @@ impl Store {
                     returning: true,
                 }),
                 Some(k) => {
-                    let replaced = k.device != f.device || k.inode != f.inode || f.size < k.read_to;
+                    let replaced = k.device != f.device
+                        || k.inode != f.inode
+                        || (f.size < k.read_to && !still_holds(f, k.read_to));
                     if replaced {
                         // Keep the old copy's lines under a retired row: a rewritten
                         // transcript must not erase history it no longer holds.
@@ -247,7 +252,7 @@ impl Store {
                     retire_file(&tx, old)?;
                     job.id = None;
                 }
-                let id = upsert_file(&tx, job, scan.end_offset)?;
+                let id = upsert_file(&tx, job, scan.end_offset, scan.stats.unreadable_files == 0)?;
                 job.id = Some(id);
                 add_file_stats(&tx, id, &scan.stats, job.start == 0)?;
                 if job.start == 0 && opts.recalculate {
@@ -356,6 +361,7 @@ impl Store {
                         returning: false,
                     },
                     0,
+                    true,
                 )?);
             }
             tx.commit()?;
@@ -419,11 +425,17 @@ impl Store {
                 )?;
                 for (k, scan) in scans.iter().enumerate() {
                     let f = order[i + k];
+                    // See upsert_file: an unreadable file is read again next time.
+                    let mtime_ns = if scan.stats.unreadable_files > 0 {
+                        UNREAD_MTIME
+                    } else {
+                        f.mtime_ns
+                    };
                     done.execute(params![
                         ids[i + k],
                         scan.end_offset as i64,
                         f.size as i64,
-                        f.mtime_ns
+                        mtime_ns
                     ])?;
                     add_file_stats(&tx, ids[i + k], &scan.stats, true)?;
                 }
@@ -530,6 +542,18 @@ fn known_file(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, KnownFile)> {
             present: r.get(7)?,
         },
     ))
+}
+
+/// Whether `f` (as a walk saw it, before this process took the writers'
+/// lock) now holds at least `read_to` bytes under the same identity. The
+/// walk's size can be older than what another process read meanwhile: that
+/// file did not shrink, and re-reading it whole as a replacement would pile
+/// up copies under contention.
+fn still_holds(f: &TranscriptFile, read_to: u64) -> bool {
+    std::fs::metadata(&f.path).is_ok_and(|m| {
+        let (device, inode, _) = crate::ingest::discover::file_identity(&m);
+        m.len() >= read_to && (device, inode) == (f.device, f.inode)
+    })
 }
 
 /// Moves a transcript's row aside (its lines stay counted) so its path can
@@ -675,15 +699,25 @@ fn insert_line(
     Ok(())
 }
 
-fn upsert_file(tx: &Transaction<'_>, job: &Job<'_>, read_to: u64) -> Result<i64, StoreError> {
+/// Records a file read up to `read_to`. A file that could not be read (no
+/// permission) is recorded with no time, so the next walk sees it changed
+/// and it is read again: making it readable moves neither its size nor its
+/// time.
+fn upsert_file(
+    tx: &Transaction<'_>,
+    job: &Job<'_>,
+    read_to: u64,
+    readable: bool,
+) -> Result<i64, StoreError> {
     let f = job.file;
+    let mtime_ns = if readable { f.mtime_ns } else { UNREAD_MTIME };
     let o = &f.origin;
     match job.id {
         Some(id) => {
             tx.execute(
                 "UPDATE files SET device = ?2, inode = ?3, size = ?4, mtime_ns = ?5, read_to = ?6, present = 1
                  WHERE id = ?1",
-                params![id, f.device as i64, f.inode as i64, f.size as i64, f.mtime_ns, read_to as i64],
+                params![id, f.device as i64, f.inode as i64, f.size as i64, mtime_ns, read_to as i64],
             )?;
             Ok(id)
         }
@@ -699,7 +733,7 @@ fn upsert_file(tx: &Transaction<'_>, job: &Job<'_>, read_to: u64) -> Result<i64,
                     f.device as i64,
                     f.inode as i64,
                     f.size as i64,
-                    f.mtime_ns,
+                    mtime_ns,
                     read_to as i64
                 ],
             )?;

@@ -42,6 +42,16 @@ impl Sandbox {
         Sandbox { dir }
     }
 
+    /// Like [`Sandbox::new`], below `parent` instead of the default temp dir.
+    pub fn new_in(parent: &Path) -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("csm-it-")
+            .tempdir_in(parent)
+            .expect("temp dir");
+        fs::create_dir_all(dir.path().join("home")).unwrap();
+        Sandbox { dir }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -1,0 +1,121 @@
+//! No network access anywhere except `csm pricing update` (SPEC 2.4).
+//!
+//! Each command runs under `strace -f -e trace=socket,connect`, which logs
+//! every socket the process or any of its threads and children opens; an
+//! internet socket (AF_INET, AF_INET6) fails the test. Local sockets
+//! (AF_UNIX: the C library's name service cache, D-Bus for desktop
+//! notifications) are not network access. `pricing update` against a local
+//! server is the positive control: it proves the trace sees a connection
+//! when there is one.
+//!
+//! Why strace rather than a network namespace without interfaces: a run in
+//! an empty namespace only fails when csm *needs* the network, and a command
+//! that tolerates a failed connection would pass; the trace catches the
+//! attempt itself. It also needs only ptrace, which containers allow by
+//! default, where creating a namespace needs privileges CI may not have.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{NOW, Sandbox, small_history};
+use crate::tools::{have, serve_prices};
+
+/// Every command that exists today, each as a user would run it (the lead
+/// adds `statusline`, `hook`, `setup claude --dry-run`, `status`, `daemon
+/// run` (stopped with SIGTERM) and `notify test` as they land).
+const COMMANDS: &[&[&str]] = &[
+    &["blocks"],
+    &["blocks", "--json"],
+    &["daily", "--json"],
+    &["weekly", "--json"],
+    &["monthly"],
+    &["session", "--json"],
+    &["--no-store", "daily", "--json"],
+    &["--recalculate", "blocks", "--json"],
+    &["period", "--json"],
+    &["doctor"],
+    &["doctor", "--json"],
+    &["db", "stats", "--json"],
+    &["db", "rebuild"],
+    &["pricing", "show", "--json"],
+    &["config", "show"],
+    &["config", "path"],
+    &["config", "set", "start_day", "5"],
+    &["monitor", "--once"],
+    // Exits 1: no daemon runs here.
+    &["monitor", "--check-daemon"],
+    &["completions", "zsh"],
+    &["--version"],
+    &["--help"],
+];
+
+/// The internet sockets a traced run of `csm args` opened or connected,
+/// and its exit code (stdin closed, output discarded).
+fn inet_calls(sb: &Sandbox, home: &Path, args: &[&str]) -> (Vec<String>, Option<i32>) {
+    let log = sb.path().join("strace.log");
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=execve,socket,connect", "-o"])
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_csm"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", sb.home())
+        .env("CSM_HOME", home)
+        .env("CLAUDE_CONFIG_DIR", sb.claude())
+        .env("TZ", "UTC")
+        .env("CSM_NOW", NOW)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run strace");
+    let trace = std::fs::read_to_string(&log).expect("strace log");
+    // The exec of csm itself shows the trace worked.
+    assert!(
+        trace.contains("execve("),
+        "strace did not trace `csm {}`: {trace}",
+        args.join(" ")
+    );
+    let inet = trace
+        .lines()
+        .filter(|l| l.contains("AF_INET") || l.contains("AF_PACKET"))
+        .map(str::to_string)
+        .collect();
+    (inet, out.status.code())
+}
+
+#[test]
+fn no_command_but_pricing_update_opens_a_network_socket() {
+    if !have("strace", "traces the sockets csm opens") {
+        return;
+    }
+    let sb = Sandbox::new();
+    small_history(&sb);
+    let home = sb.path().join("csm");
+
+    // The control: the one command that downloads is seen doing it.
+    let url = serve_prices();
+    let (calls, code) = inet_calls(&sb, &home, &["pricing", "update", "--url", &url]);
+    assert_eq!(code, Some(0), "pricing update against the local server");
+    assert!(
+        calls
+            .iter()
+            .any(|l| l.contains("connect(") && l.contains("127.0.0.1")),
+        "the trace missed pricing update's connection: {calls:?}"
+    );
+
+    for args in COMMANDS {
+        let (calls, code) = inet_calls(&sb, &home, args);
+        let want = if args.contains(&"--check-daemon") {
+            1
+        } else {
+            0
+        };
+        assert_eq!(code, Some(want), "`csm {}` under strace", args.join(" "));
+        assert!(
+            calls.is_empty(),
+            "`csm {}` opened internet sockets:\n{}",
+            args.join(" "),
+            calls.join("\n")
+        );
+    }
+}
