@@ -162,10 +162,10 @@ fn the_dashboard_sends_alerts_while_no_daemon_runs() {
     tmux.ok(&["send-keys", "-t", "csm", "q"]);
 }
 
-/// A process whose name starts with `csm`, standing in for a daemon.
-struct FakeDaemon(Child);
+/// A daemon process, killed when the test is done with it.
+struct DaemonProcess(Child);
 
-impl Drop for FakeDaemon {
+impl Drop for DaemonProcess {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -180,28 +180,52 @@ fn with_a_daemon_running_the_dashboard_sends_nothing() {
     }
     let sb = Sandbox::new();
     let (script, out) = setup(&sb);
-    let sleep = PathBuf::from(
-        String::from_utf8(
-            Command::new("sh")
-                .args(["-c", "command -v sleep"])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap()
-        .trim(),
+    // A real daemon for this base directory, with every alert switched off
+    // so whatever reaches the recorder comes from the dashboard.
+    let quiet = sb.path().join("daemon.toml");
+    fs::write(&quiet, "token_limit = 1000000\n[alerts]\ndesktop = false\n").unwrap();
+    let daemon = DaemonProcess(
+        Command::new(env!("CARGO_BIN_EXE_csm"))
+            .env("CSM_HOME", sb.csm_home())
+            .env("HOME", sb.home())
+            .env("CLAUDE_CONFIG_DIR", sb.claude())
+            .env("CSM_NOW", "2026-11-20T16:40:00Z")
+            .env("TZ", "UTC")
+            .arg("--config")
+            .arg(&quiet)
+            .args(["daemon", "run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
     );
-    let fake = sb.path().join("csm-daemon");
-    fs::copy(&sleep, &fake).unwrap();
-    let daemon = FakeDaemon(Command::new(&fake).arg("60").spawn().unwrap());
-    fs::write(sb.csm_home().join("daemon.pid"), daemon.0.id().to_string()).unwrap();
-    let check = Command::new(env!("CARGO_BIN_EXE_csm"))
-        .env("CSM_HOME", sb.csm_home())
-        .env("HOME", sb.home())
-        .args(["monitor", "--check-daemon"])
-        .output()
-        .unwrap();
-    assert!(check.status.success(), "the stand-in counts as a daemon");
+    let running = || {
+        Command::new(env!("CARGO_BIN_EXE_csm"))
+            .env("CSM_HOME", sb.csm_home())
+            .env("HOME", sb.home())
+            .args(["monitor", "--check-daemon"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not start"
+        );
+        std::thread::yield_now();
+    }
+    // Its first snapshot is there before the dashboard starts.
+    let snapshot = sb.csm_home().join("monitor_data.json");
+    while !snapshot.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot from the daemon"
+        );
+        std::thread::yield_now();
+    }
 
     let tmux = Tmux::start(&script);
     // The first frame comes after the first evaluation: by then an alert
