@@ -120,34 +120,10 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
 }
 
 /// Logs go to `<base>/monitor.log` (0600), never to the terminal the
-/// dashboard draws on. Over 5 MiB the file is rotated once to `.1`.
+/// dashboard draws on; size-capped like the daemon's.
 fn init_logging(base_dir: &Path, debug: bool) {
-    use std::fs::OpenOptions;
-    if crate::fsutil::create_private_dir(base_dir).is_err() {
-        return;
+    if crate::fsutil::create_private_dir(base_dir).is_ok() {
+        // No log is better than a dashboard that cannot start.
+        let _ = crate::daemon::logfile::init_named(base_dir, "monitor.log", debug);
     }
-    let path = base_dir.join("monitor.log");
-    if std::fs::metadata(&path).is_ok_and(|m| m.len() > 5 << 20) {
-        let _ = std::fs::rename(&path, base_dir.join("monitor.log.1"));
-    }
-    let mut opts = OpenOptions::new();
-    opts.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let Ok(file) = opts.open(&path) else {
-        return;
-    };
-    let level = if debug {
-        tracing::Level::DEBUG
-    } else {
-        tracing::Level::INFO
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::sync::Mutex::new(file))
-        .with_ansi(false)
-        .with_max_level(level)
-        .try_init();
 }

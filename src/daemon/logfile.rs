@@ -94,7 +94,13 @@ impl Write for RotatingFile {
 
 /// Sends this process's tracing output to `<base>/daemon.log`.
 pub fn init(base_dir: &Path, debug: bool) -> io::Result<()> {
-    let file = RotatingFile::open(&base_dir.join(FILE_NAME), MAX_BYTES, KEEP)?;
+    init_named(base_dir, FILE_NAME, debug)
+}
+
+/// Sends this process's tracing output to `<base>/<name>` (0600, rotated
+/// past [`MAX_BYTES`]): the daemon's log, the dashboard's.
+pub fn init_named(base_dir: &Path, name: &str, debug: bool) -> io::Result<()> {
+    let file = RotatingFile::open(&base_dir.join(name), MAX_BYTES, KEEP)?;
     let level = if debug {
         tracing::Level::DEBUG
     } else {
