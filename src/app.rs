@@ -82,7 +82,7 @@ impl Context {
         let tz_name = g.timezone.clone().or_else(|| config.timezone.clone());
         let tz = std::sync::OnceLock::new();
         if let Some(name) = tz_name.as_deref().filter(|n| *n != "local") {
-            let zone = TimeZone::get(name).map_err(|_| {
+            let zone = crate::zone::by_name(name).map_err(|_| {
                 UsageError(format!(
                     "invalid value '{name}' for --timezone: not an IANA time zone name such as UTC or Europe/Warsaw (`timedatectl list-timezones` lists them)"
                 ))
@@ -140,7 +140,7 @@ pub fn paths(cli: &Cli, env: &Env) -> Result<(PathBuf, PathBuf)> {
 impl Context {
     /// The display time zone (`--timezone`, config, else the system's).
     pub fn tz(&self) -> &TimeZone {
-        self.tz.get_or_init(TimeZone::system)
+        self.tz.get_or_init(crate::zone::system)
     }
 }
 

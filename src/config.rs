@@ -181,7 +181,7 @@ impl Config {
             ));
         }
         if let Some(tz) = &self.timezone
-            && jiff::tz::TimeZone::get(tz).is_err()
+            && crate::zone::by_name(tz).is_err()
         {
             return Err((
                 "timezone",

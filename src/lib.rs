@@ -25,3 +25,4 @@ pub mod source;
 pub mod store;
 pub mod synth;
 pub mod tui;
+pub mod zone;
