@@ -281,22 +281,26 @@ fn notify_test_reaches_a_real_notification_server_and_says_when_there_is_none() 
     assert!(doctor.contains("desktop  on, available: dunst"), "{doctor}");
 }
 
+/// A generated history with an active window; that window's end and tokens
+/// as `csm blocks` sees them.
+fn active_history(sb: &Sandbox) -> (jiff::Timestamp, u64) {
+    let mut opts = SynthOptions::new(4, 1 << 20, default_now());
+    opts.active = true;
+    generate(&sb.claude(), &opts).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout_ok(sb.cmd().args(["blocks", "--json", "--active"]))).unwrap();
+    let block = &v["blocks"][0];
+    let end = block["endTime"].as_str().unwrap().parse().unwrap();
+    (end, block["totalTokens"].as_u64().unwrap())
+}
+
 #[test]
 fn the_rules_on_a_generated_history_deliver_through_dbus_once() {
     if !tools_present() {
         return;
     }
     let sb = Sandbox::new();
-    let mut opts = SynthOptions::new(4, 1 << 20, default_now());
-    opts.active = true;
-    generate(&sb.claude(), &opts).unwrap();
-
-    // The active window as `csm blocks` sees it.
-    let v: serde_json::Value =
-        serde_json::from_str(&stdout_ok(sb.cmd().args(["blocks", "--json", "--active"]))).unwrap();
-    let block = &v["blocks"][0];
-    let end: jiff::Timestamp = block["endTime"].as_str().unwrap().parse().unwrap();
-    let tokens = block["totalTokens"].as_u64().unwrap();
+    let (end, tokens) = active_history(&sb);
     // A limit that puts the window at a known share below 80 %.
     let limit = tokens * 2;
     desktop_config(&sb, &format!("token_limit = {limit}"));
@@ -373,13 +377,7 @@ fn the_daemon_delivers_through_dbus_once_across_restarts() {
         return;
     }
     let sb = Sandbox::new();
-    let mut opts = SynthOptions::new(4, 1 << 20, default_now());
-    opts.active = true;
-    generate(&sb.claude(), &opts).unwrap();
-    let v: serde_json::Value =
-        serde_json::from_str(&stdout_ok(sb.cmd().args(["blocks", "--json", "--active"]))).unwrap();
-    let end: jiff::Timestamp = v["blocks"][0]["endTime"].as_str().unwrap().parse().unwrap();
-    let tokens = v["blocks"][0]["totalTokens"].as_u64().unwrap();
+    let (end, tokens) = active_history(&sb);
     desktop_config(&sb, &format!("token_limit = {}", tokens * 2));
     let now = end - jiff::SignedDuration::from_mins(20);
     let hm = end.strftime("%H:%M").to_string();
