@@ -226,10 +226,8 @@ pub fn statusline(data: &[u8]) {
     if let Some(c) = input.context_percent {
         assert!(pct_ok(c), "context {c}");
     }
-    for name in [&input.model, &input.session_id] {
-        if let Some(n) = name {
-            assert!(!n.trim().is_empty(), "blank name kept");
-        }
+    for n in [&input.model, &input.session_id].into_iter().flatten() {
+        assert!(!n.trim().is_empty(), "blank name kept");
     }
     let earliest = jiff::Timestamp::from_second(1_577_836_800).expect("valid");
     let latest = now
