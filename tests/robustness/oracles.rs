@@ -309,7 +309,9 @@ pub fn hook(data: &[u8]) {
     use serde_json::Value;
     let now = claude_now();
     let parsed = parse_hook(data, now);
-    let value: Option<Value> = serde_json::from_slice(data).ok();
+    // Invalid UTF-8 inside a field csm skips is tolerated (as in transcript
+    // lines); the fields it reads are strings serde_json checked.
+    let value: Option<Value> = serde_json::from_str(&String::from_utf8_lossy(data)).ok();
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let well_formed = value.as_ref().is_some_and(|v| {
         v.is_object()
