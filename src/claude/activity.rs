@@ -68,6 +68,8 @@ pub enum HookError {
     Json(#[from] serde_json::Error),
     #[error("hook input has no {0}")]
     Missing(&'static str),
+    #[error("hook input is not a JSON object")]
+    NotObject,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +88,11 @@ const DETAIL_MAX: usize = 200;
 
 /// Reads one hook event from Claude Code's stdin, timed `now`.
 pub fn parse_hook(input: &[u8], now: Timestamp) -> Result<ActivityEvent, HookError> {
+    // A derived struct also reads a JSON array, field by position: a
+    // fuzzer's `["id","Stop"]` was taken for an event.
+    if input.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(HookError::NotObject);
+    }
     let raw: RawHook = serde_json::from_slice(input)?;
     let session_id = raw
         .session_id

@@ -33,72 +33,58 @@ pub struct StatusInput {
     pub rate_limits: Parsed,
 }
 
-#[derive(Deserialize)]
-struct RawStatus {
-    model: Option<RawModel>,
-    session_id: Option<Value>,
-    transcript_path: Option<Value>,
-    context_window: Option<RawContext>,
-    rate_limits: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawModel {
-    Object {
-        display_name: Option<Value>,
-        id: Option<Value>,
-    },
-    Name(String),
-}
-
-#[derive(Deserialize)]
-struct RawContext {
-    used_percentage: Option<Value>,
-    context_window_size: Option<Value>,
-    current_usage: Option<Value>,
-}
-
-fn string(v: Option<Value>) -> Option<String> {
+fn string(v: Option<&Value>) -> Option<String> {
     match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s),
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
         _ => None,
     }
 }
 
 /// Reads the statusLine payload. Fields of unexpected types are ignored
 /// one by one; only text that is not a JSON object is an error.
+///
+/// Read through `Value` rather than a derived struct: a derived struct
+/// rejects the whole payload for one field of another shape (a numeric
+/// `model`, a string `context_window`) or a repeated key.
 pub fn parse_input(bytes: &[u8], now: Timestamp) -> Result<StatusInput, serde_json::Error> {
-    let raw: RawStatus = serde_json::from_slice(bytes)?;
-    let model = raw.model.and_then(|m| match m {
-        RawModel::Object { display_name, id } => string(display_name).or_else(|| string(id)),
-        RawModel::Name(s) => Some(s).filter(|s| !s.trim().is_empty()),
-    });
-    let context_percent = raw.context_window.and_then(|c| {
-        let direct = c.used_percentage.as_ref().and_then(Value::as_f64);
-        let computed = || {
-            let size = c.context_window_size.as_ref()?.as_f64()?;
-            let u = c.current_usage.as_ref()?;
-            let used: f64 = [
-                "input_tokens",
-                "cache_creation_input_tokens",
-                "cache_read_input_tokens",
-            ]
-            .iter()
-            .filter_map(|k| u.get(k)?.as_f64())
-            .sum();
-            (size > 0.0).then(|| used / size * 100.0)
-        };
-        direct
-            .or_else(computed)
-            .filter(|p| p.is_finite() && (0.0..=100.0).contains(p))
-    });
+    let raw: Value = serde_json::from_slice(bytes)?;
+    let Value::Object(raw) = raw else {
+        return Err(serde::de::Error::custom(
+            "the status line payload is not a JSON object",
+        ));
+    };
+    let model = match raw.get("model") {
+        Some(Value::Object(m)) => string(m.get("display_name")).or_else(|| string(m.get("id"))),
+        other => string(other),
+    };
+    let context_percent = raw
+        .get("context_window")
+        .filter(|c| c.is_object())
+        .and_then(|c| {
+            let direct = c.get("used_percentage").and_then(Value::as_f64);
+            let computed = || {
+                let size = c.get("context_window_size")?.as_f64()?;
+                let u = c.get("current_usage")?;
+                let used: f64 = [
+                    "input_tokens",
+                    "cache_creation_input_tokens",
+                    "cache_read_input_tokens",
+                ]
+                .iter()
+                .filter_map(|k| u.get(k)?.as_f64())
+                .sum();
+                (size > 0.0).then(|| used / size * 100.0)
+            };
+            direct
+                .or_else(computed)
+                .filter(|p| p.is_finite() && (0.0..=100.0).contains(p))
+        });
     Ok(StatusInput {
         model,
-        session_id: string(raw.session_id),
-        transcript_path: string(raw.transcript_path).map(PathBuf::from),
+        session_id: string(raw.get("session_id")),
+        transcript_path: string(raw.get("transcript_path")).map(PathBuf::from),
         context_percent,
-        rate_limits: limits::parse_rate_limits(raw.rate_limits.as_ref(), now),
+        rate_limits: limits::parse_rate_limits(raw.get("rate_limits"), now),
     })
 }
 
@@ -162,7 +148,13 @@ pub fn render(
 ) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(m) = &input.model {
-        parts.push(m.chars().take(40).collect());
+        // A model name is the payload's text: control characters (a newline
+        // would make two status lines, an escape would restyle the bar) are
+        // dropped.
+        let m: String = m.chars().filter(|c| !c.is_control()).take(40).collect();
+        if !m.trim().is_empty() {
+            parts.push(m);
+        }
     }
     if let Some(f) = figures {
         match &f.block {

@@ -24,8 +24,10 @@ use crate::store::Store;
 const STATUSLINE_STDIN: Duration = Duration::from_millis(150);
 /// How long the hook waits for its event.
 const HOOK_STDIN: Duration = Duration::from_millis(150);
-/// How long the status line's capture waits for another writer.
-const STATUSLINE_BUSY: Duration = Duration::from_millis(50);
+/// How long the status line's capture waits for another writer (only paid
+/// while another process writes; 50 ms lost captures under contention, see
+/// hook::BUSY_TIMEOUT).
+const STATUSLINE_BUSY: Duration = Duration::from_millis(300);
 
 fn clock(env: &Env) -> Timestamp {
     env.now

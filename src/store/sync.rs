@@ -19,6 +19,17 @@ use crate::pricing::{CostMode, PriceResolver, PriceTable};
 /// and what a kill can cost, without committing so often it slows ingest.
 const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 
+/// `CSM_INGEST_BATCH_BYTES` overrides [`BATCH_BYTES`]: the crash tests use
+/// small batches so a small history still commits several times before a
+/// kill lands.
+fn batch_bytes() -> u64 {
+    std::env::var("CSM_INGEST_BATCH_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(BATCH_BYTES)
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct SyncOptions {
     /// Re-read every transcript from the start (`--recalculate`, `db rebuild`).
@@ -229,11 +240,12 @@ impl Store {
         )?;
         // Batches in path order, so a cold run's lines arrive in reading order.
         jobs.sort_by(|a, b| path_bytes(a.file).cmp(path_bytes(b.file)));
+        let batch_bytes = batch_bytes();
         let mut i = 0;
         while i < jobs.len() {
             let mut bytes = 0;
             let mut j = i;
-            while j < jobs.len() && (j == i || bytes < BATCH_BYTES) {
+            while j < jobs.len() && (j == i || bytes < batch_bytes) {
                 bytes += jobs[j].file.size.saturating_sub(jobs[j].start);
                 j += 1;
             }
@@ -369,11 +381,12 @@ impl Store {
         report.files_read = order.len();
         let mut resolver = PriceResolver::new(prices);
         let mut deduper: Deduper<Pos> = Deduper::default();
+        let batch_bytes = batch_bytes();
         let mut i = 0;
         while i < order.len() {
             let mut bytes = 0;
             let mut j = i;
-            while j < order.len() && (j == i || bytes < BATCH_BYTES) {
+            while j < order.len() && (j == i || bytes < batch_bytes) {
                 bytes += order[j].size;
                 j += 1;
             }

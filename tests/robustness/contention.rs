@@ -7,9 +7,9 @@
 //! is still private.
 //!
 //! The CI run lasts [`CI_RUN`]; `contention_for_a_minute` (ignored, run by
-//! hand) lasts [`LONG_RUN`]. When the daemon and `csm statusline` land, they
-//! join as one more [`Background`] process and one more [`Client`] with a
-//! rate of 50 calls a second (see `statusline_client` below).
+//! hand) lasts [`LONG_RUN`]. The daemon runs alongside the dashboard, and
+//! Claude Code's own callers join: `csm statusline` 50 times a second and
+//! `csm hook` 10 times a second, fed the payloads in tests/fixtures/claude/.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -52,8 +52,8 @@ struct Client {
     calls: Vec<Vec<String>>,
     /// Calls per second it aims at; `None`: back to back.
     per_second: Option<f64>,
-    /// What it feeds on stdin, if anything.
-    stdin: Option<Vec<u8>>,
+    /// What it feeds on stdin, one payload per call in turn; none: no stdin.
+    stdin: Vec<Vec<u8>>,
     /// Checks one successful call's stdout.
     check: fn(&[u8]) -> Result<(), String>,
 }
@@ -66,7 +66,9 @@ fn json_stdout(out: &[u8]) -> Result<(), String> {
 
 fn frame_stdout(out: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(out);
-    if text.contains("Tokens") {
+    // The frame's title; its body depends on the clock (the daemon's
+    // snapshot is taken on the real one).
+    if text.contains("┌ csm") && text.contains("Period") {
         Ok(())
     } else {
         Err(format!("not a dashboard frame: {text}"))
@@ -77,8 +79,37 @@ fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
 
-/// The clients of a run: 16 reporters and a `monitor --once` loop. A
-/// `statusline` client (50 calls/s, stdin from ../shared/samples) goes here.
+/// `csm statusline` printed one line of text.
+fn status_line(out: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(out);
+    let line = text.strip_suffix('\n').unwrap_or(&text);
+    if line.trim().is_empty() || line.contains('\n') {
+        Err(format!("not one status line: {text:?}"))
+    } else {
+        Ok(())
+    }
+}
+
+/// `csm hook` prints nothing (Claude Code would show it).
+fn silent(out: &[u8]) -> Result<(), String> {
+    if out.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("hook printed {:?}", String::from_utf8_lossy(out)))
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/claude")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// The clients of a run: 16 reporters, a `monitor --once` loop, the status
+/// line at 50 calls a second and hook events at 10 a second.
 fn clients() -> Vec<Client> {
     let mut out: Vec<Client> = (0..REPORTERS)
         .map(|i| Client {
@@ -88,7 +119,7 @@ fn clients() -> Vec<Client> {
                 .map(|k| args(REPORTS[(i + k) % REPORTS.len()]))
                 .collect(),
             per_second: None,
-            stdin: None,
+            stdin: Vec::new(),
             check: json_stdout,
         })
         .collect();
@@ -96,8 +127,33 @@ fn clients() -> Vec<Client> {
         name: "monitor --once".into(),
         calls: vec![args(&["monitor", "--once"])],
         per_second: Some(4.0),
-        stdin: None,
+        stdin: Vec::new(),
         check: frame_stdout,
+    });
+    out.push(Client {
+        name: "statusline".into(),
+        calls: vec![args(&["statusline"])],
+        per_second: Some(50.0),
+        stdin: [
+            "statusline-with-rate-limits.json",
+            "statusline-42-63.json",
+            "statusline-api-key.json",
+        ]
+        .iter()
+        .map(|f| fixture(f))
+        .collect(),
+        check: status_line,
+    });
+    out.push(Client {
+        name: "hook".into(),
+        calls: vec![args(&["hook"])],
+        per_second: Some(10.0),
+        stdin: fixture("hook-events.jsonl")
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect(),
+        check: silent,
     });
     out
 }
@@ -113,6 +169,8 @@ struct Failure {
 struct Tally {
     calls: AtomicU64,
     appended: AtomicU64,
+    statusline: AtomicU64,
+    hook: AtomicU64,
 }
 
 fn run_client(
@@ -137,7 +195,7 @@ fn run_client(
         let argv = &c.calls[k % c.calls.len()];
         let mut cmd = sb.process(home);
         cmd.args(argv)
-            .stdin(if c.stdin.is_some() {
+            .stdin(if !c.stdin.is_empty() {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -145,11 +203,16 @@ fn run_client(
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn csm");
-        if let (Some(data), Some(mut pipe)) = (&c.stdin, child.stdin.take()) {
-            let _ = pipe.write_all(data);
+        if let Some(mut pipe) = child.stdin.take() {
+            let _ = pipe.write_all(&c.stdin[k % c.stdin.len()]);
         }
         let output = child.wait_with_output().unwrap();
         tally.calls.fetch_add(1, Ordering::Relaxed);
+        match c.name.as_str() {
+            "statusline" => tally.statusline.fetch_add(1, Ordering::Relaxed),
+            "hook" => tally.hook.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
         let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
         let why = if !output.status.success() {
             Some(format!("exit {:?}", output.status))
@@ -329,10 +392,108 @@ impl Background for Dashboard {
         if !bad.is_empty() {
             return Err(format!("dashboard log:\n{}", bad.join("\n")));
         }
-        if !pane.contains("Tokens") {
+        // Its frame (the daemon, on the real clock, may show "waiting for a
+        // new session" where the active window was).
+        if !pane.contains("q quit") {
             return Err(format!("dashboard gone from its pane:\n{pane}"));
         }
         Ok(format!("dashboard: {} refreshes", self.refreshes()))
+    }
+}
+
+/// `csm daemon run` (real clock, one-second interval) on the store.
+struct Daemon {
+    child: std::process::Child,
+    home: PathBuf,
+}
+
+impl Daemon {
+    fn start(sb: &Sandbox, home: &Path) -> Daemon {
+        // Private like every file csm keeps (the tree is checked at the end).
+        let mut f = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(home.join("config.toml"))
+                .unwrap()
+        };
+        f.write_all(b"interval_seconds = 1\n").unwrap();
+        drop(f);
+        let child = sb
+            .process(home)
+            .env_remove("CSM_NOW")
+            .args(["daemon", "run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn csm daemon run");
+        let d = Daemon {
+            child,
+            home: home.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !home.join("monitor_data.json").exists() {
+            assert!(Instant::now() < deadline, "the daemon wrote no snapshot");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+}
+
+impl Background for Daemon {
+    fn finish(mut self: Box<Self>) -> Result<String, String> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Err(format!("the daemon exited during the run: {status}"));
+        }
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                return Err("the daemon ignored SIGTERM".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+        }
+        if !status.success() {
+            return Err(format!("the daemon ended with {status}: {stderr}"));
+        }
+        let log = fs::read_to_string(self.home.join("daemon.log")).unwrap_or_default();
+        let bad: Vec<&str> = log
+            .lines()
+            .chain(stderr.lines())
+            .filter(|l| {
+                // Levels as tracing writes them; the base dir's name may hold
+                // any word.
+                l.contains(" ERROR ")
+                    || l.contains(" WARN ")
+                    || l.contains("database is locked")
+                    || l.contains("database is busy")
+            })
+            .collect();
+        if !bad.is_empty() {
+            return Err(format!("daemon log:\n{}", bad.join("\n")));
+        }
+        let snapshot = fs::read(self.home.join("monitor_data.json")).unwrap_or_default();
+        serde_json::from_slice::<Value>(&snapshot)
+            .map_err(|e| format!("monitor_data.json is not JSON: {e}"))?;
+        Ok(format!("daemon: {} log lines", log.lines().count()))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -360,7 +521,10 @@ fn contention(length: Duration) -> u64 {
         .unwrap();
     assert!(status.success());
 
-    let mut background: Vec<Box<dyn Background>> = vec![Box::new(Dashboard::start(&sb, &home))];
+    let mut background: Vec<Box<dyn Background>> = vec![
+        Box::new(Dashboard::start(&sb, &home)),
+        Box::new(Daemon::start(&sb, &home)),
+    ];
     let tally = Tally::default();
     let stop = AtomicBool::new(false);
     let busy = sb.projects().join("-home-dev-busy/busy.jsonl");
@@ -395,9 +559,14 @@ fn contention(length: Duration) -> u64 {
         }
     }
     let calls = tally.calls.load(Ordering::Relaxed);
+    let (statusline, hooks) = (
+        tally.statusline.load(Ordering::Relaxed),
+        tally.hook.load(Ordering::Relaxed),
+    );
     eprintln!(
-        "contention: {calls} csm calls in {elapsed:?} ({:.1}/s), {} lines appended, {}; files {files:?}",
+        "contention: {calls} csm calls in {elapsed:?} ({:.1}/s; {statusline} statusline, {hooks} hook, {} reports and monitor --once), {} lines appended, {}; files {files:?}",
         calls as f64 / elapsed.as_secs_f64(),
+        calls - statusline - hooks,
         tally.appended.load(Ordering::Relaxed),
         notes.join(", ")
     );
@@ -415,6 +584,15 @@ fn contention(length: Duration) -> u64 {
         );
     }
     assert!(calls >= REPORTERS as u64 * 2, "only {calls} calls");
+    // The status line and hooks log their troubles instead of printing them;
+    // a hook event dropped for a busy store would be logged here.
+    let claude_log = fs::read_to_string(home.join("claude.log")).unwrap_or_default();
+    assert!(claude_log.trim().is_empty(), "claude.log:\n{claude_log}");
+    // Every hook event reached the store.
+    let recorded: i64 = open_db(&home)
+        .query_row("SELECT count(*) FROM activity", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(recorded as u64, hooks, "hook events recorded");
 
     // Afterwards: intact, and what one pass over the final tree gives. (The
     // dashboard may have quit in the middle of an ingest, leaving the store

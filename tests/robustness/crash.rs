@@ -12,8 +12,12 @@ use crate::support::{
 
 const MIB: u64 = 1024 * 1024;
 
-/// Large enough that the cold ingest commits more than one batch of lines.
-const HISTORY_BYTES: u64 = 100 * MIB;
+/// Small enough to keep the test short; with [`BATCH`] the cold ingest
+/// still commits several batches, so kills land between commits.
+const HISTORY_BYTES: u64 = 16 * MIB;
+/// Transcript bytes per commit for the killed runs (`CSM_INGEST_BATCH_BYTES`;
+/// 64 MiB by default).
+const BATCH: &str = "2097152";
 
 const REPORTS: [&[&str]; 2] = [&["blocks", "--json"], &["daily", "--json"]];
 
@@ -25,7 +29,13 @@ fn reports(sb: &Sandbox, home: &Path) -> Vec<String> {
 }
 
 fn spawn_cold(sb: &Sandbox, home: &Path) -> Child {
+    spawn_cold_batched(sb, home, BATCH)
+}
+
+/// A cold `blocks --json` run committing every `batch` bytes of transcript.
+fn spawn_cold_batched(sb: &Sandbox, home: &Path, batch: &str) -> Child {
     sb.process(home)
+        .env("CSM_INGEST_BATCH_BYTES", batch)
         .args(["blocks", "--json"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -65,7 +75,15 @@ struct Killed {
 }
 
 fn kill_cold_run(sb: &Sandbox, home: &Path, what: &str, at: KillAt) -> Killed {
-    let mut child = spawn_cold(sb, home);
+    kill_run(spawn_cold(sb, home), home, what, at)
+}
+
+/// Default batch size (64 MiB, one batch here).
+const ONE_BATCH: &str = "67108864";
+
+/// SIGKILLs `child` (a csm process on the store below `home`) at `at`; the
+/// store is intact right after.
+fn kill_run(mut child: Child, home: &Path, what: &str, at: KillAt) -> Killed {
     let mut finished_first = false;
     match at {
         KillAt::After(d) => std::thread::sleep(d),
@@ -125,7 +143,7 @@ fn killed_cold_ingest_repairs_itself() {
     let started = Instant::now();
     let sb = Sandbox::new();
     let summary = sb.generate(5, HISTORY_BYTES, true);
-    assert!(summary.bytes > 90 * MIB);
+    assert!(summary.bytes > 14 * MIB);
 
     // A clean cold run, timed.
     let clean_home = sb.path().join("csm-clean");
@@ -235,7 +253,12 @@ fn repeated_random_kills_on_one_store() {
     // How long an uninterrupted cold run takes here, to aim the kills.
     let probe = sb.path().join("csm-probe");
     let t0 = Instant::now();
-    assert!(spawn_cold(&sb, &probe).wait().unwrap().success());
+    assert!(
+        spawn_cold_batched(&sb, &probe, ONE_BATCH)
+            .wait()
+            .unwrap()
+            .success()
+    );
     let cold = t0.elapsed();
 
     let home = sb.path().join("csm-killed");
@@ -283,12 +306,9 @@ fn repeated_random_kills_on_one_store() {
         } else {
             cold.mul_f64(rng.range(0, 1000) as f64 / 1000.0)
         };
-        let k = kill_cold_run(
-            &sb,
-            &home,
-            &format!("kill {round}, {at:?} into an ingest"),
-            KillAt::AfterDirty(at),
-        );
+        let what = format!("kill {round}, {at:?} into an ingest");
+        let child = spawn_cold_batched(&sb, &home, ONE_BATCH);
+        let k = kill_run(child, &home, &what, KillAt::AfterDirty(at));
         outcomes.push((at, k.finished_first, k.dirty_after_kill));
     }
     let clean_home = sb.path().join("csm-clean-final");
@@ -307,6 +327,129 @@ fn repeated_random_kills_on_one_store() {
     assert!(mid >= 3, "only {mid} kills landed mid-ingest: {outcomes:?}");
     eprintln!(
         "cold run {cold:?}; kills (when, run ended first, dirty after): {outcomes:?}; test {:?}",
+        started.elapsed()
+    );
+}
+
+/// `csm daemon run` (real clock, one-second interval) on the store below
+/// `home`, with small ingest batches.
+fn spawn_daemon(sb: &Sandbox, home: &Path) -> Child {
+    std::fs::create_dir_all(home).unwrap();
+    std::fs::write(home.join("config.toml"), "interval_seconds = 1\n").unwrap();
+    sb.process(home)
+        .env_remove("CSM_NOW")
+        .env("CSM_INGEST_BATCH_BYTES", BATCH)
+        .args(["daemon", "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn csm daemon run")
+}
+
+/// The snapshot, when there is one, is whole JSON: it is replaced
+/// atomically, so a kill never leaves half of it.
+fn snapshot_whole(home: &Path, what: &str) -> bool {
+    match std::fs::read(home.join("monitor_data.json")) {
+        Ok(bytes) => {
+            if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                panic!("{what}: monitor_data.json is not JSON ({e})");
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// The daemon SIGKILLed at seeded random moments of its first (cold) ingest
+/// and of its updates while transcripts grow: after every kill the store
+/// passes the integrity check and the snapshot, if any, is valid JSON; in
+/// the end the reports equal a `--no-store` run over the final transcripts.
+#[test]
+fn killed_daemon_leaves_store_and_snapshot_whole() {
+    let started = Instant::now();
+    let sb = Sandbox::new();
+    sb.generate(29, 8 * MIB, true);
+    let grow = sb.projects().join("-home-dev-late/late.jsonl");
+    std::fs::create_dir_all(grow.parent().unwrap()).unwrap();
+
+    let probe = sb.path().join("csm-probe");
+    let t0 = Instant::now();
+    assert!(spawn_cold(&sb, &probe).wait().unwrap().success());
+    let cold = t0.elapsed();
+
+    let home = sb.path().join("csm-daemon");
+    let mut rng = crate::support::SplitMix(0x0DAE_3017);
+    let mut cold_kills = Vec::new();
+    // First ingest: each kill a random time after the start (up to one and
+    // a half cold runs), on the store the previous kill left. The daemon's
+    // ingest is short enough that polling for its dirty flag can miss it.
+    for round in 0..6u32 {
+        let at = cold.mul_f64(rng.range(0, 1500) as f64 / 1000.0);
+        let what = format!("daemon kill {round}, {at:?} after its start");
+        let k = kill_run(spawn_daemon(&sb, &home), &home, &what, KillAt::After(at));
+        assert!(!k.finished_first, "{what}: the daemon exited by itself");
+        snapshot_whole(&home, &what);
+        cold_kills.push((at, k.dirty_after_kill));
+    }
+
+    // Updates: the daemon is up (its snapshot written), new lines arrive,
+    // and the kill lands somewhere in the next update cycles.
+    let mut snapshots = 0;
+    for round in 0..6u32 {
+        let mut daemon = spawn_daemon(&sb, &home);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !home.join("monitor_data.json").exists() || daemon.try_wait().unwrap().is_some() {
+            assert!(daemon.try_wait().unwrap().is_none(), "daemon exited");
+            assert!(Instant::now() < deadline, "no snapshot after 60 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let lines: String = (0..300u32)
+            .map(|i| {
+                let n = round * 1000 + i;
+                let ts = format!("2026-11-20T15:{:02}:{:02}.000Z", (n / 60) % 40, n % 60);
+                crate::support::usage_line(
+                    &ts,
+                    "late",
+                    n,
+                    crate::support::SONNET,
+                    [u64::from(n), 1, 0, 0],
+                ) + "\n"
+            })
+            .collect();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&grow)
+            .unwrap();
+        std::io::Write::write_all(&mut f, lines.as_bytes()).unwrap();
+        drop(f);
+        let at = Duration::from_millis(rng.range(0, 2500));
+        let what = format!("daemon kill {round}, {at:?} after new lines");
+        let k = kill_run(daemon, &home, &what, KillAt::After(at));
+        assert!(!k.finished_first, "{what}: the daemon exited by itself");
+        if snapshot_whole(&home, &what) {
+            snapshots += 1;
+        }
+    }
+    assert_eq!(snapshots, 6, "the snapshot stays in place across kills");
+
+    let one_pass: Vec<String> = REPORTS
+        .iter()
+        .map(|args| stdout_ok(sb.cmd_in(&StoreMode::None).args(*args)))
+        .collect();
+    let after = reports(&sb, &home);
+    for (i, (got, want)) in after.iter().zip(&one_pass).enumerate() {
+        assert_same_text(
+            &format!("{:?} after the daemon kills vs --no-store", REPORTS[i]),
+            got,
+            want,
+        );
+    }
+    let conn = open_db(&home);
+    assert_eq!(integrity(&conn), "ok");
+    assert_eq!(dirty_flag(&conn).as_deref(), Some("0"));
+    eprintln!(
+        "cold run {cold:?}; first-ingest kills (when, dirty after): {cold_kills:?}; test {:?}",
         started.elapsed()
     );
 }

@@ -57,3 +57,13 @@ fn line_reader_findings_stay_fixed() {
 fn config_findings_stay_fixed() {
     assert!(replay("config", oracles::config) >= 3);
 }
+
+#[test]
+fn statusline_findings_stay_fixed() {
+    assert!(replay("statusline", oracles::statusline) >= 6);
+}
+
+#[test]
+fn hook_findings_stay_fixed() {
+    assert!(replay("hook", oracles::hook) >= 9);
+}

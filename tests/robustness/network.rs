@@ -20,9 +20,9 @@ use std::process::Command;
 use crate::support::{NOW, Sandbox, small_history};
 use crate::tools::{have, serve_prices};
 
-/// Every command that exists today, each as a user would run it (the lead
-/// adds `statusline`, `hook`, `setup claude --dry-run`, `status`, `daemon
-/// run` (stopped with SIGTERM) and `notify test` as they land).
+/// Every command that exists today, each as a user would run it; the ones
+/// that need stdin or a signal (`statusline`, `hook`, `daemon run`) are run
+/// after these.
 const COMMANDS: &[&[&str]] = &[
     &["blocks"],
     &["blocks", "--json"],
@@ -47,14 +47,39 @@ const COMMANDS: &[&[&str]] = &[
     &["completions", "zsh"],
     &["--version"],
     &["--help"],
+    &["setup", "claude", "--dry-run"],
+    &["setup", "claude"],
+    &["status"],
+    &["status", "--format", "json"],
+    // No session bus here: it may fail, but must not go online.
+    &["notify", "test"],
 ];
 
 /// The internet sockets a traced run of `csm args` opened or connected,
 /// and its exit code (stdin closed, output discarded).
 fn inet_calls(sb: &Sandbox, home: &Path, args: &[&str]) -> (Vec<String>, Option<i32>) {
+    inet_calls_with(sb, home, args, Input::Closed)
+}
+
+/// What a traced run gets: closed stdin, a payload, or a SIGTERM once the
+/// daemon's snapshot exists.
+enum Input<'a> {
+    Closed,
+    Stdin(&'a [u8]),
+    TermAfterSnapshot,
+}
+
+fn inet_calls_with(
+    sb: &Sandbox,
+    home: &Path,
+    args: &[&str],
+    input: Input,
+) -> (Vec<String>, Option<i32>) {
+    use std::io::Write;
+    use std::process::Stdio;
     let log = sb.path().join("strace.log");
-    let out = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=execve,socket,connect", "-o"])
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-e", "trace=execve,socket,connect", "-o"])
         .arg(&log)
         .arg(env!("CARGO_BIN_EXE_csm"))
         .args(args)
@@ -65,9 +90,47 @@ fn inet_calls(sb: &Sandbox, home: &Path, args: &[&str]) -> (Vec<String>, Option<
         .env("CLAUDE_CONFIG_DIR", sb.claude())
         .env("TZ", "UTC")
         .env("CSM_NOW", NOW)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run strace");
+        .stdin(match input {
+            Input::Stdin(_) => Stdio::piped(),
+            _ => Stdio::null(),
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if matches!(input, Input::TermAfterSnapshot) {
+        // The daemon sleeps on the real clock.
+        cmd.env_remove("CSM_NOW");
+    }
+    let mut child = cmd.spawn().expect("run strace");
+    match input {
+        Input::Stdin(data) => child.stdin.take().unwrap().write_all(data).unwrap(),
+        Input::TermAfterSnapshot => {
+            let snapshot = home.join("monitor_data.json");
+            let _ = std::fs::remove_file(&snapshot);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !snapshot.exists() {
+                assert!(child.try_wait().unwrap().is_none(), "the daemon exited");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no snapshot from the traced daemon"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            // The signal goes to csm itself (strace's child); strace then
+            // exits with csm's status.
+            let children = format!("/proc/{0}/task/{0}/children", child.id());
+            let csm: i32 = std::fs::read_to_string(&children)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .expect("strace runs csm")
+                .parse()
+                .unwrap();
+            // SAFETY: signalling a process this test started.
+            unsafe { libc::kill(csm, libc::SIGTERM) };
+        }
+        Input::Closed => {}
+    }
+    let out = child.wait_with_output().expect("run strace");
     let trace = std::fs::read_to_string(&log).expect("strace log");
     // The exec of csm itself shows the trace worked.
     assert!(
@@ -110,7 +173,29 @@ fn no_command_but_pricing_update_opens_a_network_socket() {
         } else {
             0
         };
-        assert_eq!(code, Some(want), "`csm {}` under strace", args.join(" "));
+        if args != &["notify", "test"] {
+            assert_eq!(code, Some(want), "`csm {}` under strace", args.join(" "));
+        }
+        assert!(
+            calls.is_empty(),
+            "`csm {}` opened internet sockets:\n{}",
+            args.join(" "),
+            calls.join("\n")
+        );
+    }
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude");
+    let status = std::fs::read(root.join("statusline-with-rate-limits.json")).unwrap();
+    let events = std::fs::read(root.join("hook-events.jsonl")).unwrap();
+    let event = events.split(|b| *b == b'\n').next().unwrap();
+    let runs: [(&[&str], Input); 3] = [
+        (&["statusline"], Input::Stdin(&status)),
+        (&["hook"], Input::Stdin(event)),
+        (&["daemon", "run"], Input::TermAfterSnapshot),
+    ];
+    for (args, input) in runs {
+        let (calls, code) = inet_calls_with(&sb, &home, args, input);
+        assert_eq!(code, Some(0), "`csm {}` under strace", args.join(" "));
         assert!(
             calls.is_empty(),
             "`csm {}` opened internet sockets:\n{}",

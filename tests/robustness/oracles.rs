@@ -11,6 +11,10 @@
 use std::io::Read;
 use std::sync::Arc;
 
+use claude_session_monitor::claude::activity::{live_sessions_from, parse_hook};
+use claude_session_monitor::claude::statusline::{
+    ActiveBlock, LimitsShown, StoreFigures, limits_shown, parse_input, render,
+};
 use claude_session_monitor::commands::config::set_key;
 use claude_session_monitor::config::Config;
 use claude_session_monitor::domain::Origin;
@@ -190,4 +194,164 @@ pub fn config(data: &[u8]) {
         parts.next().unwrap_or(""),
     );
     config_set(file, key, value);
+}
+
+/// The clock the Claude Code parsers are run at.
+fn claude_now() -> jiff::Timestamp {
+    jiff::Timestamp::from_second(1_795_000_000).expect("a valid instant")
+}
+
+/// The status line's stdin payload (`csm statusline`):
+///
+/// - `parse_input` accepts exactly the JSON objects (fields of other shapes
+///   are dropped one by one, never the payload);
+/// - what it keeps is plausible: percentages in 0–100, reset times between
+///   2020 and a month ahead, names not blank, and the official figures equal
+///   `parse_rate_limits` on the payload's `rate_limits`;
+/// - the rendered line, with and without store figures and colour, is one
+///   line without control characters other than the colour escapes.
+pub fn statusline(data: &[u8]) {
+    use serde_json::Value;
+    let now = claude_now();
+    let parsed = parse_input(data, now);
+    let value: Option<Value> = serde_json::from_slice(data).ok();
+    let input = match (parsed, &value) {
+        (Ok(input), Some(Value::Object(_))) => input,
+        (Err(_), Some(Value::Object(_))) => panic!("a JSON object was refused"),
+        (Err(_), _) => return,
+        (Ok(_), v) => panic!("accepted a payload that is not an object: {v:?}"),
+    };
+    let object = value.as_ref().expect("matched above");
+    let pct_ok = |p: f64| p.is_finite() && (0.0..=100.0).contains(&p);
+    if let Some(c) = input.context_percent {
+        assert!(pct_ok(c), "context {c}");
+    }
+    for n in [&input.model, &input.session_id].into_iter().flatten() {
+        assert!(!n.trim().is_empty(), "blank name kept");
+    }
+    let earliest = jiff::Timestamp::from_second(1_577_836_800).expect("valid");
+    let latest = now
+        .checked_add(jiff::SignedDuration::from_hours(24 * 31))
+        .expect("valid");
+    let rl = &input.rate_limits;
+    for bar in [&rl.five_hour, &rl.seven_day].into_iter().flatten() {
+        assert!(pct_ok(bar.used_percent), "used {}", bar.used_percent);
+        if let Some(r) = bar.resets_at {
+            assert!(r >= earliest && r <= latest, "reset {r}");
+        }
+    }
+    assert_eq!(
+        rl,
+        &claude_session_monitor::claude::limits::parse_rate_limits(object.get("rate_limits"), now),
+        "rate_limits read differently inside the payload"
+    );
+
+    let figures = StoreFigures {
+        block: Some(ActiveBlock {
+            cost_usd: 12.3,
+            end: now
+                .checked_add(jiff::SignedDuration::from_mins(134))
+                .expect("valid"),
+            tokens: 420_000,
+        }),
+        today_cost: 48.1,
+        token_limit: Some(1_000_000),
+    };
+    for figures in [None, Some(&figures)] {
+        let shown = limits_shown(&input, None, figures, now);
+        if let LimitsShown::Official(o) = &shown {
+            assert_eq!(
+                Some(o),
+                rl.capture(now).as_ref(),
+                "official from the payload"
+            );
+        }
+        for color in [false, true] {
+            let line = render(&input, figures, &shown, now, color);
+            assert!(!line.is_empty(), "empty status line");
+            let plain = strip_colour(&line);
+            assert!(
+                !plain.chars().any(char::is_control),
+                "control character in the status line {line:?}"
+            );
+        }
+    }
+}
+
+/// `line` without the SGR colour escapes `render` adds.
+fn strip_colour(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = rest.find("\x1b[") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after.find('m') {
+            Some(j) if after[..j].chars().all(|c| c.is_ascii_digit()) => rest = &after[j + 1..],
+            _ => {
+                out.push_str(&rest[i..]);
+                return out;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One hook event on stdin (`csm hook`):
+///
+/// - an accepted event is a JSON object whose `session_id` and
+///   `hook_event_name` are the event's, timed `now`, with its `cwd`; the
+///   detail is short and not empty, the project one path component;
+/// - an object with non-empty string `session_id` and `hook_event_name` and
+///   a string (or no) `cwd` is accepted (written back without repeated keys);
+/// - the event alone makes one live session, unless it ends the session.
+pub fn hook(data: &[u8]) {
+    use serde_json::Value;
+    let now = claude_now();
+    let parsed = parse_hook(data, now);
+    // Invalid UTF-8 inside a field csm skips is tolerated (as in transcript
+    // lines); the fields it reads are strings serde_json checked.
+    let value: Option<Value> = serde_json::from_str(&String::from_utf8_lossy(data)).ok();
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let well_formed = value.as_ref().is_some_and(|v| {
+        v.is_object()
+            && text(v, "session_id").is_some_and(|s| !s.is_empty())
+            && text(v, "hook_event_name").is_some_and(|s| !s.is_empty())
+            && v.get("cwd").is_none_or(|c| c.is_string() || c.is_null())
+            && v.get("session_id").is_some_and(Value::is_string)
+    });
+    let event = match parsed {
+        Ok(event) => event,
+        Err(e) => {
+            assert!(!e.to_string().trim().is_empty(), "empty error");
+            if well_formed {
+                let again = serde_json::to_vec(value.as_ref().expect("well formed")).expect("json");
+                if let Err(e) = parse_hook(&again, now) {
+                    panic!("a well-formed event was refused: {e}");
+                }
+            }
+            return;
+        }
+    };
+    let v = value.expect("an accepted event is JSON");
+    assert!(v.is_object(), "accepted a non-object");
+    assert_eq!(
+        text(&v, "session_id").as_deref(),
+        Some(event.session_id.as_str())
+    );
+    assert_eq!(
+        text(&v, "hook_event_name").as_deref(),
+        Some(event.event.as_str())
+    );
+    assert_eq!(event.cwd, text(&v, "cwd"), "cwd");
+    assert_eq!(event.ts, now);
+    if let Some(d) = &event.detail {
+        assert!(!d.is_empty() && d.chars().count() <= 200, "detail {d:?}");
+    }
+    if let Some(p) = &event.project {
+        assert!(!p.is_empty() && !p.contains(['/', '\\']), "project {p:?}");
+    }
+    let live = live_sessions_from(std::slice::from_ref(&event), now);
+    let expected = usize::from(event.event != "SessionEnd");
+    assert_eq!(live.len(), expected, "live sessions from {event:?}");
 }
