@@ -7,83 +7,13 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
 use support::{Sandbox, small_history};
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(script: &Path) -> Tmux {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |t| t.subsec_nanos());
-        let tmux = Tmux {
-            socket: format!("csm-notify-{}-{nanos}", std::process::id()),
-        };
-        tmux.ok(&[
-            "new-session",
-            "-d",
-            "-s",
-            "csm",
-            "-x",
-            "100",
-            "-y",
-            "30",
-            "sh",
-        ]);
-        tmux.ok(&[
-            "send-keys",
-            "-t",
-            "csm",
-            &format!("sh '{}'", script.display()),
-            "Enter",
-        ]);
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .expect("run tmux")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(25);
-        loop {
-            let pane = self.ok(&["capture-pane", "-p", "-t", "csm"]);
-            if pred(&pane) {
-                return pane;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; pane:\n{pane}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
+#[path = "support/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
 
 fn tmux_present() -> bool {
     let ok = Command::new("tmux")

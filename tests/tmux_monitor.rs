@@ -3,7 +3,7 @@
 //! with `q` and checks the terminal was restored.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use claude_session_monitor::report::format::thousands;
@@ -11,63 +11,9 @@ use claude_session_monitor::synth::{SynthOptions, default_now, generate};
 
 const NOW: &str = "2026-11-20T16:40:00Z";
 
-/// A tmux server of our own (`-L`), without the user's config (`-f /dev/null`);
-/// killed when dropped, whatever happened.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .expect("run tmux")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn pane(&self) -> String {
-        self.ok(&["capture-pane", "-p", "-t", "csm"])
-    }
-
-    fn format(&self, f: &str) -> String {
-        self.ok(&["display-message", "-p", "-t", "csm", f])
-            .trim()
-            .to_string()
-    }
-
-    /// Polls the pane until `pred` holds; bounded, no fixed sleeps.
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let pane = self.pane();
-            if pred(&pane) {
-                return pane;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; pane:\n{pane}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
+#[path = "support/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
 
 fn tmux_available() -> bool {
     Command::new("tmux")
@@ -145,32 +91,7 @@ fn start(d: &Dirs, tokens: &str) -> (Tmux, PathBuf) {
     let run = d.home.join("run.sh");
     let pid_file = d.home.join("csm.pid");
     script(d, &run, &pid_file);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    let tmux = Tmux {
-        socket: format!("csm-test-{}-{nanos}", std::process::id()),
-    };
-    tmux.ok(&[
-        "new-session",
-        "-d",
-        "-s",
-        "csm",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        "env",
-        "PS1=$ ",
-        "sh",
-    ]);
-    tmux.ok(&[
-        "send-keys",
-        "-t",
-        "csm",
-        &format!("sh '{}'", run.display()),
-        "Enter",
-    ]);
+    let tmux = Tmux::start(&run);
     tmux.wait_for("the dashboard", |p| {
         p.contains(tokens) && p.contains("left · resets") && p.contains("Sessions ")
     });
