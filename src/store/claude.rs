@@ -55,14 +55,6 @@ impl Store {
             return Ok(None);
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // The last connection to close checkpoints the WAL (with fsyncs) and
-        // deletes it, so without a daemon every call would pay for that;
-        // left to SQLite's automatic checkpoints (every 1000 pages of WAL)
-        // and to the long-lived processes.
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )?;
         Ok(Some(Store {
             conn,
             path,

@@ -104,12 +104,6 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.pragma_update(None, "cache_size", -8192)?;
-        // Short-lived commands (status line, reports) would otherwise each
-        // checkpoint and fsync on close; the WAL is checkpointed as it grows.
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )?;
         let mut store = Store {
             conn,
             path,
