@@ -279,25 +279,7 @@ fn repeated_random_kills_on_one_store() {
         // From round 4 on, new lines arrive before each run (an incremental
         // ingest on top of whatever state the kills left).
         if round >= 4 {
-            let lines: String = (0..200u32)
-                .map(|i| {
-                    let n = round * 1000 + i;
-                    let ts = format!("2026-11-20T16:{:02}:{:02}.000Z", (n / 60) % 40, n % 60);
-                    crate::support::usage_line(
-                        &ts,
-                        "late",
-                        n,
-                        crate::support::SONNET,
-                        [u64::from(n), 1, 0, 0],
-                    ) + "\n"
-                })
-                .collect();
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&grow)
-                .unwrap();
-            std::io::Write::write_all(&mut f, lines.as_bytes()).unwrap();
+            append_late_lines(&grow, round, 200, 16);
         }
         // Incremental runs are short (the windows are extended, not
         // recomputed): every other kill comes within their first moments.
@@ -403,26 +385,7 @@ fn killed_daemon_leaves_store_and_snapshot_whole() {
             assert!(Instant::now() < deadline, "no snapshot after 60 s");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let lines: String = (0..300u32)
-            .map(|i| {
-                let n = round * 1000 + i;
-                let ts = format!("2026-11-20T15:{:02}:{:02}.000Z", (n / 60) % 40, n % 60);
-                crate::support::usage_line(
-                    &ts,
-                    "late",
-                    n,
-                    crate::support::SONNET,
-                    [u64::from(n), 1, 0, 0],
-                ) + "\n"
-            })
-            .collect();
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&grow)
-            .unwrap();
-        std::io::Write::write_all(&mut f, lines.as_bytes()).unwrap();
-        drop(f);
+        append_late_lines(&grow, round, 300, 15);
         let at = Duration::from_millis(rng.range(0, 2500));
         let what = format!("daemon kill {round}, {at:?} after new lines");
         let k = kill_run(daemon, &home, &what, KillAt::After(at));
@@ -452,4 +415,32 @@ fn killed_daemon_leaves_store_and_snapshot_whole() {
         "cold run {cold:?}; first-ingest kills (when, dirty after): {cold_kills:?}; test {:?}",
         started.elapsed()
     );
+}
+
+/// Appends `count` usage lines of session "late" to `path`, numbered from
+/// `round * 1000`, timestamped within hour `hour` of 2026-11-20.
+fn append_late_lines(path: &std::path::Path, round: u32, count: u32, hour: u32) {
+    let lines: String = (0..count)
+        .map(|i| {
+            let n = round * 1000 + i;
+            let ts = format!(
+                "2026-11-20T{hour:02}:{:02}:{:02}.000Z",
+                (n / 60) % 40,
+                n % 60
+            );
+            crate::support::usage_line(
+                &ts,
+                "late",
+                n,
+                crate::support::SONNET,
+                [u64::from(n), 1, 0, 0],
+            ) + "\n"
+        })
+        .collect();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, lines.as_bytes()).unwrap();
 }
