@@ -86,7 +86,7 @@ pub fn open(ctx: &Context) -> Result<Sources> {
         || now_ms.saturating_sub(last_full) > FULL_WALK_EVERY.as_millis() as i64
         || last_full > now_ms;
     // After a quick look, the sync gets only what was looked at.
-    let walked = if full {
+    let mut walked = if full {
         walk_all(&roots)
     } else {
         walk_changed(&roots, &recent, now_ns)
@@ -101,8 +101,8 @@ pub fn open(ctx: &Context) -> Result<Sources> {
             &SyncOptions {
                 recalculate: ctx.recalculate,
                 only_these: !full,
-                vanished: walked.vanished.clone(),
-                relisted: walked.relisted.clone(),
+                vanished: std::mem::take(&mut walked.vanished),
+                relisted: std::mem::take(&mut walked.relisted),
             },
         )?;
         store.save_walk(&walked.dirs, full.then_some(wall))?;
