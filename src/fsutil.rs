@@ -23,6 +23,11 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// Creates `path` empty with mode 0600 if it does not exist yet, so a file
 /// holding usage data is never briefly world-readable.
 pub fn touch_private(path: &Path) -> io::Result<()> {
+    open_private_append(path).map(drop)
+}
+
+/// Opens `path` for appending, creating it with mode 0600 if needed.
+pub fn open_private_append(path: &Path) -> io::Result<File> {
     let mut o = OpenOptions::new();
     o.create(true).append(true);
     #[cfg(unix)]
@@ -30,7 +35,7 @@ pub fn touch_private(path: &Path) -> io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    o.open(path).map(drop)
+    o.open(path)
 }
 
 /// Replaces `path` with `bytes` so readers see the old or the new file, never

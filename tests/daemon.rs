@@ -602,3 +602,68 @@ fn daemon_install_dry_run_prints_the_unit_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("not running"));
 }
+
+/// Hook events and status-line captures go through the spool; the daemon
+/// imports it within a second (no transcript changes, no poll due) and
+/// publishes both in the snapshot. Then another writer imports one: the
+/// daemon notices the store changed and publishes it too.
+#[test]
+fn hook_events_and_captures_reach_the_daemon_snapshot() {
+    let sb = Sandbox::new();
+    let base = sb.csm_home();
+    live_history(&sb, 7, 256 << 10);
+    fs::create_dir_all(&base).unwrap();
+    fs::write(base.join("config.toml"), "interval_seconds = 3600\n").unwrap();
+    let mut d = Daemon::start(&sb, &base);
+    d.wait_for("the first snapshot", |v| v["source"] == "daemon");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude");
+    let events = fs::read_to_string(fixtures.join("hook-events.jsonl")).unwrap();
+    let run = |args: &[&str], stdin: &[u8]| {
+        let mut child = csm(&sb, &base)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        out
+    };
+    for line in events.lines().take(2) {
+        let out = run(&["hook"], line.as_bytes());
+        assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    }
+    let mut payload: Value =
+        serde_json::from_slice(&fs::read(fixtures.join("statusline-42-63.json")).unwrap()).unwrap();
+    let in_hours = |h: i64| jiff::Timestamp::now().as_second() + h * 3600;
+    payload["rate_limits"]["five_hour"]["resets_at"] = in_hours(2).into();
+    payload["rate_limits"]["seven_day"]["resets_at"] = in_hours(50).into();
+    run(&["statusline"], payload.to_string().as_bytes());
+    let snap = d.wait_for("the hook session and the capture", |v| {
+        v["official_limits"]["five_hour"]["used_percent"] == 42.0
+            && v["activity"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|s| s["project"] == "api"))
+    });
+    let session = &snap["activity"].as_array().unwrap()[0];
+    assert_eq!(session["state"], "active", "{snap}");
+    assert_eq!(snap["official_limits"]["seven_day"]["used_percent"], 63.0);
+    assert!(!base.join("claude.spool").exists());
+
+    // A Stop event imported by a report command, not by the daemon.
+    let stop = events
+        .lines()
+        .find(|l| l.contains("\"Stop\""))
+        .expect("a Stop event");
+    run(&["hook"], stop.as_bytes());
+    run(&["blocks", "--json"], b"");
+    assert!(!base.join("claude.spool").exists());
+    d.wait_for("the session waiting for the user", |v| {
+        v["activity"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s["state"] == "waiting_for_you"))
+    });
+    assert!(d.terminate().success());
+}

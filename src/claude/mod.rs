@@ -9,6 +9,7 @@ pub mod activity;
 pub mod hook;
 pub mod limits;
 pub mod setup;
+pub mod spool;
 pub mod statusline;
 
 use std::io::Read;
@@ -100,14 +101,7 @@ pub fn log(base_dir: &Path, now: Timestamp, what: &str, msg: &str) {
     if std::fs::metadata(&path).is_ok_and(|m| m.len() > 1 << 20) {
         let _ = std::fs::rename(&path, base_dir.join(format!("{LOG_FILE}.1")));
     }
-    let mut o = std::fs::OpenOptions::new();
-    o.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    if let Ok(mut f) = o.open(&path) {
+    if let Ok(mut f) = crate::fsutil::open_private_append(&path) {
         let line = format!("{now} {what}: {}\n", msg.replace('\n', " "));
         let _ = f.write_all(line.as_bytes());
     }

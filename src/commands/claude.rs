@@ -16,7 +16,7 @@ use jiff::Timestamp;
 
 use crate::app::{self, Context, Env};
 use crate::claude::statusline::{self, FigureSettings, StatusInput, StoreFigures};
-use crate::claude::{self as cc, hook, setup};
+use crate::claude::{self as cc, OfficialLimits, hook, setup, spool};
 use crate::cli::{Cli, SetupClaudeArgs, SetupCommand, StatuslineArgs};
 use crate::store::Store;
 
@@ -24,9 +24,10 @@ use crate::store::Store;
 const STATUSLINE_STDIN: Duration = Duration::from_millis(150);
 /// How long the hook waits for its event.
 const HOOK_STDIN: Duration = Duration::from_millis(150);
-/// How long the status line's capture waits for another writer (only paid
-/// while another process writes; 50 ms lost captures under contention, see
-/// hook::BUSY_TIMEOUT).
+/// How long the status line's reads wait while the store is locked
+/// outright (a WAL reset at the last writer's close). Writes never wait:
+/// what the status line cannot import at once stays spooled for the next
+/// writer.
 const STATUSLINE_BUSY: Duration = Duration::from_millis(300);
 
 fn clock(env: &Env) -> Timestamp {
@@ -94,14 +95,35 @@ fn status_line(
             f
         })
     };
+    let spool_capture = |c: OfficialLimits| {
+        let record = spool::Record::Limits {
+            capture: c,
+            session_id: input.session_id.clone(),
+        };
+        if let Err(e) = spool::append(base, &record) {
+            log(&format!("capture not stored: {e}"));
+        }
+    };
+    let capture = input.rate_limits.capture(now);
     let figures: Option<StoreFigures>;
     let mut stored = None;
     match Store::open_existing(base, STATUSLINE_BUSY) {
         Ok(Some(mut store)) => {
-            if let Some(c) = input.rate_limits.capture(now)
-                && let Err(e) = store.record_limits(&c, input.session_id.as_deref())
+            if let Some(c) = capture
+                && store.capture_due(&c).unwrap_or(true)
             {
-                log(&format!("capture not stored: {e}"));
+                spool_capture(c);
+            }
+            // Busy: another writer is at work and imports it soon.
+            let imported = store
+                .set_busy_timeout(Duration::ZERO)
+                .and_then(|()| store.import_spool(base, now));
+            match imported {
+                Err(e) if !e.is_busy() => log(&format!("spool not imported: {e}")),
+                _ => {}
+            }
+            if let Err(e) = store.set_busy_timeout(STATUSLINE_BUSY) {
+                log(&e.to_string());
             }
             stored = store.latest_limits().unwrap_or_else(|e| {
                 log(&e.to_string());
@@ -137,6 +159,9 @@ fn status_line(
             }
         }
         Ok(None) => {
+            if let Some(c) = capture {
+                spool_capture(c);
+            }
             figures = cached();
             // No store yet (or an older schema): build it in the background,
             // when there are transcripts to build it from.
@@ -147,6 +172,9 @@ fn status_line(
         }
         Err(e) => {
             log(&format!("store unavailable, cached figures shown: {e}"));
+            if let Some(c) = capture {
+                spool_capture(c);
+            }
             figures = cached();
         }
     }

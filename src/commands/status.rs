@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use serde_json::json;
 
 use crate::app::Context;
 use crate::cli::{StatusArgs, StatusFormat};
 use crate::daemon::instance::{Liveness, probe};
 use crate::period::Maxima;
-use crate::report::format::{duration_minutes, usd};
+use crate::report::format::{day_hh_mm, duration_minutes, hh_mm, usd};
 use crate::snapshot::{self, Snapshot};
 use crate::tui::Clock;
 use crate::tui::source::{StoreFeed, TranscriptFeed, UsageFeed, original_monitor_max_tokens};
@@ -24,12 +25,13 @@ pub const STALE_AFTER_SECS: i64 = 5 * 60;
 
 pub fn run(ctx: Context, args: &StatusArgs, clock: Clock) -> Result<ExitCode> {
     let now = clock.now();
+    let tz = ctx.tz().clone();
     let snap = load(ctx, args, now)?;
     let out = match args.format {
         StatusFormat::Json => snapshot::to_json(&snap),
-        StatusFormat::Text => format!("{}\n", text(&snap, now)),
+        StatusFormat::Text => format!("{}\n", text(&snap, now, &tz)),
         StatusFormat::Tmux => format!("{}\n", tmux(&snap, now)),
-        StatusFormat::Waybar => format!("{}\n", waybar(&snap, now)),
+        StatusFormat::Waybar => format!("{}\n", waybar(&snap, now, &tz)),
     };
     print!("{out}");
     Ok(ExitCode::SUCCESS)
@@ -110,8 +112,38 @@ fn sessions(s: &Snapshot) -> String {
     }
 }
 
-/// `window 42% · 2h 14m left · $12.30 | sessions 12/50 (38 left) · 9d left · period $456.78`
-pub fn text(s: &Snapshot, now: Timestamp) -> String {
+/// Claude Code's own figures: `5h 42% (resets 19:00) · wk 63% (resets Mon 08:00)`,
+/// `· stale 11m` when no capture came for 10 minutes.
+fn official(s: &Snapshot, now: Timestamp, tz: &TimeZone) -> Option<String> {
+    let o = s.official_limits.as_ref()?;
+    let bar = |name: &str, b: &Option<snapshot::OfficialBarInfo>, day: bool| {
+        b.as_ref().map(|b| {
+            let reset = b.resets_at.map_or_else(String::new, |r| {
+                let at = if day { day_hh_mm(r, tz) } else { hh_mm(r, tz) };
+                format!(" (resets {at})")
+            });
+            format!("{name} {:.0}%{reset}", b.used_percent)
+        })
+    };
+    let mut parts: Vec<String> = [
+        bar("5h", &o.five_hour, false),
+        bar("wk", &o.seven_day, true),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    if o.stale || crate::claude::limits::is_stale(o.captured_at, now) {
+        let age = now.duration_since(o.captured_at).as_secs().max(0) / 60;
+        parts.push(format!("stale {}", duration_minutes(age)));
+    }
+    Some(parts.join(" · "))
+}
+
+/// `window 42% · 2h 14m left · $12.30 | 5h 40% (resets 19:00) · wk 63% (resets Mon 08:00) | sessions 12/50 (38 left) · 9d left · period $456.78`
+pub fn text(s: &Snapshot, now: Timestamp, tz: &TimeZone) -> String {
     let mut parts = Vec::new();
     if let Some(age) = stale_for(s, now) {
         parts.push(format!("[stale {}]", duration_minutes(age / 60)));
@@ -128,6 +160,10 @@ pub fn text(s: &Snapshot, now: Timestamp) -> String {
         None => "no active window".into(),
     };
     parts.push(window);
+    if let Some(o) = official(s, now, tz) {
+        parts.push("|".into());
+        parts.push(o);
+    }
     parts.push("|".into());
     parts.push(format!(
         "{} · {}d left · period {}",
@@ -167,7 +203,7 @@ pub fn tmux(s: &Snapshot, now: Timestamp) -> String {
 }
 
 /// A Waybar custom module's JSON (`return-type: json`).
-pub fn waybar(s: &Snapshot, now: Timestamp) -> String {
+pub fn waybar(s: &Snapshot, now: Timestamp, tz: &TimeZone) -> String {
     let pct = percent(s);
     let text = match &s.active_block {
         Some(_) => format!(
@@ -189,7 +225,7 @@ pub fn waybar(s: &Snapshot, now: Timestamp) -> String {
         "alt": class,
         "class": class,
         "percentage": pct.map_or(0, |p| p.round().clamp(0.0, 100.0) as u64),
-        "tooltip": self::text(s, now).replace(" | ", "\n"),
+        "tooltip": self::text(s, now, tz).replace(" | ", "\n"),
     });
     v.to_string()
 }
@@ -207,14 +243,14 @@ mod tests {
         let (_, _, s) = crate::snapshot::tests::sample();
         let now = t("2026-11-20T16:40:00Z");
         assert_eq!(
-            text(&s, now),
+            text(&s, now, &TimeZone::UTC),
             "window 3% · 2h 20m left · $0.75 | sessions 3/50 (47 left) · 11d left · period $2.50"
         );
         assert_eq!(
             tmux(&s, now),
             "#[fg=green]3%#[default] 2h20m · 47 left · $2.50"
         );
-        let w: serde_json::Value = serde_json::from_str(&waybar(&s, now)).unwrap();
+        let w: serde_json::Value = serde_json::from_str(&waybar(&s, now, &TimeZone::UTC)).unwrap();
         assert_eq!(w["text"], "3% · 2h 20m");
         assert_eq!(w["class"], "ok");
         assert_eq!(w["percentage"], 3);
@@ -225,13 +261,14 @@ mod tests {
     fn an_old_daemon_snapshot_is_flagged_stale() {
         let (_, _, s) = crate::snapshot::tests::sample();
         let later = t("2026-11-20T16:47:00Z");
-        assert!(text(&s, later).starts_with("[stale 7m] window 3% · 2h 13m left"));
+        assert!(text(&s, later, &TimeZone::UTC).starts_with("[stale 7m] window 3% · 2h 13m left"));
         assert!(tmux(&s, later).starts_with("#[fg=colour244]stale"));
-        let w: serde_json::Value = serde_json::from_str(&waybar(&s, later)).unwrap();
+        let w: serde_json::Value =
+            serde_json::from_str(&waybar(&s, later, &TimeZone::UTC)).unwrap();
         assert_eq!(w["class"], "stale");
         // Computed in-process, it is as fresh as the command.
         let mut own = s.clone();
         own.source = "in-process".into();
-        assert!(!text(&own, later).contains("stale"));
+        assert!(!text(&own, later, &TimeZone::UTC).contains("stale"));
     }
 }

@@ -113,6 +113,14 @@ pub fn open(ctx: &Context) -> Result<Sources> {
     } else {
         SyncReport::default()
     };
+    // What Claude Code's hooks and status line spooled meanwhile.
+    let imported = store.import_spool(&ctx.base_dir, wall)?;
+    if imported.skipped > 0 {
+        tracing::warn!(
+            lines = imported.skipped,
+            "spool lines that were not a record skipped"
+        );
+    }
     let store_files = if full { 0 } else { store.present_files()? };
     let (files, walk) = (walked.files, walked.stats);
     let (store, sync) = (Some(store), Some(report));

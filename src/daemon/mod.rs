@@ -40,6 +40,12 @@ pub const EXIT_ALREADY_RUNNING: u8 = 3;
 /// readers the daemon is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(60);
 
+/// How often the spool of hook events and status-line captures is looked
+/// at (a `stat`), and the store asked whether another process wrote it (a
+/// status line or a report that imported the spool): the dashboard's
+/// activity panel follows within this.
+const SPOOL_CHECK: Duration = Duration::from_secs(1);
+
 /// File events arriving this close together are one change.
 const QUIET: Duration = Duration::from_millis(25);
 /// ...but a steady stream of writes does not delay an update longer than this.
@@ -130,9 +136,10 @@ pub fn run(ctx: Context, clock: Clock, hooks: Vec<Box<dyn UpdateHook>>) -> Resul
 
     let poll_every = Duration::from_secs(daemon.ctx.config.interval_seconds.max(1));
     let mut next_poll = Instant::now() + poll_every;
+    let mut next_spool = Instant::now() + SPOOL_CHECK;
     let stop = loop {
         let next_clock = daemon.next_clock_update();
-        let deadline = next_poll.min(next_clock);
+        let deadline = next_poll.min(next_clock).min(next_spool);
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(Wake::Stop(sig)) => break Some(sig),
             Ok(Wake::Files) => {
@@ -149,6 +156,11 @@ pub fn run(ctx: Context, clock: Clock, hooks: Vec<Box<dyn UpdateHook>>) -> Resul
                     next_poll = Instant::now() + poll_every;
                 } else if now >= next_clock {
                     daemon.update(Trigger::Clock);
+                } else if now >= next_spool {
+                    if crate::claude::spool::pending(&base) || daemon.feed.changed_elsewhere() {
+                        daemon.update(Trigger::Files);
+                    }
+                    next_spool = Instant::now() + SPOOL_CHECK;
                 }
             }
             Err(RecvTimeoutError::Disconnected) => break None,

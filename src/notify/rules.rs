@@ -15,6 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::blocks::Block;
 use crate::config::{Alerts, TokenLimit};
 use crate::period::{self, Maxima};
+use crate::report::format::{day_hh_mm, hh_mm};
 use crate::store::OfficialCapture;
 
 /// Consecutive failed updates before the source-failing alert (SPEC 9, rule 5).
@@ -257,11 +258,11 @@ fn window_ending(i: &AlertInput, s: &RuleSettings, now: Timestamp, out: &mut Vec
         title: format!(
             "Claude window ends in {} ({}){used}",
             ceil_minutes(left),
-            hm(w.end, &s.tz)
+            hh_mm(w.end, &s.tz)
         ),
         body: format!(
             "Finish or save what you are doing: the window resets at {}, and your next prompt after that starts a new one.",
-            hm(w.end, &s.tz)
+            hh_mm(w.end, &s.tz)
         ),
     });
 }
@@ -294,8 +295,8 @@ fn inactivity(i: &AlertInput, s: &RuleSettings, now: Timestamp, out: &mut Vec<Al
         ),
         body: format!(
             "Nothing since {}{used}. Pick the work back up before {} or let the window run out.",
-            hm(last, &s.tz),
-            hm(w.end, &s.tz)
+            hh_mm(last, &s.tz),
+            hh_mm(w.end, &s.tz)
         ),
     });
 }
@@ -328,7 +329,7 @@ fn limits(
         };
         let reset = bar
             .resets_at
-            .map(|r| format!(" — resets {}", hm(r, &s.tz)))
+            .map(|r| format!(" — resets {}", hh_mm(r, &s.tz)))
             .unwrap_or_default();
         threshold_alert(
             sent,
@@ -358,13 +359,13 @@ fn limits(
                 format!(
                     "Claude window at {} % of your limit — resets {}",
                     pct(p),
-                    hm(w.end, &s.tz)
+                    hh_mm(w.end, &s.tz)
                 ),
                 format!(
                     "{} of {} tokens used in this window (alert at {t} %). Slow down or switch to a lighter model to last until {}.",
                     crate::report::format::thousands(w.tokens),
                     crate::report::format::thousands(limit),
-                    hm(w.end, &s.tz)
+                    hh_mm(w.end, &s.tz)
                 ),
             )
         });
@@ -378,7 +379,7 @@ fn limits(
             .map_or("none".into(), |r| key_time(round_10_min(r)));
         let reset = bar
             .resets_at
-            .map(|r| format!(" — resets {}", day_hm(r, &s.tz)))
+            .map(|r| format!(" — resets {}", day_hh_mm(r, &s.tz)))
             .unwrap_or_default();
         threshold_alert(
             sent,
@@ -474,7 +475,7 @@ fn reset(i: &AlertInput, s: &RuleSettings, now: Timestamp, out: &mut Vec<Alert>)
         title: "Claude usage limit has reset — you can continue".into(),
         body: format!(
             "The limit you hit reset at {}. Your next prompt starts a fresh window.",
-            hm(r, &s.tz)
+            hh_mm(r, &s.tz)
         ),
     });
 }
@@ -519,23 +520,6 @@ fn round_10_min(t: Timestamp) -> Timestamp {
     let step = 600;
     let s = (t.as_second() + step / 2).div_euclid(step) * step;
     Timestamp::from_second(s).unwrap_or(t)
-}
-
-/// Clock time to the nearest minute: a reset at 18:59:58 reads "19:00".
-fn hm(t: Timestamp, tz: &TimeZone) -> String {
-    tz.to_datetime(nearest_minute(t))
-        .strftime("%H:%M")
-        .to_string()
-}
-
-fn day_hm(t: Timestamp, tz: &TimeZone) -> String {
-    tz.to_datetime(nearest_minute(t))
-        .strftime("%a %H:%M")
-        .to_string()
-}
-
-fn nearest_minute(t: Timestamp) -> Timestamp {
-    Timestamp::from_second((t.as_second() + 30).div_euclid(60) * 60).unwrap_or(t)
 }
 
 /// "28 min" for what is left: 27 min 10 s left is still "28 min".

@@ -35,6 +35,25 @@ pub fn compact(n: u64) -> String {
 }
 
 /// `2h 14m`, `45m`, `3d 2h`.
+/// `18:00`: a time of day in `tz`, to the nearest minute (a reset at
+/// 18:59:58 reads "19:00").
+pub fn hh_mm(t: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    tz.to_datetime(nearest_minute(t))
+        .strftime("%H:%M")
+        .to_string()
+}
+
+/// `Mon 08:00`: a day and time in `tz`, to the nearest minute.
+pub fn day_hh_mm(t: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    tz.to_datetime(nearest_minute(t))
+        .strftime("%a %H:%M")
+        .to_string()
+}
+
+fn nearest_minute(t: jiff::Timestamp) -> jiff::Timestamp {
+    jiff::Timestamp::from_second((t.as_second() + 30).div_euclid(60) * 60).unwrap_or(t)
+}
+
 pub fn duration_minutes(minutes: i64) -> String {
     let m = minutes.max(0);
     match m {

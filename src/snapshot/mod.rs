@@ -636,7 +636,7 @@ pub fn from_feed(
     source: &str,
 ) -> Result<(Vec<Block>, DashboardData, Snapshot), jiff::Error> {
     let (blocks, models) = feed.blocks(now);
-    let d = crate::tui::data::build(crate::tui::data::Inputs {
+    let mut d = crate::tui::data::build(crate::tui::data::Inputs {
         blocks: &blocks,
         active_models: models,
         kept: feed.kept_maxima(),
@@ -645,6 +645,9 @@ pub fn from_feed(
         tz: ctx.tz(),
         settings: crate::tui::data::DashboardSettings::from_config(&ctx.config),
     })?;
+    let extras = feed.claude(now);
+    d.official = extras.official;
+    d.activity = extras.activity;
     let snap = build(&Inputs {
         blocks: &blocks,
         data: &d,

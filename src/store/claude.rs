@@ -8,8 +8,11 @@ use jiff::{SignedDuration, Timestamp};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{Store, StoreError, ms, schema};
+use std::collections::HashSet;
+
 use crate::claude::activity::ActivityEvent;
 use crate::claude::limits::{OfficialBar, OfficialLimits};
+use crate::claude::spool::{self, Record};
 use crate::pricing::CostMode;
 
 /// An unchanged capture is written again after this long, so its age keeps
@@ -67,45 +70,25 @@ impl Store {
         Ok(self.conn.busy_timeout(busy)?)
     }
 
-    /// Records a capture; an unchanged one only every [`RECAPTURE_EVERY`]
-    /// (the status line repaints several times a second). True when written.
+    /// Whether `c` is worth recording: it differs from the latest capture,
+    /// or that one is [`RECAPTURE_EVERY`] old (the status line repaints
+    /// several times a second).
+    pub fn capture_due(&self, c: &OfficialLimits) -> Result<bool, StoreError> {
+        Ok(!self.latest_limits()?.is_some_and(|last| {
+            last.five_hour == c.five_hour
+                && last.seven_day == c.seven_day
+                && c.captured_at >= last.captured_at
+                && c.captured_at.duration_since(last.captured_at) < RECAPTURE_EVERY
+        }))
+    }
+
+    /// Records a capture.
     pub fn record_limits(
         &mut self,
         c: &OfficialLimits,
         session_id: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        if let Some(last) = self.latest_limits()?
-            && last.five_hour == c.five_hour
-            && last.seven_day == c.seven_day
-            && c.captured_at >= last.captured_at
-            && c.captured_at.duration_since(last.captured_at) < RECAPTURE_EVERY
-        {
-            return Ok(false);
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let bar = |b: &Option<OfficialBar>| {
-            (
-                b.as_ref().map(|b| b.used_percent),
-                b.as_ref().and_then(|b| b.resets_at).map(|t| t.as_second()),
-            )
-        };
-        let (fp, fr) = bar(&c.five_hour);
-        let (sp, sr) = bar(&c.seven_day);
-        tx.execute(
-            "INSERT INTO official_limits (captured_ms, session_id, five_hour_pct, five_hour_reset_s,
-                 seven_day_pct, seven_day_reset_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![c.captured_at.as_millisecond(), session_id, fp, fr, sp, sr],
-        )?;
-        if let Ok(old) = c.captured_at.checked_sub(KEEP_LIMITS) {
-            tx.execute(
-                "DELETE FROM official_limits WHERE captured_ms < ?1",
-                [old.as_millisecond()],
-            )?;
-        }
-        tx.commit()?;
-        Ok(true)
+    ) -> Result<(), StoreError> {
+        insert_limits(&self.conn, c, session_id)
     }
 
     /// The most recent capture, if any.
@@ -131,31 +114,71 @@ impl Store {
             .optional()?)
     }
 
-    /// Records one hook event. Session starts and ends (rare) also prune
-    /// events older than a week.
+    /// Records one hook event.
     pub fn record_activity(&mut self, e: &ActivityEvent) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO activity (ts_ms, session_id, event, cwd, project, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                e.ts.as_millisecond(),
-                e.session_id,
-                e.event,
-                e.cwd,
-                e.project,
-                e.detail
-            ])?;
-        if matches!(e.event.as_str(), "SessionStart" | "SessionEnd")
-            && let Ok(old) = e.ts.checked_sub(KEEP_ACTIVITY)
-        {
-            self.conn.execute(
-                "DELETE FROM activity WHERE ts_ms < ?1",
-                [old.as_millisecond()],
-            )?;
+        insert_activity(&self.conn, e)
+    }
+
+    /// Moves what `csm hook` and `csm statusline` spooled into the store, in
+    /// one transaction (see [`crate::claude::spool`]). Waits for the write
+    /// lock only as long as the busy timeout allows.
+    pub fn import_spool(
+        &mut self,
+        base_dir: &Path,
+        now: Timestamp,
+    ) -> Result<SpoolImport, StoreError> {
+        let mut report = SpoolImport::default();
+        if !spool::pending(base_dir) {
+            return Ok(report);
         }
-        Ok(())
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        spool::seal(base_dir, now)?;
+        let files = spool::sealed(base_dir)?;
+        let done: Option<String> = tx
+            .query_row("SELECT value FROM meta WHERE key = ?1", [SPOOL_META], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let done: HashSet<&str> = done
+            .as_deref()
+            .map(|d| d.lines().collect())
+            .unwrap_or_default();
+        for f in &files {
+            if done.contains(f.id.as_str()) {
+                continue;
+            }
+            let parsed = spool::parse(&std::fs::read(&f.path)?);
+            report.skipped += parsed.skipped;
+            for r in &parsed.records {
+                match r {
+                    Record::Limits {
+                        capture,
+                        session_id,
+                    } => {
+                        insert_limits(&tx, capture, session_id.as_deref())?;
+                        report.captures += 1;
+                    }
+                    Record::Activity(e) => {
+                        insert_activity(&tx, e)?;
+                        report.events += 1;
+                    }
+                }
+            }
+        }
+        let ids: Vec<&str> = files.iter().map(|f| f.id.as_str()).collect();
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![SPOOL_META, ids.join("\n")],
+        )?;
+        tx.commit()?;
+        for f in &files {
+            // Left behind, it is recognised by its id and only deleted.
+            let _ = std::fs::remove_file(&f.path);
+        }
+        Ok(report)
     }
 
     /// Hook events from `since` on, in time order.
@@ -247,6 +270,73 @@ impl Store {
     }
 }
 
+/// What one import moved into the store.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SpoolImport {
+    pub captures: usize,
+    pub events: usize,
+    /// Lines that were not a record.
+    pub skipped: usize,
+}
+
+/// The sealed spools the last import read, one id per line.
+const SPOOL_META: &str = "spool_imported";
+
+fn insert_limits(
+    conn: &Connection,
+    c: &OfficialLimits,
+    session_id: Option<&str>,
+) -> Result<(), StoreError> {
+    let bar = |b: &Option<OfficialBar>| {
+        (
+            b.as_ref().map(|b| b.used_percent),
+            b.as_ref().and_then(|b| b.resets_at).map(|t| t.as_second()),
+        )
+    };
+    let (fp, fr) = bar(&c.five_hour);
+    let (sp, sr) = bar(&c.seven_day);
+    conn.prepare_cached(
+        "INSERT INTO official_limits (captured_ms, session_id, five_hour_pct, five_hour_reset_s,
+             seven_day_pct, seven_day_reset_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        c.captured_at.as_millisecond(),
+        session_id,
+        fp,
+        fr,
+        sp,
+        sr
+    ])?;
+    if let Ok(old) = c.captured_at.checked_sub(KEEP_LIMITS) {
+        conn.prepare_cached("DELETE FROM official_limits WHERE captured_ms < ?1")?
+            .execute([old.as_millisecond()])?;
+    }
+    Ok(())
+}
+
+/// Session starts and ends (rare) also prune events older than a week.
+fn insert_activity(conn: &Connection, e: &ActivityEvent) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO activity (ts_ms, session_id, event, cwd, project, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        e.ts.as_millisecond(),
+        e.session_id,
+        e.event,
+        e.cwd,
+        e.project,
+        e.detail
+    ])?;
+    if matches!(e.event.as_str(), "SessionStart" | "SessionEnd")
+        && let Ok(old) = e.ts.checked_sub(KEEP_ACTIVITY)
+    {
+        conn.prepare_cached("DELETE FROM activity WHERE ts_ms < ?1")?
+            .execute([old.as_millisecond()])?;
+    }
+    Ok(())
+}
+
 fn cost_column(mode: CostMode) -> &'static str {
     match mode {
         CostMode::Auto => "cost_auto",
@@ -279,21 +369,128 @@ mod tests {
         let mut s = Store::open_in_memory().unwrap();
         assert_eq!(s.latest_limits().unwrap(), None);
         let c = capture(42.0, "2026-11-20T16:40:00Z");
-        assert!(s.record_limits(&c, Some("s1")).unwrap());
+        assert!(s.capture_due(&c).unwrap());
+        s.record_limits(&c, Some("s1")).unwrap();
         assert_eq!(s.latest_limits().unwrap(), Some(c.clone()));
-        // The same figures 10 s later: not written again.
+        // The same figures 10 s later: not due.
         assert!(
-            !s.record_limits(&capture(42.0, "2026-11-20T16:40:10Z"), None)
+            !s.capture_due(&capture(42.0, "2026-11-20T16:40:10Z"))
                 .unwrap()
         );
         // 30 s later they are, so the capture's age stays honest.
         let later = capture(42.0, "2026-11-20T16:40:30Z");
-        assert!(s.record_limits(&later, None).unwrap());
+        assert!(s.capture_due(&later).unwrap());
+        s.record_limits(&later, None).unwrap();
         assert_eq!(s.latest_limits().unwrap(), Some(later));
-        // New figures are written at once.
-        let moved = capture(43.0, "2026-11-20T16:40:31Z");
-        assert!(s.record_limits(&moved, None).unwrap());
-        assert_eq!(s.latest_limits().unwrap(), Some(moved));
+        // New figures are due at once.
+        assert!(
+            s.capture_due(&capture(43.0, "2026-11-20T16:40:31Z"))
+                .unwrap()
+        );
+    }
+
+    fn event(n: i64) -> ActivityEvent {
+        ActivityEvent {
+            ts: t("2026-11-20T10:00:00Z") + SignedDuration::from_secs(n),
+            session_id: format!("s{n}"),
+            event: "PreToolUse".into(),
+            cwd: None,
+            project: None,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn the_spool_is_imported_once_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        let mut s = Store::open(base).unwrap();
+        let now = t("2026-11-20T16:41:00Z");
+        assert_eq!(s.import_spool(base, now).unwrap(), SpoolImport::default());
+        let c = capture(42.0, "2026-11-20T16:40:00Z");
+        spool::append(
+            base,
+            &Record::Limits {
+                capture: c.clone(),
+                session_id: None,
+            },
+        )
+        .unwrap();
+        spool::append(base, &Record::Activity(event(1))).unwrap();
+        spool::append(base, &Record::Activity(event(2))).unwrap();
+        let got = s.import_spool(base, now).unwrap();
+        assert_eq!(
+            got,
+            SpoolImport {
+                captures: 1,
+                events: 2,
+                skipped: 0
+            }
+        );
+        assert!(!spool::pending(base));
+        assert_eq!(s.latest_limits().unwrap(), Some(c));
+        assert_eq!(
+            s.activity_since(Timestamp::MIN).unwrap(),
+            vec![event(1), event(2)]
+        );
+        assert_eq!(s.import_spool(base, now).unwrap(), SpoolImport::default());
+    }
+
+    /// A crash after the commit and before the delete: the next import
+    /// recognises the file and imports nothing twice.
+    #[test]
+    fn a_sealed_spool_left_after_its_import_is_not_imported_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        let mut s = Store::open(base).unwrap();
+        let now = t("2026-11-20T16:41:00Z");
+        spool::append(base, &Record::Activity(event(1))).unwrap();
+        spool::seal(base, now).unwrap();
+        let kept = std::fs::read(&spool::sealed(base).unwrap()[0].path).unwrap();
+        let name = spool::sealed(base).unwrap()[0].path.clone();
+        s.import_spool(base, now).unwrap();
+        // The "crash": the file is still there (same inode, as never deleted).
+        assert!(!name.exists());
+        std::fs::write(&name, &kept).unwrap();
+        let id = spool::sealed(base).unwrap()[0].id.clone();
+        s.conn
+            .execute(
+                "UPDATE meta SET value = ?1 WHERE key = ?2",
+                params![id, SPOOL_META],
+            )
+            .unwrap();
+        // A new record arrives meanwhile.
+        spool::append(base, &Record::Activity(event(2))).unwrap();
+        let got = s
+            .import_spool(base, now + SignedDuration::from_secs(1))
+            .unwrap();
+        assert_eq!(got.events, 1, "only the new record");
+        assert_eq!(
+            s.activity_since(Timestamp::MIN).unwrap(),
+            vec![event(1), event(2)]
+        );
+        assert!(!spool::pending(base));
+    }
+
+    #[test]
+    fn a_busy_store_leaves_the_spool_for_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        let mut s = Store::open(base).unwrap();
+        s.set_busy_timeout(Duration::ZERO).unwrap();
+        let other = Store::open(base).unwrap();
+        other.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        spool::append(base, &Record::Activity(event(1))).unwrap();
+        let err = s.import_spool(base, t("2026-11-20T16:41:00Z")).unwrap_err();
+        assert!(err.is_busy(), "{err}");
+        assert!(spool::pending(base));
+        other.conn.execute_batch("COMMIT").unwrap();
+        assert_eq!(
+            s.import_spool(base, t("2026-11-20T16:41:00Z"))
+                .unwrap()
+                .events,
+            1
+        );
     }
 
     #[test]

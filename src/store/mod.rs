@@ -27,7 +27,7 @@ use crate::ingest::discover::{DirStamp, TranscriptFile, WalkMemo};
 use crate::pricing::CostMode;
 
 pub use alerts::{OfficialCapture, SentAlert};
-pub use claude::BlockRow;
+pub use claude::{BlockRow, SpoolImport};
 pub use sync::{SyncOptions, SyncReport, WindowUpdate};
 
 /// File name of the store inside the base directory.
@@ -46,6 +46,17 @@ pub enum StoreError {
         "history store was written by a newer csm (schema {found}, this csm knows {supported}); upgrade csm or move the file away"
     )]
     TooNew { found: i64, supported: i64 },
+}
+
+impl StoreError {
+    /// Another process held the write lock past the busy timeout.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
 }
 
 pub struct Store {
@@ -380,6 +391,14 @@ impl Store {
                 .map(|m| m.len())
                 .sum(),
         })
+    }
+
+    /// Changes whenever another connection commits to the store (SQLite's
+    /// `data_version`); this connection's own commits leave it alone.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {

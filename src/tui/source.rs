@@ -357,6 +357,8 @@ pub struct StoreFeed {
     /// The active window's entries with their costs, for model shares.
     active: Vec<(UsageEntry, f64)>,
     kept: Maxima,
+    /// The store's `data_version` after the last reload.
+    version: Option<i64>,
 }
 
 impl StoreFeed {
@@ -368,6 +370,16 @@ impl StoreFeed {
             blocks: Vec::new(),
             active: Vec::new(),
             kept,
+            version: None,
+        }
+    }
+
+    /// Whether another process wrote the store since the last reload (a
+    /// report command that imported hook events, say).
+    pub fn changed_elsewhere(&self) -> bool {
+        match (&self.store, self.version) {
+            (Some(s), Some(v)) => s.data_version().is_ok_and(|now| now != v),
+            _ => false,
         }
     }
 
@@ -404,6 +416,7 @@ impl StoreFeed {
             }
             None => Vec::new(),
         };
+        self.version = store.data_version().ok();
         self.store = Some(store);
         tracing::debug!(ms = started.elapsed().as_millis() as u64, "store sync");
         Ok(())
@@ -413,7 +426,8 @@ impl StoreFeed {
 impl UsageFeed for StoreFeed {
     fn update(&mut self, force: bool) -> Result<bool> {
         let (_, changed) = poll_changes(&self.ctx, &mut self.detector, force)?;
-        if !force && !changed && self.store.is_some() {
+        let spooled = crate::claude::spool::pending(&self.ctx.base_dir);
+        if !force && !changed && !spooled && self.store.is_some() {
             return Ok(false);
         }
         // `--recalculate` re-reads everything on the first load only; `r`

@@ -22,12 +22,16 @@ use serde_json::Value;
 
 use crate::support::{
     NOW, SONNET, Sandbox, StoreMode, assert_matches_one_pass, dirty_flag, integrity, open_db,
-    usage_line,
+    stdout_ok, usage_line,
 };
 use crate::tools::{assert_private_tree, have};
 
 const CI_RUN: Duration = Duration::from_secs(10);
 const LONG_RUN: Duration = Duration::from_secs(60);
+
+/// Status-line calls a second in all, from this many callers.
+const STATUSLINE_PER_SECOND: f64 = 50.0;
+const STATUSLINE_CALLERS: usize = 5;
 
 /// How many report commands run at once.
 const REPORTERS: usize = 16;
@@ -130,20 +134,24 @@ fn clients() -> Vec<Client> {
         stdin: Vec::new(),
         check: frame_stdout,
     });
-    out.push(Client {
-        name: "statusline".into(),
-        calls: vec![args(&["statusline"])],
-        per_second: Some(50.0),
-        stdin: [
-            "statusline-with-rate-limits.json",
-            "statusline-42-63.json",
-            "statusline-api-key.json",
-        ]
-        .iter()
-        .map(|f| fixture(f))
-        .collect(),
-        check: status_line,
-    });
+    // Several Claude Code sessions repaint at once: one caller could not
+    // start a process every 20 ms next to 16 busy reporters on 2 cores.
+    for i in 0..STATUSLINE_CALLERS {
+        out.push(Client {
+            name: format!("statusline {i}"),
+            calls: vec![args(&["statusline"])],
+            per_second: Some(STATUSLINE_PER_SECOND / STATUSLINE_CALLERS as f64),
+            stdin: [
+                "statusline-with-rate-limits.json",
+                "statusline-42-63.json",
+                "statusline-api-key.json",
+            ]
+            .iter()
+            .map(|f| fixture(f))
+            .collect(),
+            check: status_line,
+        });
+    }
     out.push(Client {
         name: "hook".into(),
         calls: vec![args(&["hook"])],
@@ -208,11 +216,11 @@ fn run_client(
         }
         let output = child.wait_with_output().unwrap();
         tally.calls.fetch_add(1, Ordering::Relaxed);
-        match c.name.as_str() {
-            "statusline" => tally.statusline.fetch_add(1, Ordering::Relaxed),
-            "hook" => tally.hook.fetch_add(1, Ordering::Relaxed),
-            _ => 0,
-        };
+        if c.name.starts_with("statusline") {
+            tally.statusline.fetch_add(1, Ordering::Relaxed);
+        } else if c.name == "hook" {
+            tally.hook.fetch_add(1, Ordering::Relaxed);
+        }
         let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
         let why = if !output.status.success() {
             Some(format!("exit {:?}", output.status))
@@ -588,7 +596,13 @@ fn contention(length: Duration) -> u64 {
     // a hook event dropped for a busy store would be logged here.
     let claude_log = fs::read_to_string(home.join("claude.log")).unwrap_or_default();
     assert!(claude_log.trim().is_empty(), "claude.log:\n{claude_log}");
-    // Every hook event reached the store.
+    // Every hook event reached the store: the last ones are still spooled
+    // (the daemon imports once a second) until the next writer runs.
+    stdout_ok(
+        sb.cmd_in(&StoreMode::At(home.clone()))
+            .args(["blocks", "--json"]),
+    );
+    assert!(!home.join("claude.spool").exists());
     let recorded: i64 = open_db(&home)
         .query_row("SELECT count(*) FROM activity", [], |r| r.get(0))
         .unwrap();
