@@ -105,7 +105,7 @@ pub fn open(ctx: &Context) -> Result<Sources> {
                 relisted: std::mem::take(&mut walked.relisted),
             },
         )?;
-        store.save_walk(&walked.dirs, full.then_some(wall))?;
+        store.save_walk(&recent.dirs, &walked.dirs, full.then_some(wall))?;
         if ctx.debug {
             debug_sync(&report);
         }

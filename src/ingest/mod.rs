@@ -189,22 +189,28 @@ fn with_scanner<T>(f: impl FnOnce(&mut Scanner) -> T) -> T {
     SCANNER.with(|s| f(&mut s.borrow_mut()))
 }
 
-/// Reads each file from its start offset, in parallel; results in input order.
+/// Below this many bytes to read, starting the thread pool costs more than
+/// it saves (a warm run reads the few new bytes of one transcript).
+const PARALLEL_FROM_BYTES: u64 = 8 << 20;
+
+/// Reads each file from its start offset, in parallel when there is enough
+/// to read; results in input order.
 pub fn scan_ranges(jobs: &[(&TranscriptFile, u64)]) -> Vec<FileScan> {
+    let left = |i: usize| jobs[i].0.size.saturating_sub(jobs[i].1);
     let mut order: Vec<usize> = (0..jobs.len()).collect();
-    order.sort_by(|&a, &b| {
-        let left = |i: usize| jobs[i].0.size.saturating_sub(jobs[i].1);
-        left(b).cmp(&left(a))
-    });
-    let mut scans: Vec<(usize, FileScan)> = order
-        .par_iter()
-        .map(|&i| {
-            (
-                i,
-                with_scanner(|scanner| scanner.scan(jobs[i].0, jobs[i].1)),
-            )
-        })
-        .collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(left(i)));
+    let scan = |&i: &usize| {
+        (
+            i,
+            with_scanner(|scanner| scanner.scan(jobs[i].0, jobs[i].1)),
+        )
+    };
+    let total: u64 = (0..jobs.len()).map(left).sum();
+    let mut scans: Vec<(usize, FileScan)> = if total < PARALLEL_FROM_BYTES {
+        order.iter().map(scan).collect()
+    } else {
+        order.par_iter().map(scan).collect()
+    };
     scans.sort_by_key(|(i, _)| *i);
     scans.into_iter().map(|(_, s)| s).collect()
 }

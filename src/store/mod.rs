@@ -59,11 +59,39 @@ impl StoreError {
     }
 }
 
+/// A WAL smaller than this is left for the next process instead of being
+/// checkpointed on close (see [`Store`]'s `Drop`).
+const CHECKPOINT_ON_CLOSE_AFTER: u64 = 2 << 20;
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
     /// Serialises writers across processes (see [`Store::writer_lock`]).
     lock_path: Option<PathBuf>,
+}
+
+/// The last connection to close a WAL database checkpoints it (two fsyncs)
+/// and deletes it, and the next writer then syncs a new WAL's header: on a
+/// short run that writes a few pages (a warm report, an imported hook event)
+/// those syncs cost more than the rest of the run. A small WAL is left as it
+/// is; the next first opener rebuilds its index from it (reading at most
+/// [`CHECKPOINT_ON_CLOSE_AFTER`] bytes), and the run that lets it grow past
+/// that checkpoints it. Crash safety is SQLite's either way.
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.lock_path.is_none() {
+            return;
+        }
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let small = std::fs::metadata(&wal).is_ok_and(|m| m.len() <= CHECKPOINT_ON_CLOSE_AFTER);
+        if small {
+            let _ = self.conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            );
+        }
+    }
 }
 
 impl Store {
@@ -310,21 +338,21 @@ impl Store {
         Ok(dirs)
     }
 
-    /// Remembers the directories a walk saw (only when they changed) and,
-    /// for a full walk, when it ran.
+    /// Remembers the directories a walk saw (only when they differ from
+    /// `before`, what the walk started from) and, for a full walk, when it ran.
     pub fn save_walk(
         &mut self,
+        before: &[DirStamp],
         dirs: &[DirStamp],
         full_at: Option<Timestamp>,
     ) -> Result<(), StoreError> {
-        let memo = self.walk_memo_dirs()?;
-        let same = memo.len() == dirs.len() && {
-            let old: std::collections::HashMap<&Path, i64> = memo
-                .iter()
-                .map(|d| (d.path.as_path(), d.mtime_ns))
-                .collect();
-            dirs.iter()
-                .all(|d| old.get(d.path.as_path()) == Some(&d.mtime_ns))
+        fn key(d: &DirStamp) -> &[u8] {
+            d.path.as_os_str().as_encoded_bytes()
+        }
+        let same = before.len() == dirs.len() && {
+            let old: rustc_hash::FxHashMap<&[u8], i64> =
+                before.iter().map(|d| (key(d), d.mtime_ns)).collect();
+            dirs.iter().all(|d| old.get(key(d)) == Some(&d.mtime_ns))
         };
         if same && full_at.is_none() {
             return Ok(());
