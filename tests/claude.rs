@@ -6,7 +6,6 @@ mod support;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -164,14 +163,7 @@ fn statusline_survives_bad_stdin() {
 /// Spawns csm with stdin left open and returns its output once it exits
 /// (panics if it is still running after `deadline`).
 fn run_with_open_stdin(sb: &Sandbox, args: &[&str], deadline: Duration) -> std::process::Output {
-    let mut child = sb
-        .process(&sb.csm_home())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = support::spawn_piped(sb.process(&sb.csm_home()).args(args));
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"{\"model\":").unwrap();
     let start = Instant::now();

@@ -619,13 +619,7 @@ fn hook_events_and_captures_reach_the_daemon_snapshot() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude");
     let events = fs::read_to_string(fixtures.join("hook-events.jsonl")).unwrap();
     let run = |args: &[&str], stdin: &[u8]| {
-        let mut child = csm(&sb, &base)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = support::spawn_piped(csm(&sb, &base).args(args));
         child.stdin.take().unwrap().write_all(stdin).unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{out:?}");

@@ -426,6 +426,16 @@ impl SplitMix {
 }
 
 /// Opens a store file with rusqlite, without creating it.
+/// Starts `cmd` with stdin, stdout and stderr all piped.
+pub fn spawn_piped(cmd: &mut std::process::Command) -> std::process::Child {
+    use std::process::Stdio;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn csm")
+}
+
 pub fn open_db(csm_home: &Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open_with_flags(
         csm_home.join("history.db"),
