@@ -29,7 +29,7 @@ use super::limits::{OfficialBar, OfficialLimits};
 
 /// The live spool in the base directory.
 pub const FILE_NAME: &str = "claude.spool";
-/// Sealed spools are `claude.spool.<ns>-<pid>`.
+/// Sealed spools are `claude.spool.<ns>-<pid>-<n>`.
 const SEALED_PREFIX: &str = "claude.spool.";
 /// Past this size nobody has imported for a long time; further records are
 /// refused rather than filling the disk.
@@ -237,7 +237,7 @@ fn is_sealed_name(name: &str) -> bool {
 
 /// Renames the live spool to a sealed name once no append is in progress.
 /// Callers hold the store's write lock, so sealing never races itself.
-pub fn seal(base_dir: &Path, now: Timestamp) -> io::Result<()> {
+pub fn seal(base_dir: &Path) -> io::Result<()> {
     let path = base_dir.join(FILE_NAME);
     let f = match File::open(&path) {
         Ok(f) => f,
@@ -248,12 +248,22 @@ pub fn seal(base_dir: &Path, now: Timestamp) -> io::Result<()> {
     if !is_current(&f, &path) || f.metadata()?.len() == 0 {
         return Ok(());
     }
-    let sealed = base_dir.join(format!(
-        "{SEALED_PREFIX}{}-{}",
-        now.as_nanosecond(),
-        std::process::id()
-    ));
-    fs::rename(&path, &sealed)
+    fs::rename(&path, base_dir.join(sealed_name()))
+}
+
+/// A name no other seal uses: the wall clock (never `CSM_NOW`, which
+/// stands still), the process and a counter within it.
+fn sealed_name() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEALS: AtomicU64 = AtomicU64::new(0);
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{SEALED_PREFIX}{ns}-{}-{}",
+        std::process::id(),
+        SEALS.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The sealed spools, oldest first.
@@ -359,7 +369,7 @@ mod tests {
         append(&base, &limits()).unwrap();
         append(&base, &event(1)).unwrap();
         assert!(pending(&base));
-        seal(&base, t("2026-11-26T10:00:01Z")).unwrap();
+        seal(&base).unwrap();
         assert!(!base.join(FILE_NAME).exists());
         assert!(pending(&base), "a sealed spool still waits");
         let got = read_all(&base);
@@ -391,7 +401,7 @@ mod tests {
     #[test]
     fn only_sealed_names_are_picked_up() {
         for (name, sealed) in [
-            ("claude.spool.1764151200000000000-42", true),
+            ("claude.spool.1764151200000000000-42-0", true),
             ("claude.spool", false),
             ("claude.spool.", false),
             ("claude.spool.tmp", false),
@@ -428,15 +438,13 @@ mod tests {
                 })
             })
             .collect();
-        let mut n = 0i64;
         while !writers.iter().all(|w| w.is_finished()) {
-            n += 1;
-            seal(&base, Timestamp::from_nanosecond(n.into()).unwrap()).unwrap();
+            seal(&base).unwrap();
         }
         for w in writers {
             w.join().unwrap();
         }
-        seal(&base, Timestamp::from_nanosecond((n + 1).into()).unwrap()).unwrap();
+        seal(&base).unwrap();
         let got = read_all(&base);
         assert_eq!(got.skipped, 0);
         let mut ids: Vec<String> = got

@@ -117,7 +117,7 @@ fn status_line(
             // Busy: another writer is at work and imports it soon.
             let imported = store
                 .set_busy_timeout(Duration::ZERO)
-                .and_then(|()| store.import_spool(base, now));
+                .and_then(|()| store.import_spool(base));
             match imported {
                 Err(e) if !e.is_busy() => log(&format!("spool not imported: {e}")),
                 _ => {}

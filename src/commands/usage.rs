@@ -114,7 +114,7 @@ pub fn open(ctx: &Context) -> Result<Sources> {
         SyncReport::default()
     };
     // What Claude Code's hooks and status line spooled meanwhile.
-    let imported = store.import_spool(&ctx.base_dir, wall)?;
+    let imported = store.import_spool(&ctx.base_dir)?;
     if imported.skipped > 0 {
         tracing::warn!(
             lines = imported.skipped,

@@ -1,6 +1,7 @@
 //! What Claude Code tells csm directly: official-limit captures from the
 //! status line and hook events, plus the cheap reads the status line makes.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -8,8 +9,6 @@ use jiff::{SignedDuration, Timestamp};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{Store, StoreError, ms, schema};
-use std::collections::HashSet;
-
 use crate::claude::activity::ActivityEvent;
 use crate::claude::limits::{OfficialBar, OfficialLimits};
 use crate::claude::spool::{self, Record};
@@ -122,11 +121,7 @@ impl Store {
     /// Moves what `csm hook` and `csm statusline` spooled into the store, in
     /// one transaction (see [`crate::claude::spool`]). Waits for the write
     /// lock only as long as the busy timeout allows.
-    pub fn import_spool(
-        &mut self,
-        base_dir: &Path,
-        now: Timestamp,
-    ) -> Result<SpoolImport, StoreError> {
+    pub fn import_spool(&mut self, base_dir: &Path) -> Result<SpoolImport, StoreError> {
         let mut report = SpoolImport::default();
         if !spool::pending(base_dir) {
             return Ok(report);
@@ -134,7 +129,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        spool::seal(base_dir, now)?;
+        spool::seal(base_dir)?;
         let files = spool::sealed(base_dir)?;
         let done: Option<String> = tx
             .query_row("SELECT value FROM meta WHERE key = ?1", [SPOOL_META], |r| {
@@ -405,8 +400,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path();
         let mut s = Store::open(base).unwrap();
-        let now = t("2026-11-20T16:41:00Z");
-        assert_eq!(s.import_spool(base, now).unwrap(), SpoolImport::default());
+        assert_eq!(s.import_spool(base).unwrap(), SpoolImport::default());
         let c = capture(42.0, "2026-11-20T16:40:00Z");
         spool::append(
             base,
@@ -418,7 +412,7 @@ mod tests {
         .unwrap();
         spool::append(base, &Record::Activity(event(1))).unwrap();
         spool::append(base, &Record::Activity(event(2))).unwrap();
-        let got = s.import_spool(base, now).unwrap();
+        let got = s.import_spool(base).unwrap();
         assert_eq!(
             got,
             SpoolImport {
@@ -433,7 +427,7 @@ mod tests {
             s.activity_since(Timestamp::MIN).unwrap(),
             vec![event(1), event(2)]
         );
-        assert_eq!(s.import_spool(base, now).unwrap(), SpoolImport::default());
+        assert_eq!(s.import_spool(base).unwrap(), SpoolImport::default());
     }
 
     /// A crash after the commit and before the delete: the next import
@@ -443,12 +437,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path();
         let mut s = Store::open(base).unwrap();
-        let now = t("2026-11-20T16:41:00Z");
         spool::append(base, &Record::Activity(event(1))).unwrap();
-        spool::seal(base, now).unwrap();
+        spool::seal(base).unwrap();
         let kept = std::fs::read(&spool::sealed(base).unwrap()[0].path).unwrap();
         let name = spool::sealed(base).unwrap()[0].path.clone();
-        s.import_spool(base, now).unwrap();
+        s.import_spool(base).unwrap();
         // The "crash": the file is still there (same inode, as never deleted).
         assert!(!name.exists());
         std::fs::write(&name, &kept).unwrap();
@@ -461,9 +454,7 @@ mod tests {
             .unwrap();
         // A new record arrives meanwhile.
         spool::append(base, &Record::Activity(event(2))).unwrap();
-        let got = s
-            .import_spool(base, now + SignedDuration::from_secs(1))
-            .unwrap();
+        let got = s.import_spool(base).unwrap();
         assert_eq!(got.events, 1, "only the new record");
         assert_eq!(
             s.activity_since(Timestamp::MIN).unwrap(),
@@ -481,16 +472,11 @@ mod tests {
         let other = Store::open(base).unwrap();
         other.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
         spool::append(base, &Record::Activity(event(1))).unwrap();
-        let err = s.import_spool(base, t("2026-11-20T16:41:00Z")).unwrap_err();
+        let err = s.import_spool(base).unwrap_err();
         assert!(err.is_busy(), "{err}");
         assert!(spool::pending(base));
         other.conn.execute_batch("COMMIT").unwrap();
-        assert_eq!(
-            s.import_spool(base, t("2026-11-20T16:41:00Z"))
-                .unwrap()
-                .events,
-            1
-        );
+        assert_eq!(s.import_spool(base).unwrap().events, 1);
     }
 
     #[test]
