@@ -59,9 +59,9 @@ impl StoreError {
     }
 }
 
-/// A WAL smaller than this is left for the next process instead of being
-/// checkpointed on close (see [`Store`]'s `Drop`).
-const CHECKPOINT_ON_CLOSE_AFTER: u64 = 2 << 20;
+/// A WAL up to this size is left for the next process by a run that wrote
+/// to it, instead of being checkpointed on close (see [`Store`]'s `Drop`).
+const CHECKPOINT_ON_CLOSE_AFTER: u64 = 1 << 20;
 
 pub struct Store {
     conn: Connection,
@@ -73,10 +73,12 @@ pub struct Store {
 /// The last connection to close a WAL database checkpoints it (two fsyncs)
 /// and deletes it, and the next writer then syncs a new WAL's header: on a
 /// short run that writes a few pages (a warm report, an imported hook event)
-/// those syncs cost more than the rest of the run. A small WAL is left as it
-/// is; the next first opener rebuilds its index from it (reading at most
-/// [`CHECKPOINT_ON_CLOSE_AFTER`] bytes), and the run that lets it grow past
-/// that checkpoints it. Crash safety is SQLite's either way.
+/// those syncs cost more than the rest of the run. Such a run leaves a small
+/// WAL as it is; the run that lets it grow past [`CHECKPOINT_ON_CLOSE_AFTER`]
+/// checkpoints it. Every first opener rebuilds the WAL index from the whole
+/// WAL (about 3 ms a MiB), so a run that wrote nothing checkpoints what it
+/// found: the runs after it, while nothing changes, open no WAL at all.
+/// Crash safety is SQLite's either way.
 impl Drop for Store {
     fn drop(&mut self) {
         if self.lock_path.is_none() {
@@ -84,7 +86,12 @@ impl Drop for Store {
         }
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
-        let small = std::fs::metadata(&wal).is_ok_and(|m| m.len() <= CHECKPOINT_ON_CLOSE_AFTER);
+        let limit = if self.conn.total_changes() > 0 {
+            CHECKPOINT_ON_CLOSE_AFTER
+        } else {
+            0
+        };
+        let small = std::fs::metadata(&wal).is_ok_and(|m| m.len() <= limit);
         if small {
             let _ = self.conn.set_db_config(
                 rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,

@@ -3,7 +3,8 @@ use jiff::Timestamp;
 use super::{CHECKPOINT_ON_CLOSE_AFTER, Store};
 
 /// A short run's small WAL is left for the next process (no checkpoint and
-/// no fsyncs on close); one grown past the limit is checkpointed and removed.
+/// no fsyncs on close); one grown past the limit is checkpointed and
+/// removed, and so is any WAL a run that wrote nothing finds.
 #[test]
 fn a_small_wal_outlives_its_writer_and_a_big_one_is_checkpointed() {
     use crate::claude::activity::ActivityEvent;
@@ -32,6 +33,14 @@ fn a_small_wal_outlives_its_writer_and_a_big_one_is_checkpointed() {
         assert!(std::fs::metadata(&wal).unwrap().len() > CHECKPOINT_ON_CLOSE_AFTER);
     }
     assert!(!wal.exists(), "checkpointed and removed on close");
+    {
+        let mut s = Store::open(dir.path()).unwrap();
+        s.record_activity(&event(702, 10)).unwrap();
+    }
+    assert!(wal.exists(), "a small WAL again");
+    // A run that only reads checkpoints what it found.
     let s = Store::open(dir.path()).unwrap();
-    assert_eq!(s.activity_since(Timestamp::MIN).unwrap().len(), 701);
+    assert_eq!(s.activity_since(Timestamp::MIN).unwrap().len(), 702);
+    drop(s);
+    assert!(!wal.exists(), "a reader checkpoints a WAL it did not write");
 }

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Warm-run figures of issue 3: alternates ROUNDS (default 4) rounds of "1 MiB appended to the
+# newest transcript" and "nothing new" (`csm blocks --json`, hyperfine, 30
+# runs each) and prints the medians over all rounds, so the store's WAL is
+# seen at every size it takes between checkpoints. By hand, not part of CI.
+#
+#   scripts/warm-bench.sh [--size 1GiB]
+#
+# Everything lives under BENCH_DIR (default ${TMPDIR:-/tmp}/csm-bench):
+# HOME, CLAUDE_CONFIG_DIR and CSM_HOME all point there.
+set -euo pipefail
+size=1GiB
+[ "${1:-}" = "--size" ] && size=$2
+command -v hyperfine >/dev/null || { echo "needs hyperfine" >&2; exit 1; }
+here=$(cd "$(dirname "$0")/.." && pwd)
+bench=${BENCH_DIR:-${TMPDIR:-/tmp}/csm-bench}
+target=${CARGO_TARGET_DIR:-$here/target}
+(cd "$here" && cargo build --release --quiet --bin csm --example gen_history)
+CSM=$target/release/csm
+mkdir -p "$bench/home"
+export HOME=$bench/home CLAUDE_CONFIG_DIR=$bench/warm-claude-$size CSM_HOME=$bench/warm-csm-$size
+[ -d "$CLAUDE_CONFIG_DIR/projects" ] ||
+  "$target/release/examples/gen_history" --out "$CLAUDE_CONFIG_DIR" --size "$size" --seed 1 --now now --active >/dev/null
+"$CSM" blocks --json >/dev/null
+victim=$(ls -t "$CLAUDE_CONFIG_DIR"/projects/*/*.jsonl | sed -n 1p)
+append=$bench/append-1mib.py
+cat >"$append" <<'PY'
+# Appends ~1 MiB the way Claude Code writes a turn: a big tool result, then
+# streamed assistant lines (3 per response) with usage.
+import datetime, json, sys, time
+path = sys.argv[1]
+n = int(time.time() * 1000)
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+out = [json.dumps({"type": "user", "timestamp": now, "message": {"role": "user",
+       "content": [{"type": "tool_result", "content": "x" * 700_000}]}}, separators=(",", ":"))]
+size, i = len(out[0]), 0
+while size < 1 << 20:
+    for part in range(3):
+        line = json.dumps({"type": "assistant", "timestamp": now, "sessionId": "bench",
+            "requestId": f"req_b{n}_{i}", "message": {"id": f"msg_b{n}_{i}",
+            "model": "claude-sonnet-4-5-20250929", "content": [{"type": "text", "text": "y" * 2000}],
+            "usage": {"input_tokens": 10, "output_tokens": 100 * (part + 1),
+                      "cache_read_input_tokens": 50000, "cache_creation_input_tokens": 500}}},
+            separators=(",", ":"))
+        out.append(line)
+        size += len(line) + 1
+    i += 1
+with open(path, "a") as f:
+    f.write("\n".join(out) + "\n")
+PY
+rounds=${ROUNDS:-4}
+for k in $(seq "$rounds"); do
+  hyperfine -N -w 2 -r 30 --export-json "$bench/wb-append-$k.json" --prepare "python3 $append $victim" "$CSM blocks --json" >/dev/null 2>&1
+  hyperfine -N -w 3 -r 30 --export-json "$bench/wb-none-$k.json" "$CSM blocks --json" >/dev/null 2>&1
+done
+python3 - "$bench" "$rounds" <<'PY'
+import json, statistics, sys
+bench = sys.argv[1]
+for kind in ["append", "none"]:
+    ts = []
+    meds = []
+    for k in range(1, int(sys.argv[2]) + 1):
+        r = json.load(open(f"{bench}/wb-{kind}-{k}.json"))["results"][0]
+        ts += r["times"]; meds.append(round(r["median"] * 1000, 1))
+    label = "1 MiB appended" if kind == "append" else "nothing new   "
+    print(label, "median", round(statistics.median(ts) * 1000, 2), "ms over", len(ts), "runs; per-round medians", meds)
+PY
