@@ -77,30 +77,7 @@ PY
   echo "== $size: warm"
   "$csm" blocks --json >/dev/null
   victim=$(ls -t "$data"/projects/*/*.jsonl | sed -n 1p)
-  # ~1 MiB of new transcript: a tool result and new streamed responses with
-  # fresh ids, timestamped now, as Claude Code appends them.
-  append=$bench/append-1mib.py
-  cat >"$append" <<'PY'
-import json, os, sys, time, datetime
-path = sys.argv[1]
-n = int(time.time() * 1000)
-now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-out = []
-out.append(json.dumps({"type": "user", "timestamp": now, "message": {"role": "user", "content": [{"type": "tool_result", "content": "x" * 700_000}]}}, separators=(",", ":")))
-size = len(out[0])
-i = 0
-while size < 1 << 20:
-    for part in range(3):
-        line = json.dumps({"type": "assistant", "timestamp": now, "sessionId": "bench", "requestId": f"req_b{n}_{i}",
-            "message": {"id": f"msg_b{n}_{i}", "model": "claude-sonnet-4-5-20250929", "content": [{"type": "text", "text": "y" * 2000}],
-            "usage": {"input_tokens": 10, "output_tokens": 100 * (part + 1), "cache_read_input_tokens": 50000, "cache_creation_input_tokens": 500}}},
-            separators=(",", ":"))
-        out.append(line)
-        size += len(line) + 1
-    i += 1
-with open(path, "a") as f:
-    f.write("\n".join(out) + "\n")
-PY
+  append=$here/scripts/append-1mib.py
   hyperfine -N --warmup 3 --runs $((runs * 4)) --style basic --export-json "$bench/warm-$size.json" \
     --command-name "warm, nothing new" "$csm blocks --json" \
     --command-name "warm, +1 MiB appended" --prepare "python3 $append $victim" "$csm blocks --json" 2>&1 | grep -v "^ *$"

@@ -23,31 +23,7 @@ export HOME=$bench/home CLAUDE_CONFIG_DIR=$bench/warm-claude-$size CSM_HOME=$ben
   "$target/release/examples/gen_history" --out "$CLAUDE_CONFIG_DIR" --size "$size" --seed 1 --now now --active >/dev/null
 "$CSM" blocks --json >/dev/null
 victim=$(ls -t "$CLAUDE_CONFIG_DIR"/projects/*/*.jsonl | sed -n 1p)
-append=$bench/append-1mib.py
-cat >"$append" <<'PY'
-# Appends ~1 MiB the way Claude Code writes a turn: a big tool result, then
-# streamed assistant lines (3 per response) with usage.
-import datetime, json, sys, time
-path = sys.argv[1]
-n = int(time.time() * 1000)
-now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-out = [json.dumps({"type": "user", "timestamp": now, "message": {"role": "user",
-       "content": [{"type": "tool_result", "content": "x" * 700_000}]}}, separators=(",", ":"))]
-size, i = len(out[0]), 0
-while size < 1 << 20:
-    for part in range(3):
-        line = json.dumps({"type": "assistant", "timestamp": now, "sessionId": "bench",
-            "requestId": f"req_b{n}_{i}", "message": {"id": f"msg_b{n}_{i}",
-            "model": "claude-sonnet-4-5-20250929", "content": [{"type": "text", "text": "y" * 2000}],
-            "usage": {"input_tokens": 10, "output_tokens": 100 * (part + 1),
-                      "cache_read_input_tokens": 50000, "cache_creation_input_tokens": 500}}},
-            separators=(",", ":"))
-        out.append(line)
-        size += len(line) + 1
-    i += 1
-with open(path, "a") as f:
-    f.write("\n".join(out) + "\n")
-PY
+append=$here/scripts/append-1mib.py
 rounds=${ROUNDS:-4}
 for k in $(seq "$rounds"); do
   hyperfine -N -w 2 -r 30 --export-json "$bench/wb-append-$k.json" --prepare "python3 $append $victim" "$CSM blocks --json" >/dev/null 2>&1
