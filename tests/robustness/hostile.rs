@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    NOW, SONNET, Sandbox, SplitMix, StoreMode, assert_matches_one_pass, assert_same_reports,
+    SONNET, Sandbox, SplitMix, StoreMode, assert_matches_one_pass, assert_same_reports,
     small_history, usage_line,
 };
 use crate::tools;
@@ -215,15 +215,8 @@ fn public_sandbox() -> Sandbox {
 /// `csm` as `nobody` when the tests run as root (root reads any file, so the
 /// test would prove nothing), as the current user otherwise.
 fn unprivileged(csm: &Path, sb: &Sandbox, home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(csm);
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", sb.home())
-        .env("CSM_HOME", home)
-        .env("CLAUDE_CONFIG_DIR", sb.claude())
-        .env("TZ", "UTC")
-        .env("CSM_NOW", NOW)
-        .args(args);
+    let mut c = sb.clean_command(csm, home);
+    c.env("CLAUDE_CONFIG_DIR", sb.claude()).args(args);
     if tools::is_root() {
         // std drops the supplementary groups too when root changes uid.
         c.uid(tools::NOBODY).gid(tools::NOBODY);

@@ -15,9 +15,8 @@
 //! default, where creating a namespace needs privileges CI may not have.
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::support::{NOW, Sandbox, small_history};
+use crate::support::{Sandbox, small_history};
 use crate::tools::{have, serve_prices};
 
 /// Every command that exists today, each as a user would run it; the ones
@@ -78,18 +77,12 @@ fn inet_calls_with(
     use std::io::Write;
     use std::process::Stdio;
     let log = sb.path().join("strace.log");
-    let mut cmd = Command::new("strace");
+    let mut cmd = sb.clean_command("strace", home);
     cmd.args(["-f", "-qq", "-e", "trace=execve,socket,connect", "-o"])
         .arg(&log)
         .arg(env!("CARGO_BIN_EXE_csm"))
         .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", sb.home())
-        .env("CSM_HOME", home)
         .env("CLAUDE_CONFIG_DIR", sb.claude())
-        .env("TZ", "UTC")
-        .env("CSM_NOW", NOW)
         .stdin(match input {
             Input::Stdin(_) => Stdio::piped(),
             _ => Stdio::null(),

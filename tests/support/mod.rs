@@ -80,7 +80,18 @@ impl Sandbox {
 
     /// Like [`Sandbox::bare_cmd`] with another `CSM_HOME` (a fresh store).
     pub fn cmd_with_csm_home(&self, csm_home: &Path) -> Command {
-        let mut c = Command::cargo_bin("csm").expect("csm binary");
+        Command::from_std(self.clean_command(env!("CARGO_BIN_EXE_csm"), csm_home))
+    }
+
+    /// `program` with the environment every csm run of the tests gets:
+    /// nothing inherited but `PATH`, this sandbox's `HOME`, `csm_home` as
+    /// `CSM_HOME`, UTC and the fixed clock. No Claude dir is named.
+    pub fn clean_command(
+        &self,
+        program: impl AsRef<std::ffi::OsStr>,
+        csm_home: &Path,
+    ) -> std::process::Command {
+        let mut c = std::process::Command::new(program);
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home())
@@ -312,14 +323,8 @@ impl Sandbox {
     /// with the same clean environment as [`Sandbox::cmd_with_csm_home`] and
     /// this sandbox's Claude dir.
     pub fn process(&self, csm_home: &Path) -> std::process::Command {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_csm"));
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home())
-            .env("CSM_HOME", csm_home)
-            .env("CLAUDE_CONFIG_DIR", self.claude())
-            .env("TZ", "UTC")
-            .env("CSM_NOW", NOW);
+        let mut c = self.clean_command(env!("CARGO_BIN_EXE_csm"), csm_home);
+        c.env("CLAUDE_CONFIG_DIR", self.claude());
         c
     }
 
