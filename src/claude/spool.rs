@@ -211,8 +211,7 @@ fn is_current(f: &File, path: &Path) -> bool {
 
 #[cfg(unix)]
 fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    a.dev() == b.dev() && a.ino() == b.ino()
+    dev_ino(a) == dev_ino(b)
 }
 
 #[cfg(not(unix))]
@@ -289,15 +288,15 @@ pub fn sealed(base_dir: &Path) -> io::Result<Vec<Sealed>> {
     Ok(out)
 }
 
-#[cfg(unix)]
 fn identity(m: &fs::Metadata) -> String {
-    use std::os::unix::fs::MetadataExt;
-    format!("{}:{}", m.dev(), m.ino())
+    let (dev, ino) = dev_ino(m);
+    format!("{dev}:{ino}")
 }
 
-#[cfg(not(unix))]
-fn identity(_m: &fs::Metadata) -> String {
-    String::new()
+/// Device and inode (zeros where the platform has none).
+fn dev_ino(m: &fs::Metadata) -> (u64, u64) {
+    let (dev, ino, _) = crate::ingest::discover::file_identity(m);
+    (dev, ino)
 }
 
 /// The records in a spool's bytes; lines that are not one are counted.

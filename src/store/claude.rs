@@ -81,8 +81,9 @@ impl Store {
         }))
     }
 
-    /// Records a capture.
-    pub fn record_limits(
+    /// Records a capture (tests; csm itself imports captures from the spool).
+    #[cfg(test)]
+    pub(crate) fn record_limits(
         &mut self,
         c: &OfficialLimits,
         session_id: Option<&str>,
@@ -113,8 +114,9 @@ impl Store {
             .optional()?)
     }
 
-    /// Records one hook event.
-    pub fn record_activity(&mut self, e: &ActivityEvent) -> Result<(), StoreError> {
+    /// Records one hook event (tests; csm itself imports events from the spool).
+    #[cfg(test)]
+    pub(crate) fn record_activity(&mut self, e: &ActivityEvent) -> Result<(), StoreError> {
         insert_activity(&self.conn, e)
     }
 
