@@ -2,6 +2,8 @@
 //! usage lines into typed entries and count everything else by reason.
 
 pub mod discover;
+#[cfg(target_os = "linux")]
+pub mod mapped;
 pub mod parse;
 pub mod reader;
 
@@ -103,7 +105,7 @@ impl Scanner {
         let stats = &mut out.stats;
         let entries = &mut out.entries;
         let mut oversized_usage = Vec::new();
-        let result = reader::read_lines(&mut handle, start, &mut self.buf, |line| {
+        let on_line = |line: Line<'_>| {
             stats.lines += 1;
             match line {
                 Line::Held { bytes, offset } => match parser.parse_line(bytes, &ctx) {
@@ -140,7 +142,8 @@ impl Scanner {
                     }
                 }
             }
-        });
+        };
+        let result = read_file(&mut handle, start, &mut self.buf, on_line);
         match result {
             Ok(end) => out.end_offset = end,
             Err(_) => {
@@ -177,6 +180,36 @@ impl Scanner {
         let first = open().ok_or(SkipReason::InvalidJson)?;
         self.parser.parse_reader(first, open, ctx)
     }
+}
+
+/// From this many bytes to read, a file is mapped rather than read (see
+/// [`mapped`]); below it the copy is cheaper than setting up a map.
+#[cfg(target_os = "linux")]
+const MAP_FROM_BYTES: u64 = 64 * 1024;
+
+/// Hands `on_line` every line of `handle` from `start` (its current position),
+/// returning the end of the last complete line, as [`reader::read_lines`].
+fn read_file(
+    handle: &mut File,
+    start: u64,
+    buf: &mut Vec<u8>,
+    on_line: impl FnMut(Line<'_>),
+) -> std::io::Result<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let end = handle.metadata()?.len();
+        if end.saturating_sub(start) >= MAP_FROM_BYTES
+            && let Some(map) = mapped::Mapping::new(handle, start, end)?
+        {
+            let end = reader::split_lines(map.bytes(), start, |upto| map.release(upto), on_line);
+            if map.cut_short() {
+                // Truncated while read: like a read that failed mid-file.
+                return Err(std::io::Error::other("transcript shrank while read"));
+            }
+            return Ok(end);
+        }
+    }
+    reader::read_lines(handle, start, buf, on_line)
 }
 
 thread_local! {

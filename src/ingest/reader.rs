@@ -109,6 +109,97 @@ pub fn read_lines<R: Read>(
     Ok(consumed)
 }
 
+/// Bytes of a mapped file looked at before the pages behind are handed back:
+/// a mapped page counts as resident memory until it is released.
+pub const RELEASE_EVERY: usize = 2 * 1024 * 1024;
+
+/// How far one newline search reaches, so a long line is walked (and its pages
+/// released) in steps rather than touched whole.
+const SEARCH_STEP: usize = 1024 * 1024;
+
+/// [`read_lines`] over bytes already in memory (a mapped file from `start`):
+/// the same lines, offsets and end offset. `release(n)` says that
+/// `data[..n]` will not be looked at again, so a mapping can drop those pages.
+pub fn split_lines(
+    data: &[u8],
+    start: u64,
+    mut release: impl FnMut(usize),
+    mut on_line: impl FnMut(Line<'_>),
+) -> u64 {
+    let finder = memmem::Finder::new(USAGE_MARKER);
+    let mut line_start = 0usize;
+    let mut released = 0usize;
+    while line_start < data.len() {
+        let mut search = line_start;
+        let mut oversized: Option<OversizedScan> = None;
+        let nl = loop {
+            let end = (search + SEARCH_STEP).min(data.len());
+            if let Some(p) = memchr::memchr(b'\n', &data[search..end]) {
+                break Some(search + p);
+            }
+            search = end;
+            if search - line_start > MAX_HELD_LINE {
+                // Too long to hand out whole: look for the marker as the line
+                // goes by and let its pages go.
+                let scan = oversized.get_or_insert_with(|| {
+                    let mut scan = OversizedScan::default();
+                    scan.feed(&finder, &data[line_start..search]);
+                    scan
+                });
+                if scan.len < (search - line_start) as u64 {
+                    let from = line_start + scan.len as usize;
+                    scan.feed(&finder, &data[from..search]);
+                }
+                // The scan keeps its own copy of the bytes a marker could span.
+                release(search);
+                released = search;
+            }
+            if search == data.len() {
+                break None;
+            }
+        };
+        let Some(nl) = nl else {
+            // As read_lines: a tail too long to hold is not handed out.
+            if data.len() - line_start < MAX_HELD_LINE {
+                on_line(Line::Unterminated {
+                    bytes: &data[line_start..],
+                    offset: start + line_start as u64,
+                });
+            }
+            break;
+        };
+        let offset = start + line_start as u64;
+        match oversized {
+            Some(mut scan) => {
+                let from = line_start + scan.len as usize;
+                scan.feed(&finder, &data[from..nl]);
+                on_line(Line::Oversized {
+                    offset,
+                    len: scan.len,
+                    has_usage: scan.has_usage,
+                });
+            }
+            None if nl - line_start >= MAX_HELD_LINE => {
+                on_line(Line::Oversized {
+                    offset,
+                    len: (nl - line_start) as u64,
+                    has_usage: finder.find(&data[line_start..nl]).is_some(),
+                });
+            }
+            None => on_line(Line::Held {
+                bytes: &data[line_start..nl],
+                offset,
+            }),
+        }
+        line_start = nl + 1;
+        if line_start - released >= RELEASE_EVERY {
+            release(line_start);
+            released = line_start;
+        }
+    }
+    start + line_start as u64
+}
+
 /// Running state while passing over a line too long to hold.
 #[derive(Default)]
 struct OversizedScan {
@@ -140,12 +231,56 @@ impl OversizedScan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::Just;
 
     type Held = Vec<(Vec<u8>, u64)>;
     type Over = Vec<(u64, u64, bool)>;
 
+    /// What `read_lines` hands out, checked against what `split_lines` hands
+    /// out over the same bytes in memory.
     fn collect(data: &[u8], buf_start: usize) -> (Held, Over, u64) {
+        let read = collect_read(data, buf_start);
+        let split = collect_split(data);
+        assert_eq!(read, split, "read_lines and split_lines disagree");
+        (read.0, read.1, read.3)
+    }
+
+    type Tail = Option<(Vec<u8>, u64)>;
+
+    fn collect_split(data: &[u8]) -> (Held, Over, Tail, u64) {
         let mut held = Vec::new();
+        let mut over = Vec::new();
+        let mut tail = None;
+        let released = std::cell::Cell::new(0);
+        let end = split_lines(
+            data,
+            0,
+            |upto| {
+                assert!(upto >= released.get(), "release goes backwards");
+                released.set(upto);
+            },
+            |l| match l {
+                Line::Held { bytes, offset } => {
+                    assert!(
+                        offset as usize >= released.get(),
+                        "line handed out after release"
+                    );
+                    held.push((bytes.to_vec(), offset))
+                }
+                Line::Oversized {
+                    offset,
+                    len,
+                    has_usage,
+                } => over.push((offset, len, has_usage)),
+                Line::Unterminated { bytes, offset } => tail = Some((bytes.to_vec(), offset)),
+            },
+        );
+        (held, over, tail, end)
+    }
+
+    fn collect_read(data: &[u8], buf_start: usize) -> (Held, Over, Tail, u64) {
+        let mut held = Vec::new();
+        let mut tail = None;
         let mut over = Vec::new();
         let mut buf = vec![0; buf_start];
         let end = read_lines(&mut &data[..], 0, &mut buf, |l| match l {
@@ -155,10 +290,42 @@ mod tests {
                 len,
                 has_usage,
             } => over.push((offset, len, has_usage)),
-            Line::Unterminated { .. } => {}
+            Line::Unterminated { bytes, offset } => tail = Some((bytes.to_vec(), offset)),
         })
         .unwrap();
-        (held, over, end)
+        (held, over, tail, end)
+    }
+
+    #[test]
+    fn lines_at_the_size_limit_are_split_alike() {
+        for len in [MAX_HELD_LINE - 1, MAX_HELD_LINE, MAX_HELD_LINE + 1] {
+            let mut data = vec![b'z'; len];
+            data.extend_from_slice(b"\n\"usage\":{}\n");
+            data.extend(std::iter::repeat_n(b'q', len));
+            collect(&data, 0);
+        }
+    }
+
+    #[test]
+    fn released_bytes_are_never_handed_out_again() {
+        // Many short lines: the splitter releases as it goes, and the check
+        // in collect_split fails if a line starts before a released point.
+        let line = b"{\"usage\":{\"input_tokens\":1}}\n".repeat(200_000);
+        let (held, _, end) = collect(&line, 0);
+        assert_eq!(held.len(), 200_000);
+        assert_eq!(end, line.len() as u64);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn split_lines_agrees_with_read_lines(
+            data in proptest::collection::vec(
+                proptest::prop_oneof![Just(b'\n'), Just(b'a'), Just(b'"'), proptest::num::u8::ANY],
+                0..2000,
+            )
+        ) {
+            collect(&data, 0);
+        }
     }
 
     #[test]

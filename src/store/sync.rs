@@ -12,7 +12,7 @@ use crate::blocks::{self, Block, Timed};
 use crate::dedup::{Deduper, Kept};
 use crate::domain::{Origin, UsageEntry};
 use crate::ingest::discover::TranscriptFile;
-use crate::ingest::{LineStats, scan_ranges};
+use crate::ingest::{FileScan, LineStats, scan_ranges};
 use crate::pricing::{CostMode, PriceResolver, PriceTable};
 
 /// Bytes of transcript read between two commits on a cold run: bounds memory
@@ -381,9 +381,8 @@ impl Store {
             tx.commit()?;
         }
         report.files_read = order.len();
-        let mut resolver = PriceResolver::new(prices);
-        let mut deduper: Deduper<Pos> = Deduper::default();
         let batch_bytes = batch_bytes();
+        let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
         let mut i = 0;
         while i < order.len() {
             let mut bytes = 0;
@@ -392,72 +391,45 @@ impl Store {
                 bytes += order[j].size;
                 j += 1;
             }
-            let batch: Vec<(&TranscriptFile, u64)> = order[i..j].iter().map(|f| (*f, 0)).collect();
-            let scans = scan_ranges(&batch);
-            let first_id_of_batch = ids[i];
-            let mut placed: Vec<(Pos, usize)> = Vec::new();
-            let mut demote: Vec<Pos> = Vec::new();
-            for (k, scan) in scans.iter().enumerate() {
-                report.stats.merge(&scan.stats);
-                for e in &scan.entries {
-                    let pos = (ids[i + k], e.offset);
-                    let pushed = deduper.push_at(e.clone(), pos);
-                    if let Some(old) = pushed.displaced
-                        && old.0 < first_id_of_batch
-                    {
-                        demote.push(old);
-                    }
-                    placed.push((pos, pushed.index));
-                }
-            }
-            let tx = self
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            {
-                let mut insert = tx.prepare_cached(INSERT_LINE)?;
-                let kept = deduper.kept();
-                let mut n = 0;
-                for (k, scan) in scans.iter().enumerate() {
-                    for e in &scan.entries {
-                        let (pos, index) = placed[n];
-                        n += 1;
-                        let verdict = &kept[index];
-                        let slot = (verdict.winner == pos).then_some(verdict.slot);
-                        let cost =
-                            crate::commands::usage::cost_of(e, CostMode::Calculate, &mut resolver);
-                        insert_line(&mut insert, ids[i + k], e, cost, slot)?;
-                    }
-                }
-                report.new_lines += n as u64;
-                let mut unkeep = tx.prepare_cached(
-                    "UPDATE lines SET kept = 0, slot_file = NULL, slot_offset = NULL WHERE file_id = ?1 AND offset = ?2",
-                )?;
-                for (file, offset) in demote {
-                    unkeep.execute(params![file, offset as i64])?;
-                }
-                let mut done = tx.prepare_cached(
-                    "UPDATE files SET read_to = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1",
-                )?;
-                for (k, scan) in scans.iter().enumerate() {
-                    let f = order[i + k];
-                    // See upsert_file: an unreadable file is read again next time.
-                    let mtime_ns = if scan.stats.unreadable_files > 0 {
-                        UNREAD_MTIME
-                    } else {
-                        f.mtime_ns
-                    };
-                    done.execute(params![
-                        ids[i + k],
-                        scan.end_offset as i64,
-                        f.size as i64,
-                        mtime_ns
-                    ])?;
-                    add_file_stats(&tx, ids[i + k], &scan.stats, true)?;
-                }
-            }
-            tx.commit()?;
+            batches.push(i..j);
             i = j;
         }
+        // A producer thread reads (on the parsing pool), de-duplicates and
+        // prices the next batch while this thread writes the current one to
+        // SQLite, which is the longest single chain of work: that way both
+        // cores stay busy. At most one batch waits in the channel, so memory
+        // stays bounded.
+        let (send, judged) = std::sync::mpsc::sync_channel::<ColdBatch>(1);
+        let conn = &mut self.conn;
+        let order = &order;
+        let ids = &ids;
+        let (deduper, mut resolver) = std::thread::scope(|scope| -> Result<_, StoreError> {
+            let producer = scope.spawn(move || {
+                let mut resolver = PriceResolver::new(prices);
+                let mut deduper: Deduper<Pos> = Deduper::default();
+                for range in batches {
+                    let jobs: Vec<(&TranscriptFile, u64)> =
+                        order[range.clone()].iter().map(|f| (*f, 0)).collect();
+                    let scans = scan_ranges(&jobs);
+                    let batch = judge_cold_batch(range, scans, ids, &mut deduper, &mut resolver);
+                    if send.send(batch).is_err() {
+                        // The writer stopped on an error: nothing more to read.
+                        break;
+                    }
+                }
+                (deduper, resolver)
+            });
+            // Owned here so that an error return drops it, which stops the
+            // producer instead of leaving it blocked on a full channel.
+            let judged = judged;
+            for batch in judged.iter() {
+                write_cold_batch(conn, &batch, ids, order, report)?;
+            }
+            match producer.join() {
+                Ok(state) => Ok(state),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })?;
 
         // Windows from the counted copies, in time order (reading order on ties).
         let mut kept = deduper.finish_kept();
@@ -711,6 +683,115 @@ fn insert_line(
         slot.map(|s| s.0),
         slot.map(|s| s.1 as i64),
     ])?;
+    Ok(())
+}
+
+/// A cold batch read and judged, ready to be written.
+struct ColdBatch {
+    /// The files read (indexes into the cold run's path order).
+    files: std::ops::Range<usize>,
+    scans: Vec<FileScan>,
+    /// For each entry in reading order: its price, and where its response
+    /// was first seen when it is the counted copy.
+    rows: Vec<(crate::domain::EntryCost, Option<Pos>)>,
+    /// Lines of earlier batches that stopped being the counted copy.
+    demote: Vec<Pos>,
+}
+
+/// De-duplicates and prices one cold batch, in reading order.
+fn judge_cold_batch(
+    files: std::ops::Range<usize>,
+    scans: Vec<FileScan>,
+    ids: &[i64],
+    deduper: &mut Deduper<Pos>,
+    resolver: &mut PriceResolver<'_>,
+) -> ColdBatch {
+    let ids = &ids[files.clone()];
+    let first_id_of_batch = ids[0];
+    let mut placed: Vec<(Pos, usize)> = Vec::new();
+    let mut demote: Vec<Pos> = Vec::new();
+    for (k, scan) in scans.iter().enumerate() {
+        for e in &scan.entries {
+            let pos = (ids[k], e.offset);
+            let pushed = deduper.push_at(e.clone(), pos);
+            if let Some(old) = pushed.displaced
+                && old.0 < first_id_of_batch
+            {
+                demote.push(old);
+            }
+            placed.push((pos, pushed.index));
+        }
+    }
+    // Verdicts as they stand after this batch: a later batch that displaces
+    // one of these lines demotes it then.
+    let kept = deduper.kept();
+    let entries = scans.iter().flat_map(|scan| &scan.entries);
+    let rows = entries
+        .zip(&placed)
+        .map(|(e, &(pos, index))| {
+            let verdict = &kept[index];
+            let slot = (verdict.winner == pos).then_some(verdict.slot);
+            let cost = crate::commands::usage::cost_of(e, CostMode::Calculate, resolver);
+            (cost, slot)
+        })
+        .collect();
+    ColdBatch {
+        files,
+        scans,
+        rows,
+        demote,
+    }
+}
+
+/// Stores one judged cold batch: its lines, the demotions it causes, and its
+/// files' read positions, in one transaction.
+fn write_cold_batch(
+    conn: &mut rusqlite::Connection,
+    batch: &ColdBatch,
+    ids: &[i64],
+    order: &[&TranscriptFile],
+    report: &mut SyncReport,
+) -> Result<(), StoreError> {
+    let ids = &ids[batch.files.clone()];
+    let files = &order[batch.files.clone()];
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut insert = tx.prepare_cached(INSERT_LINE)?;
+        let mut rows = batch.rows.iter();
+        for (k, scan) in batch.scans.iter().enumerate() {
+            report.stats.merge(&scan.stats);
+            for (e, (cost, slot)) in scan.entries.iter().zip(rows.by_ref()) {
+                insert_line(&mut insert, ids[k], e, *cost, *slot)?;
+            }
+        }
+        report.new_lines += batch.rows.len() as u64;
+        let mut unkeep = tx.prepare_cached(
+            "UPDATE lines SET kept = 0, slot_file = NULL, slot_offset = NULL WHERE file_id = ?1 AND offset = ?2",
+        )?;
+        for (file, offset) in &batch.demote {
+            unkeep.execute(params![file, *offset as i64])?;
+        }
+        let mut done = tx.prepare_cached(
+            "UPDATE files SET read_to = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1",
+        )?;
+        for (k, scan) in batch.scans.iter().enumerate() {
+            let f = files[k];
+            // See upsert_file: an unreadable file is read again next time.
+            let mtime_ns = if scan.stats.unreadable_files > 0 {
+                UNREAD_MTIME
+            } else {
+                f.mtime_ns
+            };
+            done.execute(params![
+                ids[k],
+                scan.end_offset as i64,
+                f.size as i64,
+                mtime_ns
+            ])?;
+            add_file_stats(&tx, ids[k], &scan.stats, true)?;
+        }
+    }
+    tx.commit()?;
     Ok(())
 }
 

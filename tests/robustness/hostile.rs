@@ -113,8 +113,18 @@ fn transcripts_that_grow_and_shrink_while_read() {
     let stop = AtomicBool::new(false);
     let ops = ChurnOps::default();
 
+    /// Stops the writer however the runs end: a failed assertion must fail
+    /// the test, not leave the scope waiting for the writer for ever.
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
     let runs = std::thread::scope(|s| {
         let writer = s.spawn(|| churn(&path, &full, &stop, &ops));
+        let stopper = StopOnDrop(&stop);
         let started = Instant::now();
         let mut runs = 0u32;
         while started.elapsed() < CHURN_FOR || runs < 12 {
@@ -140,7 +150,7 @@ fn transcripts_that_grow_and_shrink_while_read() {
             });
             runs += 1;
         }
-        stop.store(true, Ordering::SeqCst);
+        drop(stopper);
         writer.join().unwrap();
         runs
     });

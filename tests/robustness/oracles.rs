@@ -20,7 +20,20 @@ use claude_session_monitor::config::Config;
 use claude_session_monitor::domain::Origin;
 use claude_session_monitor::ingest::discover::origin_of;
 use claude_session_monitor::ingest::parse::{LineParser, parse_timestamp};
-use claude_session_monitor::ingest::reader::{Line, read_lines};
+use claude_session_monitor::ingest::reader::{Line, read_lines, split_lines};
+
+/// A line as an owned value, to compare what two splitters hand out.
+fn owned(line: Line<'_>) -> (u8, u64, Vec<u8>) {
+    match line {
+        Line::Held { bytes, offset } => (0, offset, bytes.to_vec()),
+        Line::Oversized {
+            offset,
+            len,
+            has_usage,
+        } => (1, offset, format!("{len} {has_usage}").into_bytes()),
+        Line::Unterminated { bytes, offset } => (2, offset, bytes.to_vec()),
+    }
+}
 
 fn origin() -> Arc<Origin> {
     Arc::new(origin_of(&["-home-fuzz", "fuzz-session.jsonl"]))
@@ -123,7 +136,21 @@ impl Read for Trickle<'_> {
 /// The line reader over a trickling source: the complete lines it hands out,
 /// each with its offset, rebuild the input up to the returned end offset,
 /// which is just past the last newline; the rest is the unterminated tail.
+/// The splitter used on mapped files hands out the very same lines.
 pub fn line_reader(data: &[u8]) {
+    let mut split = Vec::new();
+    let split_end = split_lines(data, 7, |_| {}, |line| split.push(owned(line)));
+    let mut read = Vec::new();
+    let read_end = read_lines(&mut Trickle { data, at: 0 }, 7, &mut Vec::new(), |line| {
+        read.push(owned(line))
+    })
+    .expect("reading memory cannot fail");
+    assert_eq!(
+        split, read,
+        "split_lines and read_lines hand out different lines"
+    );
+    assert_eq!(split_end, read_end, "split_lines and read_lines end apart");
+
     let mut rebuilt = Vec::new();
     let mut tail = None;
     let mut buf = Vec::new();
