@@ -78,9 +78,11 @@ PY
   "$csm" blocks --json >/dev/null
   victim=$(ls -t "$data"/projects/*/*.jsonl | sed -n 1p)
   append=$here/scripts/append-1mib.py
+  # One --prepare per command: a single one would run before both.
   hyperfine -N --warmup 3 --runs $((runs * 4)) --style basic --export-json "$bench/warm-$size.json" \
+    --prepare true --prepare "python3 $append $victim" \
     --command-name "warm, nothing new" "$csm blocks --json" \
-    --command-name "warm, +1 MiB appended" --prepare "python3 $append $victim" "$csm blocks --json" 2>&1 | grep -v "^ *$"
+    --command-name "warm, +1 MiB appended" "$csm blocks --json" 2>&1 | grep -v "^ *$"
   python3 - "$bench/warm-$size.json" <<'PY'
 import json, sys
 for x in json.load(open(sys.argv[1]))["results"]:
