@@ -29,10 +29,6 @@ pub struct Mapping {
     released: std::cell::Cell<usize>,
 }
 
-// The map is read-only and owned: moving it to another thread is as safe as
-// moving a `Vec<u8>`.
-unsafe impl Send for Mapping {}
-
 impl Mapping {
     /// Maps `file[start..end]`; `None` when the range is empty or the map
     /// could not be guarded (the caller reads the file instead).

@@ -198,8 +198,10 @@ fn read_file(
     #[cfg(target_os = "linux")]
     {
         let end = handle.metadata()?.len();
+        // A file that cannot be mapped (a special file, no address space
+        // left) is still read the plain way.
         if end.saturating_sub(start) >= MAP_FROM_BYTES
-            && let Some(map) = mapped::Mapping::new(handle, start, end)?
+            && let Ok(Some(map)) = mapped::Mapping::new(handle, start, end)
         {
             let end = reader::split_lines(map.bytes(), start, |upto| map.release(upto), on_line);
             if map.cut_short() {

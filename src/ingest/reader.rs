@@ -111,7 +111,7 @@ pub fn read_lines<R: Read>(
 
 /// Bytes of a mapped file looked at before the pages behind are handed back:
 /// a mapped page counts as resident memory until it is released.
-pub const RELEASE_EVERY: usize = 2 * 1024 * 1024;
+const RELEASE_EVERY: usize = 2 * 1024 * 1024;
 
 /// How far one newline search reaches, so a long line is walked (and its pages
 /// released) in steps rather than touched whole.
@@ -236,64 +236,59 @@ mod tests {
     type Held = Vec<(Vec<u8>, u64)>;
     type Over = Vec<(u64, u64, bool)>;
 
+    type Tail = Option<(Vec<u8>, u64)>;
+
+    /// Everything a splitter handed out, owned.
+    #[derive(Debug, Default, PartialEq)]
+    struct Collected {
+        held: Held,
+        over: Over,
+        tail: Tail,
+    }
+
+    impl Collected {
+        fn push(&mut self, line: Line<'_>) {
+            match line {
+                Line::Held { bytes, offset } => self.held.push((bytes.to_vec(), offset)),
+                Line::Oversized {
+                    offset,
+                    len,
+                    has_usage,
+                } => self.over.push((offset, len, has_usage)),
+                Line::Unterminated { bytes, offset } => self.tail = Some((bytes.to_vec(), offset)),
+            }
+        }
+    }
+
     /// What `read_lines` hands out, checked against what `split_lines` hands
     /// out over the same bytes in memory.
     fn collect(data: &[u8], buf_start: usize) -> (Held, Over, u64) {
-        let read = collect_read(data, buf_start);
-        let split = collect_split(data);
-        assert_eq!(read, split, "read_lines and split_lines disagree");
-        (read.0, read.1, read.3)
-    }
+        let mut read = Collected::default();
+        let mut buf = vec![0; buf_start];
+        let read_end = read_lines(&mut &data[..], 0, &mut buf, |l| read.push(l)).unwrap();
 
-    type Tail = Option<(Vec<u8>, u64)>;
-
-    fn collect_split(data: &[u8]) -> (Held, Over, Tail, u64) {
-        let mut held = Vec::new();
-        let mut over = Vec::new();
-        let mut tail = None;
+        let mut split = Collected::default();
         let released = std::cell::Cell::new(0);
-        let end = split_lines(
+        let split_end = split_lines(
             data,
             0,
             |upto| {
                 assert!(upto >= released.get(), "release goes backwards");
                 released.set(upto);
             },
-            |l| match l {
-                Line::Held { bytes, offset } => {
+            |l| {
+                if let Line::Held { offset, .. } = l {
                     assert!(
                         offset as usize >= released.get(),
                         "line handed out after release"
                     );
-                    held.push((bytes.to_vec(), offset))
                 }
-                Line::Oversized {
-                    offset,
-                    len,
-                    has_usage,
-                } => over.push((offset, len, has_usage)),
-                Line::Unterminated { bytes, offset } => tail = Some((bytes.to_vec(), offset)),
+                split.push(l)
             },
         );
-        (held, over, tail, end)
-    }
-
-    fn collect_read(data: &[u8], buf_start: usize) -> (Held, Over, Tail, u64) {
-        let mut held = Vec::new();
-        let mut tail = None;
-        let mut over = Vec::new();
-        let mut buf = vec![0; buf_start];
-        let end = read_lines(&mut &data[..], 0, &mut buf, |l| match l {
-            Line::Held { bytes, offset } => held.push((bytes.to_vec(), offset)),
-            Line::Oversized {
-                offset,
-                len,
-                has_usage,
-            } => over.push((offset, len, has_usage)),
-            Line::Unterminated { bytes, offset } => tail = Some((bytes.to_vec(), offset)),
-        })
-        .unwrap();
-        (held, over, tail, end)
+        assert_eq!(read, split, "read_lines and split_lines disagree");
+        assert_eq!(read_end, split_end, "read_lines and split_lines end apart");
+        (read.held, read.over, read_end)
     }
 
     #[test]
