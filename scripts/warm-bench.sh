@@ -19,8 +19,10 @@ target=${CARGO_TARGET_DIR:-$here/target}
 CSM=$target/release/csm
 mkdir -p "$bench/home"
 export HOME=$bench/home CLAUDE_CONFIG_DIR=$bench/warm-claude-$size CSM_HOME=$bench/warm-csm-$size
-[ -d "$CLAUDE_CONFIG_DIR/projects" ] ||
-  "$target/release/examples/gen_history" --out "$CLAUDE_CONFIG_DIR" --size "$size" --seed 1 --now now --active >/dev/null
+# A fresh history and store each time: every round appends 30 MiB, so a kept
+# one would soon be far bigger than "$size" (one run left a 2.6 GB transcript).
+rm -rf "$CLAUDE_CONFIG_DIR" "$CSM_HOME"
+"$target/release/examples/gen_history" --out "$CLAUDE_CONFIG_DIR" --size "$size" --seed 1 --now now --active >/dev/null
 "$CSM" blocks --json >/dev/null
 victim=$(ls -t "$CLAUDE_CONFIG_DIR"/projects/*/*.jsonl | sed -n 1p)
 append=$here/scripts/append-1mib.py
