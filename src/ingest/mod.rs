@@ -203,12 +203,15 @@ fn read_file(
         if end.saturating_sub(start) >= MAP_FROM_BYTES
             && let Ok(Some(map)) = mapped::Mapping::new(handle, start, end)
         {
-            let end = reader::split_lines(map.bytes(), start, |upto| map.release(upto), on_line);
-            if map.cut_short() {
-                // Truncated while read: like a read that failed mid-file.
+            let read_to =
+                reader::split_lines(map.bytes(), start, |upto| map.release(upto), on_line);
+            // Truncated while read: like a read that failed mid-file. A cut
+            // inside the last page reads as zeros without any fault, hence
+            // the second look at the size.
+            if map.cut_short() || handle.metadata()?.len() < end {
                 return Err(std::io::Error::other("transcript shrank while read"));
             }
-            return Ok(end);
+            return Ok(read_to);
         }
     }
     reader::read_lines(handle, start, buf, on_line)
