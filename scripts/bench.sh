@@ -49,9 +49,10 @@ peak() { # label command... : median peak RSS of 3 runs, in MiB
 
 for size in $sizes; do
   data=$bench/claude-$size
-  if [ ! -d "$data/projects" ]; then
-    "$gen" --out "$data" --size "$size" --seed 1 --now now --active
-  fi
+  # Fresh every time: the warm part below appends to it, and a kept history
+  # grows past "$size" run after run.
+  rm -rf "$data"
+  "$gen" --out "$data" --size "$size" --seed 1 --now now --active
   export HOME=$bench/home CLAUDE_CONFIG_DIR=$data CSM_HOME=$bench/csm-$size
   mkdir -p "$HOME"
   cat "$data"/projects/*/*.jsonl "$data"/projects/*/*/*/*.jsonl >/dev/null 2>&1 || true
