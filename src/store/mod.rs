@@ -63,6 +63,11 @@ impl StoreError {
 /// to it, instead of being checkpointed on close (see [`Store`]'s `Drop`).
 const CHECKPOINT_ON_CLOSE_AFTER: u64 = 1 << 20;
 
+/// SQLite's page cache per connection, in KiB.
+const CACHE_KIB: i64 = 8192;
+/// The page cache during a cold ingest (see `Store::cold_sync`).
+const COLD_CACHE_KIB: i64 = 4096;
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -149,7 +154,7 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(60))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
-        conn.pragma_update(None, "cache_size", -8192)?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         let mut store = Store {
             conn,
             path,
