@@ -236,6 +236,7 @@ const PARALLEL_FROM_BYTES: u64 = 8 << 20;
 pub fn scan_ranges(jobs: &[(&TranscriptFile, u64)]) -> Vec<FileScan> {
     let left = |i: usize| jobs[i].0.size.saturating_sub(jobs[i].1);
     let mut order: Vec<usize> = (0..jobs.len()).collect();
+    // Largest first so one huge file does not start last and run alone.
     order.sort_by_key(|&i| std::cmp::Reverse(left(i)));
     let scan = |&i: &usize| {
         (
@@ -256,17 +257,11 @@ pub fn scan_ranges(jobs: &[(&TranscriptFile, u64)]) -> Vec<FileScan> {
 /// Reads every file whole, in parallel. Entries come back in reading order
 /// (files by path, then lines), which de-duplication and ccusage's sums rely on.
 pub fn scan_all(files: &[TranscriptFile]) -> (Vec<UsageEntry>, LineStats) {
-    // Largest first so one huge file does not start last and run alone.
-    let mut order: Vec<usize> = (0..files.len()).collect();
-    order.sort_by(|&a, &b| files[b].size.cmp(&files[a].size));
-    let mut scans: Vec<(usize, FileScan)> = order
-        .par_iter()
-        .map(|&i| (i, with_scanner(|scanner| scanner.scan(&files[i], 0))))
-        .collect();
-    scans.sort_by_key(|(i, _)| *i);
+    let jobs: Vec<(&TranscriptFile, u64)> = files.iter().map(|f| (f, 0)).collect();
+    let scans = scan_ranges(&jobs);
     let mut stats = LineStats::default();
-    let mut entries = Vec::with_capacity(scans.iter().map(|(_, s)| s.entries.len()).sum());
-    for (_, scan) in scans {
+    let mut entries = Vec::with_capacity(scans.iter().map(|s| s.entries.len()).sum());
+    for scan in scans {
         stats.merge(&scan.stats);
         entries.extend(scan.entries);
     }
