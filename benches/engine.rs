@@ -35,6 +35,17 @@ fn parse_usage_line(b: Bencher) {
 }
 
 #[divan::bench]
+fn parse_usage_line_serde_only(b: Bencher) {
+    let mut parser = LineParser::serde_only();
+    let o = origin();
+    b.bench_local(|| {
+        parser
+            .parse_line(black_box(USAGE_LINE.as_bytes()), &o)
+            .is_ok()
+    });
+}
+
+#[divan::bench]
 fn skip_tool_result_line(b: Bencher) {
     let line = format!(
         r#"{{"type":"user","message":{{"role":"user","content":[{{"type":"tool_result","content":"{}"}}]}}}}"#,

@@ -74,11 +74,29 @@ pub struct FileScan {
     pub end_offset: u64,
 }
 
-/// Per-thread reusable state: the line buffer and the parser's interned names.
+/// Per-thread reusable state: the line buffers and the parser's interned names.
 #[derive(Default)]
 pub struct Scanner {
     parser: LineParser,
     buf: Vec<u8>,
+    /// The line being parsed, copied out of a mapped file: another process
+    /// rewriting the file changes mapped bytes in place, and parsing reads
+    /// some bytes twice (check, then convert), so it must see one version.
+    line: Vec<u8>,
+}
+
+/// Parses a line that may live in a mapped file, through a private copy
+/// (see [`Scanner::line`]); lines the pre-filter drops are never copied.
+fn parse_held(
+    parser: &mut LineParser,
+    copy: &mut Vec<u8>,
+    bytes: &[u8],
+    ctx: &Arc<Origin>,
+) -> Result<UsageEntry, SkipReason> {
+    parser.prefilter(bytes)?;
+    copy.clear();
+    copy.extend_from_slice(bytes);
+    parser.parse_candidate(copy, ctx)
 }
 
 impl Scanner {
@@ -102,13 +120,14 @@ impl Scanner {
             }
         };
         let parser = &mut self.parser;
+        let copy = &mut self.line;
         let stats = &mut out.stats;
         let entries = &mut out.entries;
         let mut oversized_usage = Vec::new();
         let on_line = |line: Line<'_>| {
             stats.lines += 1;
             match line {
-                Line::Held { bytes, offset } => match parser.parse_line(bytes, &ctx) {
+                Line::Held { bytes, offset } => match parse_held(parser, copy, bytes, &ctx) {
                     Ok(mut entry) => {
                         entry.offset = offset;
                         entries.push(entry);
@@ -120,7 +139,7 @@ impl Scanner {
                 // it again; anything else is left for later.
                 Line::Unterminated { bytes, offset } => {
                     stats.lines -= 1;
-                    match parser.parse_line(bytes, &ctx) {
+                    match parse_held(parser, copy, bytes, &ctx) {
                         Ok(mut entry) => {
                             entry.offset = offset;
                             stats.unterminated_entries += 1;

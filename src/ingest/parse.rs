@@ -15,6 +15,9 @@ use serde::de::{Deserializer, IgnoredAny};
 
 use crate::domain::{Origin, Speed, TokenCounts, UsageEntry};
 
+mod fast;
+pub use fast::agrees_with_serde;
+
 /// Why a line did not become an entry. Every line read lands in exactly one
 /// bucket or becomes an entry, so the counts add up to the lines read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,7 +95,7 @@ const NULL_REJECT_KEYS: [&str; 11] = [
 
 const LIMIT_MARKER: &[u8] = b"Claude AI usage limit reached";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, PartialEq, Debug)]
 struct RawLine<'a> {
     #[serde(borrow)]
     timestamp: Option<Cow<'a, str>>,
@@ -111,7 +114,7 @@ struct RawLine<'a> {
     is_api_error: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, PartialEq, Debug)]
 struct RawMessage<'a> {
     usage: Option<RawUsage>,
     #[serde(default, borrow)]
@@ -120,7 +123,7 @@ struct RawMessage<'a> {
     id: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, PartialEq, Debug)]
 struct RawUsage {
     input_tokens: u64,
     output_tokens: u64,
@@ -134,7 +137,7 @@ struct RawUsage {
     speed: Option<RawSpeed>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, PartialEq, Debug)]
 struct RawCacheCreation {
     #[serde(default, deserialize_with = "present")]
     ephemeral_5m_input_tokens: Option<u64>,
@@ -147,7 +150,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, PartialEq, Debug)]
 #[serde(rename_all = "lowercase")]
 enum RawSpeed {
     Standard,
@@ -160,6 +163,10 @@ pub struct LineParser {
     null_finder: memmem::Finder<'static>,
     limit_finder: memmem::Finder<'static>,
     models: Vec<Arc<str>>,
+    /// Scratch for the quick reader's nesting.
+    stack: Vec<u8>,
+    /// Off only for the reference parser (see `serde_only`).
+    quick: bool,
 }
 
 impl Default for LineParser {
@@ -175,6 +182,17 @@ impl LineParser {
             null_finder: memmem::Finder::new(b"null"),
             limit_finder: memmem::Finder::new(LIMIT_MARKER),
             models: Vec::new(),
+            stack: Vec::new(),
+            quick: true,
+        }
+    }
+
+    /// A parser that reads every line with serde_json alone: the reference
+    /// the quick reader is checked and timed against.
+    pub fn serde_only() -> Self {
+        Self {
+            quick: false,
+            ..Self::new()
         }
     }
 
@@ -195,9 +213,27 @@ impl LineParser {
         origin: &Arc<Origin>,
     ) -> Result<UsageEntry, SkipReason> {
         self.prefilter(line)?;
-        let raw: RawLine<'_> = match serde_json::from_slice(line) {
-            Ok(raw) => raw,
-            Err(e) => return Err(classify_error(&e, line)),
+        self.parse_candidate(line, origin)
+    }
+
+    /// [`parse_line`](Self::parse_line) for a line that already passed
+    /// [`prefilter`](Self::prefilter).
+    pub fn parse_candidate(
+        &mut self,
+        line: &[u8],
+        origin: &Arc<Origin>,
+    ) -> Result<UsageEntry, SkipReason> {
+        let quick = if self.quick {
+            fast::read_line(line, &mut self.stack)
+        } else {
+            None
+        };
+        let raw: RawLine<'_> = match quick {
+            Some(raw) => raw,
+            None => match serde_json::from_slice(line) {
+                Ok(raw) => raw,
+                Err(e) => return Err(classify_error(&e, line)),
+            },
         };
         if self.may_hold_rejected_null(line) && has_rejected_null(line) {
             return Err(SkipReason::NullField);

@@ -57,6 +57,15 @@ pub fn transcript_line(data: &[u8]) {
         assert_eq!(first, Err(reason), "the pre-filter decides first");
         return;
     }
+    assert!(
+        claude_session_monitor::ingest::parse::agrees_with_serde(data),
+        "the quick reader and serde_json read this line differently"
+    );
+    assert_eq!(
+        first,
+        LineParser::serde_only().parse_line(data, &origin),
+        "the quick reader changed the verdict"
+    );
     let again = parser.parse_line(data, &origin);
     assert_eq!(first, again, "same line, same parser, other result");
 

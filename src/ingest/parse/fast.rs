@@ -1,0 +1,651 @@
+//! A quicker reading of the common usage line, with serde_json as the judge
+//! of everything else.
+//!
+//! Most of a usage line is message content csm never looks at; serde_json
+//! walks it eight bytes at a time and runs every key of the line's own
+//! objects through UTF-8 validation and a field visitor. This reader skips
+//! strings with `memchr` and compares keys as bytes. It only answers when
+//! the line is plain: valid JSON by the same rules serde_json applies, the
+//! fields csm reads holding the types it expects, with no escapes in keys or
+//! in the strings it keeps, no duplicate fields and no number it would have
+//! to round. On anything else it answers `None` and the caller asks
+//! serde_json, so it never decides a doubtful case: it can only be faster,
+//! not different. `agrees_with_serde` checks that claim (tests, fuzzing).
+
+use std::borrow::Cow;
+
+use memchr::memchr2;
+
+use super::{RawCacheCreation, RawLine, RawMessage, RawSpeed, RawUsage};
+
+/// Reads `line` as serde_json would, if the line is plain (see above).
+/// `stack` is scratch space for nesting, kept by the caller across lines.
+pub(super) fn read_line<'a>(line: &'a [u8], stack: &mut Vec<u8>) -> Option<RawLine<'a>> {
+    stack.clear();
+    let mut c = Cursor {
+        b: line,
+        i: 0,
+        stack,
+    };
+    c.ws();
+    let raw = c.raw_line()?;
+    c.ws();
+    (c.i == line.len()).then_some(raw)
+}
+
+struct Cursor<'a, 's> {
+    b: &'a [u8],
+    i: usize,
+    /// Open containers while skipping a value (`{` or `[`).
+    stack: &'s mut Vec<u8>,
+}
+
+/// Marks a field as seen; a second copy is serde's "duplicate field" error.
+fn first_time(seen: &mut u16, bit: u16) -> Option<()> {
+    if *seen & bit != 0 {
+        return None;
+    }
+    *seen |= bit;
+    Some(())
+}
+
+impl<'a> Cursor<'a, '_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    /// JSON whitespace, as serde_json reads it.
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        self.ws();
+        if self.peek()? != byte {
+            return None;
+        }
+        self.i += 1;
+        Some(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        if !self.b[self.i..].starts_with(word) {
+            return None;
+        }
+        self.i += word.len();
+        Some(())
+    }
+
+    /// Walks the members of an object, handing each key (plain ASCII, no
+    /// escapes) to `member`, which must read the value.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &[u8]) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            let key = self.plain_string()?;
+            self.eat(b':')?;
+            self.ws();
+            member(self, key)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string with no escapes and nothing serde_json could refuse: no
+    /// control characters, valid UTF-8. Returns its contents.
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.i + 1;
+        let len = find_stop(&self.b[start..])?;
+        let s = &self.b[start..start + len];
+        if self.b[start + len] != b'"' {
+            return None;
+        }
+        if !s.is_ascii() {
+            std::str::from_utf8(s).ok()?;
+        }
+        self.i = start + len + 1;
+        Some(s)
+    }
+
+    /// `null` or a plain string, as an `Option<Cow<str>>` field.
+    fn opt_str(&mut self) -> Option<Option<Cow<'a, str>>> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            return Some(None);
+        }
+        let s = self.plain_string()?;
+        // plain_string checked the bytes; this cannot fail.
+        Some(Some(Cow::Borrowed(std::str::from_utf8(s).ok()?)))
+    }
+
+    fn opt_bool(&mut self) -> Option<Option<bool>> {
+        match self.peek()? {
+            b'n' => self.literal(b"null").map(|()| None),
+            b't' => self.literal(b"true").map(|()| Some(true)),
+            b'f' => self.literal(b"false").map(|()| Some(false)),
+            _ => None,
+        }
+    }
+
+    /// An unsigned integer serde_json reads as `u64` without a detour
+    /// through floats: no sign, fraction, exponent or leading zero, at most
+    /// 19 digits.
+    fn uint(&mut self) -> Option<u64> {
+        let start = self.i;
+        let mut n: u64 = 0;
+        while let Some(d) = self.peek().filter(u8::is_ascii_digit) {
+            if self.i - start == 19 {
+                return None;
+            }
+            n = n * 10 + u64::from(d - b'0');
+            self.i += 1;
+        }
+        let digits = self.i - start;
+        if digits == 0 || (digits > 1 && self.b[start] == b'0') {
+            return None;
+        }
+        if let Some(b'.' | b'e' | b'E') = self.peek() {
+            return None;
+        }
+        Some(n)
+    }
+
+    fn opt_uint(&mut self) -> Option<Option<u64>> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            return Some(None);
+        }
+        self.uint().map(Some)
+    }
+
+    fn raw_line(&mut self) -> Option<RawLine<'a>> {
+        let mut raw = RawLine {
+            timestamp: None,
+            message: None,
+            request_id: None,
+            session_id: None,
+            version: None,
+            cost_usd: None,
+            is_sidechain: None,
+            is_api_error: None,
+        };
+        let mut seen = 0u16;
+        self.object(|c, key| {
+            match key {
+                b"timestamp" => {
+                    first_time(&mut seen, 1)?;
+                    raw.timestamp = c.opt_str()?;
+                }
+                b"message" => {
+                    first_time(&mut seen, 2)?;
+                    raw.message = c.opt_message()?;
+                }
+                b"requestId" => {
+                    first_time(&mut seen, 4)?;
+                    raw.request_id = c.opt_str()?;
+                }
+                b"sessionId" => {
+                    first_time(&mut seen, 8)?;
+                    raw.session_id = c.opt_str()?;
+                }
+                b"version" => {
+                    first_time(&mut seen, 16)?;
+                    raw.version = c.opt_str()?;
+                }
+                b"costUSD" => {
+                    first_time(&mut seen, 32)?;
+                    // Rare, and a float is serde_json's to round.
+                    c.literal(b"null")?;
+                }
+                b"isSidechain" => {
+                    first_time(&mut seen, 64)?;
+                    raw.is_sidechain = c.opt_bool()?;
+                }
+                b"isApiErrorMessage" => {
+                    first_time(&mut seen, 128)?;
+                    raw.is_api_error = c.opt_bool()?;
+                }
+                _ => c.skip_value()?,
+            }
+            Some(())
+        })?;
+        Some(raw)
+    }
+
+    fn opt_message(&mut self) -> Option<Option<RawMessage<'a>>> {
+        match self.peek()? {
+            b'n' => return self.literal(b"null").map(|()| None),
+            b'{' => {}
+            // serde would also read an array as a struct: let it.
+            _ => return None,
+        }
+        let mut message = RawMessage {
+            usage: None,
+            model: None,
+            id: None,
+        };
+        let mut seen = 0u16;
+        self.object(|c, key| {
+            match key {
+                b"usage" => {
+                    first_time(&mut seen, 1)?;
+                    message.usage = c.opt_usage()?;
+                }
+                b"model" => {
+                    first_time(&mut seen, 2)?;
+                    message.model = c.opt_str()?;
+                }
+                b"id" => {
+                    first_time(&mut seen, 4)?;
+                    message.id = c.opt_str()?;
+                }
+                _ => c.skip_value()?,
+            }
+            Some(())
+        })?;
+        Some(Some(message))
+    }
+
+    fn opt_usage(&mut self) -> Option<Option<RawUsage>> {
+        match self.peek()? {
+            b'n' => return self.literal(b"null").map(|()| None),
+            b'{' => {}
+            _ => return None,
+        }
+        let (mut input, mut output) = (None, None);
+        let mut usage = RawUsage {
+            input_tokens: 0,
+            output_tokens: 0,
+            cache_creation_input_tokens: None,
+            cache_read_input_tokens: None,
+            cache_creation: None,
+            speed: None,
+        };
+        let mut seen = 0u16;
+        self.object(|c, key| {
+            match key {
+                b"input_tokens" => {
+                    first_time(&mut seen, 1)?;
+                    input = Some(c.uint()?);
+                }
+                b"output_tokens" => {
+                    first_time(&mut seen, 2)?;
+                    output = Some(c.uint()?);
+                }
+                b"cache_creation_input_tokens" => {
+                    first_time(&mut seen, 4)?;
+                    usage.cache_creation_input_tokens = c.opt_uint()?;
+                }
+                b"cache_read_input_tokens" => {
+                    first_time(&mut seen, 8)?;
+                    usage.cache_read_input_tokens = c.opt_uint()?;
+                }
+                b"cache_creation" => {
+                    first_time(&mut seen, 16)?;
+                    usage.cache_creation = c.opt_cache_creation()?;
+                }
+                b"speed" => {
+                    first_time(&mut seen, 32)?;
+                    usage.speed = c.opt_speed()?;
+                }
+                _ => c.skip_value()?,
+            }
+            Some(())
+        })?;
+        // Missing required counts are serde's error to report.
+        usage.input_tokens = input?;
+        usage.output_tokens = output?;
+        Some(Some(usage))
+    }
+
+    fn opt_cache_creation(&mut self) -> Option<Option<RawCacheCreation>> {
+        match self.peek()? {
+            b'n' => return self.literal(b"null").map(|()| None),
+            b'{' => {}
+            _ => return None,
+        }
+        let mut split = RawCacheCreation {
+            ephemeral_5m_input_tokens: None,
+            ephemeral_1h_input_tokens: None,
+        };
+        let mut seen = 0u16;
+        self.object(|c, key| {
+            match key {
+                // Present means a number here: `null` is a type error.
+                b"ephemeral_5m_input_tokens" => {
+                    first_time(&mut seen, 1)?;
+                    split.ephemeral_5m_input_tokens = Some(c.uint()?);
+                }
+                b"ephemeral_1h_input_tokens" => {
+                    first_time(&mut seen, 2)?;
+                    split.ephemeral_1h_input_tokens = Some(c.uint()?);
+                }
+                _ => c.skip_value()?,
+            }
+            Some(())
+        })?;
+        Some(Some(split))
+    }
+
+    fn opt_speed(&mut self) -> Option<Option<RawSpeed>> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            return Some(None);
+        }
+        match self.plain_string()? {
+            b"standard" => Some(Some(RawSpeed::Standard)),
+            b"fast" => Some(Some(RawSpeed::Fast)),
+            _ => None,
+        }
+    }
+
+    /// Skips one value of any kind, by serde_json's rules for a value it
+    /// ignores: strict grammar, no depth limit, strings checked for control
+    /// characters and escapes but not for UTF-8.
+    fn skip_value(&mut self) -> Option<()> {
+        let base = self.stack.len();
+        loop {
+            // A value.
+            self.ws();
+            match self.peek()? {
+                b'"' => self.skip_string()?,
+                open @ (b'{' | b'[') => {
+                    self.i += 1;
+                    self.ws();
+                    let close = if open == b'{' { b'}' } else { b']' };
+                    if self.peek()? == close {
+                        self.i += 1;
+                    } else {
+                        self.stack.push(open);
+                        if open == b'{' {
+                            self.member_key()?;
+                        }
+                        continue;
+                    }
+                }
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                b'-' | b'0'..=b'9' => self.skip_number()?,
+                _ => return None,
+            }
+            // What follows it: close containers until one wants another value.
+            loop {
+                if self.stack.len() == base {
+                    return Some(());
+                }
+                let open = *self.stack.last()?;
+                self.ws();
+                match (open, self.peek()?) {
+                    (_, b',') => {
+                        self.i += 1;
+                        if open == b'{' {
+                            self.member_key()?;
+                        }
+                        break;
+                    }
+                    (b'{', b'}') | (b'[', b']') => {
+                        self.i += 1;
+                        self.stack.pop();
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// The key and colon of a member inside a skipped object.
+    fn member_key(&mut self) -> Option<()> {
+        self.ws();
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.skip_string()?;
+        self.eat(b':')
+    }
+
+    /// At an opening quote: skips to just past the closing one.
+    fn skip_string(&mut self) -> Option<()> {
+        self.i += 1;
+        loop {
+            let rest = &self.b[self.i..];
+            let at = find_stop(rest)?;
+            self.i += at + 1;
+            match rest[at] {
+                b'"' => return Some(()),
+                b'\\' => {}
+                _ => return None,
+            }
+            match self.peek()? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
+                b'u' => {
+                    let hex = self.b.get(self.i + 1..self.i + 5)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    self.i += 5;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)?`
+    fn skip_number(&mut self) -> Option<()> {
+        if self.peek()? == b'-' {
+            self.i += 1;
+        }
+        let digits = |c: &mut Self| {
+            let n = c.b[c.i..].iter().take_while(|b| b.is_ascii_digit()).count();
+            c.i += n;
+            n
+        };
+        if self.peek()? == b'0' {
+            self.i += 1;
+            if self.peek().is_some_and(|b| b.is_ascii_digit()) {
+                return None;
+            }
+        } else if digits(self) == 0 {
+            return None;
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if digits(self) == 0 {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if digits(self) == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+}
+
+/// Where a string's plain run ends: at a quote, a backslash, or a byte
+/// below 0x20 (which JSON forbids raw in a string). Most strings in a line
+/// are short keys and values, which a byte loop finishes before `memchr2`
+/// would have set up; long ones (message text, tool input) go to `memchr2`.
+fn find_stop(s: &[u8]) -> Option<usize> {
+    const SHORT: usize = 32;
+    let stop = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
+    let head = s.len().min(SHORT);
+    if let Some(at) = s[..head].iter().position(|&b| stop(b)) {
+        return Some(at);
+    }
+    let rest = &s[head..];
+    let quote_or_escape = memchr2(b'"', b'\\', rest);
+    let run = &rest[..quote_or_escape.unwrap_or(rest.len())];
+    let control = if has_control(run) {
+        run.iter().position(|&b| b < 0x20)
+    } else {
+        None
+    };
+    control.or(quote_or_escape).map(|at| head + at)
+}
+
+/// Any byte below 0x20. Written without early exit so the compiler can
+/// check many bytes at once.
+fn has_control(s: &[u8]) -> bool {
+    s.chunks(64)
+        .any(|chunk| chunk.iter().fold(false, |any, &b| any | (b < 0x20)))
+}
+
+/// False when the quick reading of `line` exists and differs from
+/// serde_json's (which must then also succeed). For tests and fuzzing.
+pub fn agrees_with_serde(line: &[u8]) -> bool {
+    let mut stack = Vec::new();
+    match read_line(line, &mut stack) {
+        None => true,
+        Some(fast) => match serde_json::from_slice::<RawLine<'_>>(line) {
+            Ok(slow) => fast == slow,
+            Err(_) => false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quick(line: &str) -> Option<RawLine<'_>> {
+        read_line(line.as_bytes(), &mut Vec::new())
+    }
+
+    const LINE: &str = r#"{"parentUuid":null,"isSidechain":false,"cwd":"/w","sessionId":"s1","version":"2.0.14","message":{"model":"claude-sonnet-4-5","id":"m1","type":"message","content":[{"type":"text","text":"a \"quoted\" \\ line\n\u00e9 ü"},{"type":"tool_use","input":{"n":[1,-2.5e3,0,true,null,{}],"e":[]}}],"usage":{"input_tokens":3,"cache_creation_input_tokens":10,"cache_read_input_tokens":200,"cache_creation":{"ephemeral_5m_input_tokens":4,"ephemeral_1h_input_tokens":6},"output_tokens":5,"service_tier":"standard","speed":"fast"}},"requestId":"r1","type":"assistant","timestamp":"2025-06-01T10:00:00.000Z"}"#;
+
+    #[test]
+    fn a_typical_line_is_read_and_matches_serde() {
+        let raw = quick(LINE).expect("plain line");
+        assert_eq!(raw.timestamp.as_deref(), Some("2025-06-01T10:00:00.000Z"));
+        assert_eq!(raw.is_sidechain, Some(false));
+        let message = raw.message.as_ref().unwrap();
+        assert_eq!(message.id.as_deref(), Some("m1"));
+        let usage = message.usage.as_ref().unwrap();
+        assert_eq!((usage.input_tokens, usage.output_tokens), (3, 5));
+        assert_eq!(usage.cache_read_input_tokens, Some(200));
+        assert!(agrees_with_serde(LINE.as_bytes()));
+        let spaced = format!(" \t{}\r\n ", LINE.replace(",", " ,\n ").replace(":", " : "));
+        assert!(quick(&spaced).is_some(), "{spaced}");
+        assert!(agrees_with_serde(spaced.as_bytes()));
+    }
+
+    #[test]
+    fn doubtful_lines_are_left_to_serde() {
+        let cases = [
+            // Escapes where csm keeps the string or matches a key.
+            LINE.replace(r#""id":"m1""#, r#""id":"m\u0031""#),
+            LINE.replace(r#""usage""#, r#""us\u0061ge""#),
+            // Duplicate fields, floats, big or signed counts, leading zeros.
+            LINE.replace(
+                r#""requestId":"r1""#,
+                r#""requestId":"r1","requestId":"r2""#,
+            ),
+            LINE.replace(r#""input_tokens":3"#, r#""input_tokens":3.0"#),
+            LINE.replace(
+                r#""input_tokens":3"#,
+                r#""input_tokens":30000000000000000000"#,
+            ),
+            LINE.replace(r#""input_tokens":3"#, r#""input_tokens":-3"#),
+            LINE.replace(r#""input_tokens":3"#, r#""input_tokens":03"#),
+            LINE.replace(r#""parentUuid":null"#, r#""costUSD":0.5"#),
+            // Null where serde_json refuses it, a missing required count.
+            LINE.replace(
+                r#""ephemeral_1h_input_tokens":6"#,
+                r#""ephemeral_1h_input_tokens":null"#,
+            ),
+            LINE.replace(r#""input_tokens":3,"#, ""),
+            // Bad JSON: trailing comma, bad number, raw control byte, bad
+            // escape, trailing bytes, not an object, truncated.
+            LINE.replace(r#"{}],"#, r#"{},],"#),
+            LINE.replace("-2.5e3", "-2.e3"),
+            LINE.replace("a \\\"quoted", "a \t quoted"),
+            LINE.replace("\\n", "\\x"),
+            format!("{LINE}x"),
+            format!("[{LINE}]"),
+            LINE[..LINE.len() - 1].to_string(),
+            // Unknown speed, a message given as an array.
+            LINE.replace(r#""speed":"fast""#, r#""speed":"warp""#),
+            r#"{"message":[{"usage":null}],"timestamp":"t"}"#.to_string(),
+        ];
+        for line in &cases {
+            assert!(quick(line).is_none(), "should defer: {line}");
+            assert!(agrees_with_serde(line.as_bytes()));
+        }
+    }
+
+    /// Every line of a generated history (real layout and line mix,
+    /// malformed lines included) reads the same both ways, and the quick
+    /// reader takes nearly all usage lines itself.
+    #[test]
+    fn a_generated_history_reads_the_same_and_mostly_quickly() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::synth::default_now();
+        crate::synth::generate(
+            dir.path(),
+            &crate::synth::SynthOptions::new(7, 4 << 20, now),
+        )
+        .unwrap();
+        let (mut usage, mut quick) = (0, 0);
+        let mut files = vec![dir.path().to_path_buf()];
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            for line in std::fs::read(&path).unwrap().split(|&b| b == b'\n') {
+                assert!(agrees_with_serde(line), "{}", String::from_utf8_lossy(line));
+                if serde_json::from_slice::<RawLine<'_>>(line)
+                    .is_ok_and(|raw| raw.message.is_some_and(|m| m.usage.is_some()))
+                {
+                    usage += 1;
+                    quick += usize::from(read_line(line, &mut Vec::new()).is_some());
+                }
+            }
+        }
+        assert!(usage > 500, "{usage} usage lines");
+        assert!(quick * 100 >= usage * 95, "{quick} of {usage} read quickly");
+    }
+
+    #[test]
+    fn what_serde_skips_unchecked_is_skipped_here_too() {
+        // serde_json does not check UTF-8 or \u code points in values it ignores.
+        let mut bytes = LINE.replace("ü", "\u{0}").into_bytes();
+        let at = bytes.iter().position(|&b| b == 0).unwrap();
+        bytes[at] = 0xff;
+        assert!(read_line(&bytes, &mut Vec::new()).is_some());
+        assert!(agrees_with_serde(&bytes));
+        let lone = LINE.replace("\\u00e9", "\\ud800");
+        assert!(quick(&lone).is_some());
+        assert!(agrees_with_serde(lone.as_bytes()));
+        // Nesting far beyond serde's limit for the values it reads.
+        let deep = LINE.replace(
+            r#""e":[]"#,
+            &format!(r#""e":{}{}"#, "[".repeat(5000), "]".repeat(5000)),
+        );
+        assert!(quick(&deep).is_some());
+        assert!(agrees_with_serde(deep.as_bytes()));
+    }
+}
