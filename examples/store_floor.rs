@@ -4,12 +4,17 @@
 //! transcript read, parsed or priced.
 //!
 //! ```text
-//! cargo run --release --example store_floor -- --dir /tmp/floor [--rows 186736] [--per-commit 5700]
+//! cargo run --release --example store_floor -- --dir /tmp/floor [--rows 186736] [--per-commit 5700] [--layout rows|chunks]
 //! ```
 //!
 //! The defaults are the generated 1 GiB history's figures: 186,736 accepted
 //! usage lines (54 % of them counted copies), read in 33 batches of 32 MiB.
 //! `--dir` must not exist yet or be empty; nothing else is touched.
+//!
+//! `--layout chunks` measures the layout a faster store would need instead:
+//! the same lines packed 64 bytes each, one row per 70 lines of a file, with
+//! an index on the chunks' first times (a table this example creates; csm
+//! does not use it).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -22,12 +27,19 @@ struct Args {
     dir: PathBuf,
     rows: u64,
     per_commit: u64,
+    chunks: bool,
 }
+
+/// Lines per packed row, about one file's worth in the generated history.
+const LINES_PER_CHUNK: u64 = 70;
+/// Bytes per packed line: offset, time, four counts, ids, cost.
+const PACKED_LINE: usize = 64;
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut dir = None;
     let mut rows = 186_736;
     let mut per_commit = 5_700;
+    let mut chunks = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args
@@ -41,6 +53,11 @@ fn parse_args() -> anyhow::Result<Args> {
                     .parse()
                     .with_context(|| format!("--per-commit {value}"))?
             }
+            "--layout" => match value.as_str() {
+                "rows" => chunks = false,
+                "chunks" => chunks = true,
+                other => bail!("--layout {other}: expected rows or chunks"),
+            },
             other => bail!("unknown flag {other}"),
         }
     }
@@ -55,6 +72,7 @@ fn parse_args() -> anyhow::Result<Args> {
         dir,
         rows,
         per_commit,
+        chunks,
     })
 }
 
@@ -86,6 +104,10 @@ fn main() -> anyhow::Result<()> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     conn.pragma_update(None, "cache_size", -4096)?;
+
+    if args.chunks {
+        return chunk_floor(&mut conn, &args);
+    }
 
     let columns: Vec<String> = conn
         .prepare("SELECT name FROM pragma_table_info('lines')")?
@@ -138,19 +160,81 @@ fn main() -> anyhow::Result<()> {
     }
     let indexed = at.elapsed();
 
+    print_figures(args.rows, inserted, commits, indexes.len(), indexed);
+    Ok(())
+}
+
+fn print_figures(
+    rows: u64,
+    inserted: Duration,
+    commits: Duration,
+    indexes: usize,
+    indexed: Duration,
+) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!("rows                 {}", args.rows);
+    println!("lines                {rows}");
     println!(
-        "insert + commit      {:8.1} ms  ({:.2} µs/row; commits {:.1} ms)",
+        "insert + commit      {:8.1} ms  ({:.2} µs/line; commits {:.1} ms)",
         ms(inserted),
-        ms(inserted) * 1e3 / args.rows.max(1) as f64,
+        ms(inserted) * 1e3 / rows.max(1) as f64,
         ms(commits)
     );
-    println!(
-        "build {} indexes      {:8.1} ms",
-        indexes.len(),
-        ms(indexed)
-    );
+    println!("build {indexes} indexes      {:8.1} ms", ms(indexed));
     println!("total                {:8.1} ms", ms(inserted + indexed));
+}
+
+/// The same lines, batches and commits, packed into chunk rows.
+fn chunk_floor(conn: &mut rusqlite::Connection, args: &Args) -> anyhow::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE chunks (
+            file_id  INTEGER NOT NULL,
+            offset   INTEGER NOT NULL,
+            first_ms INTEGER NOT NULL,
+            last_ms  INTEGER NOT NULL,
+            lines    BLOB NOT NULL,
+            PRIMARY KEY (file_id, offset)
+        ) WITHOUT ROWID",
+    )?;
+    let ts = |row: u64| 1_760_000_000_000 + row as i64 * 7_000;
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut commits = Duration::ZERO;
+    let mut packed = Vec::with_capacity(LINES_PER_CHUNK as usize * PACKED_LINE);
+    let start = Instant::now();
+    let mut k = 0;
+    while k < args.rows {
+        let batch_end = (k + args.per_commit).min(args.rows);
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached("INSERT INTO chunks VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            while k < batch_end {
+                let n = (batch_end - k).min(LINES_PER_CHUNK - k % LINES_PER_CHUNK);
+                packed.clear();
+                for row in k..k + n {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    packed.extend_from_slice(&(row % LINES_PER_CHUNK * 15_000).to_le_bytes());
+                    packed.extend_from_slice(&ts(row).to_le_bytes());
+                    packed.extend_from_slice(&state.to_le_bytes());
+                    packed.resize(packed.len() + PACKED_LINE - 24, (row % 251) as u8);
+                }
+                st.execute(rusqlite::params![
+                    (k / LINES_PER_CHUNK) as i64,
+                    (k % LINES_PER_CHUNK * 15_000) as i64,
+                    ts(k),
+                    ts(k + n - 1),
+                    &packed
+                ])?;
+                k += n;
+            }
+        }
+        let at = Instant::now();
+        tx.commit()?;
+        commits += at.elapsed();
+    }
+    let inserted = start.elapsed();
+    let at = Instant::now();
+    conn.execute_batch("CREATE INDEX chunks_time ON chunks(first_ms)")?;
+    print_figures(args.rows, inserted, commits, 1, at.elapsed());
     Ok(())
 }
