@@ -40,15 +40,6 @@ struct Cursor<'a, 's> {
     stack: &'s mut Vec<u8>,
 }
 
-/// Marks a field as seen; a second copy is serde's "duplicate field" error.
-fn first_time(seen: &mut u16, bit: u16) -> Option<()> {
-    if *seen & bit != 0 {
-        return None;
-    }
-    *seen |= bit;
-    Some(())
-}
-
 impl<'a> Cursor<'a, '_> {
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
@@ -186,77 +177,77 @@ impl<'a> Cursor<'a, '_> {
             is_sidechain: None,
             is_api_error: None,
         };
-        let mut seen = 0u16;
-        self.object(|c, key| {
-            match key {
-                b"timestamp" => {
-                    first_time(&mut seen, 1)?;
-                    raw.timestamp = c.opt_str()?;
-                }
-                b"message" => {
-                    first_time(&mut seen, 2)?;
-                    raw.message = c.opt_message()?;
-                }
-                b"requestId" => {
-                    first_time(&mut seen, 4)?;
-                    raw.request_id = c.opt_str()?;
-                }
-                b"sessionId" => {
-                    first_time(&mut seen, 8)?;
-                    raw.session_id = c.opt_str()?;
-                }
-                b"version" => {
-                    first_time(&mut seen, 16)?;
-                    raw.version = c.opt_str()?;
-                }
-                b"costUSD" => {
-                    first_time(&mut seen, 32)?;
-                    // Rare, and a float is serde_json's to round.
-                    c.literal(b"null")?;
-                }
-                b"isSidechain" => {
-                    first_time(&mut seen, 64)?;
-                    raw.is_sidechain = c.opt_bool()?;
-                }
-                b"isApiErrorMessage" => {
-                    first_time(&mut seen, 128)?;
-                    raw.is_api_error = c.opt_bool()?;
-                }
-                _ => c.skip_value()?,
+        let names: [&[u8]; 8] = [
+            b"timestamp",
+            b"message",
+            b"requestId",
+            b"sessionId",
+            b"version",
+            b"costUSD",
+            b"isSidechain",
+            b"isApiErrorMessage",
+        ];
+        self.fields(&names, |c, field| {
+            match field {
+                0 => raw.timestamp = c.opt_str()?,
+                1 => raw.message = c.opt_message()?,
+                2 => raw.request_id = c.opt_str()?,
+                3 => raw.session_id = c.opt_str()?,
+                4 => raw.version = c.opt_str()?,
+                // Rare, and a float is serde_json's to round.
+                5 => c.literal(b"null")?,
+                6 => raw.is_sidechain = c.opt_bool()?,
+                _ => raw.is_api_error = c.opt_bool()?,
             }
             Some(())
         })?;
         Some(raw)
     }
 
-    fn opt_message(&mut self) -> Option<Option<RawMessage<'a>>> {
+    /// Walks an object of csm's: `read` gets the position in `names` of
+    /// each member named there and must read its value; other members are
+    /// skipped. A name seen twice is serde's "duplicate field" error.
+    fn fields(
+        &mut self,
+        names: &[&[u8]],
+        mut read: impl FnMut(&mut Self, usize) -> Option<()>,
+    ) -> Option<()> {
+        let mut seen = 0u32;
+        self.object(|c, key| match names.iter().position(|name| *name == key) {
+            Some(field) if seen & (1 << field) == 0 => {
+                seen |= 1 << field;
+                read(c, field)
+            }
+            Some(_) => None,
+            None => c.skip_value(),
+        })
+    }
+
+    /// `Some(false)` after a `null`, `Some(true)` at an object; `None`
+    /// for anything else (serde would also read an array as a struct: let
+    /// it).
+    fn null_or_object(&mut self) -> Option<bool> {
         match self.peek()? {
-            b'n' => return self.literal(b"null").map(|()| None),
-            b'{' => {}
-            // serde would also read an array as a struct: let it.
-            _ => return None,
+            b'n' => self.literal(b"null").map(|()| false),
+            b'{' => Some(true),
+            _ => None,
+        }
+    }
+
+    fn opt_message(&mut self) -> Option<Option<RawMessage<'a>>> {
+        if !self.null_or_object()? {
+            return Some(None);
         }
         let mut message = RawMessage {
             usage: None,
             model: None,
             id: None,
         };
-        let mut seen = 0u16;
-        self.object(|c, key| {
-            match key {
-                b"usage" => {
-                    first_time(&mut seen, 1)?;
-                    message.usage = c.opt_usage()?;
-                }
-                b"model" => {
-                    first_time(&mut seen, 2)?;
-                    message.model = c.opt_str()?;
-                }
-                b"id" => {
-                    first_time(&mut seen, 4)?;
-                    message.id = c.opt_str()?;
-                }
-                _ => c.skip_value()?,
+        self.fields(&[b"usage", b"model", b"id"], |c, field| {
+            match field {
+                0 => message.usage = c.opt_usage()?,
+                1 => message.model = c.opt_str()?,
+                _ => message.id = c.opt_str()?,
             }
             Some(())
         })?;
@@ -264,10 +255,8 @@ impl<'a> Cursor<'a, '_> {
     }
 
     fn opt_usage(&mut self) -> Option<Option<RawUsage>> {
-        match self.peek()? {
-            b'n' => return self.literal(b"null").map(|()| None),
-            b'{' => {}
-            _ => return None,
+        if !self.null_or_object()? {
+            return Some(None);
         }
         let (mut input, mut output) = (None, None);
         let mut usage = RawUsage {
@@ -278,34 +267,22 @@ impl<'a> Cursor<'a, '_> {
             cache_creation: None,
             speed: None,
         };
-        let mut seen = 0u16;
-        self.object(|c, key| {
-            match key {
-                b"input_tokens" => {
-                    first_time(&mut seen, 1)?;
-                    input = Some(c.uint()?);
-                }
-                b"output_tokens" => {
-                    first_time(&mut seen, 2)?;
-                    output = Some(c.uint()?);
-                }
-                b"cache_creation_input_tokens" => {
-                    first_time(&mut seen, 4)?;
-                    usage.cache_creation_input_tokens = c.opt_uint()?;
-                }
-                b"cache_read_input_tokens" => {
-                    first_time(&mut seen, 8)?;
-                    usage.cache_read_input_tokens = c.opt_uint()?;
-                }
-                b"cache_creation" => {
-                    first_time(&mut seen, 16)?;
-                    usage.cache_creation = c.opt_cache_creation()?;
-                }
-                b"speed" => {
-                    first_time(&mut seen, 32)?;
-                    usage.speed = c.opt_speed()?;
-                }
-                _ => c.skip_value()?,
+        let names: [&[u8]; 6] = [
+            b"input_tokens",
+            b"output_tokens",
+            b"cache_creation_input_tokens",
+            b"cache_read_input_tokens",
+            b"cache_creation",
+            b"speed",
+        ];
+        self.fields(&names, |c, field| {
+            match field {
+                0 => input = Some(c.uint()?),
+                1 => output = Some(c.uint()?),
+                2 => usage.cache_creation_input_tokens = c.opt_uint()?,
+                3 => usage.cache_read_input_tokens = c.opt_uint()?,
+                4 => usage.cache_creation = c.opt_cache_creation()?,
+                _ => usage.speed = c.opt_speed()?,
             }
             Some(())
         })?;
@@ -316,28 +293,20 @@ impl<'a> Cursor<'a, '_> {
     }
 
     fn opt_cache_creation(&mut self) -> Option<Option<RawCacheCreation>> {
-        match self.peek()? {
-            b'n' => return self.literal(b"null").map(|()| None),
-            b'{' => {}
-            _ => return None,
+        if !self.null_or_object()? {
+            return Some(None);
         }
         let mut split = RawCacheCreation {
             ephemeral_5m_input_tokens: None,
             ephemeral_1h_input_tokens: None,
         };
-        let mut seen = 0u16;
-        self.object(|c, key| {
-            match key {
-                // Present means a number here: `null` is a type error.
-                b"ephemeral_5m_input_tokens" => {
-                    first_time(&mut seen, 1)?;
-                    split.ephemeral_5m_input_tokens = Some(c.uint()?);
-                }
-                b"ephemeral_1h_input_tokens" => {
-                    first_time(&mut seen, 2)?;
-                    split.ephemeral_1h_input_tokens = Some(c.uint()?);
-                }
-                _ => c.skip_value()?,
+        let names: [&[u8]; 2] = [b"ephemeral_5m_input_tokens", b"ephemeral_1h_input_tokens"];
+        // Present means a number here: `null` is a type error.
+        self.fields(&names, |c, field| {
+            let count = Some(c.uint()?);
+            match field {
+                0 => split.ephemeral_5m_input_tokens = count,
+                _ => split.ephemeral_1h_input_tokens = count,
             }
             Some(())
         })?;
