@@ -79,9 +79,10 @@ pub struct FileScan {
 pub struct Scanner {
     parser: LineParser,
     buf: Vec<u8>,
-    /// The line being parsed, copied out of a mapped file: another process
-    /// rewriting the file changes mapped bytes in place, and parsing reads
-    /// some bytes twice (check, then convert), so it must see one version.
+    /// The line being parsed, copied out of the bytes read. When those are
+    /// a mapped file, another process rewriting the file changes them in
+    /// place, and parsing reads some bytes twice (check, then convert), so
+    /// it must see one version. Read buffers take the same (cheap) path.
     line: Vec<u8>,
 }
 
