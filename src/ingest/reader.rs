@@ -304,7 +304,7 @@ mod tests {
     #[test]
     fn released_bytes_are_never_handed_out_again() {
         // Many short lines: the splitter releases as it goes, and the check
-        // in collect_split fails if a line starts before a released point.
+        // in `collect` fails if a line starts before a released point.
         let line = b"{\"usage\":{\"input_tokens\":1}}\n".repeat(200_000);
         let (held, _, end) = collect(&line, 0);
         assert_eq!(held.len(), 200_000);

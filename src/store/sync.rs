@@ -789,17 +789,11 @@ fn write_cold_batch(
         )?;
         for (k, scan) in batch.scans.iter().enumerate() {
             let f = files[k];
-            // See upsert_file: an unreadable file is read again next time.
-            let mtime_ns = if scan.stats.unreadable_files > 0 {
-                UNREAD_MTIME
-            } else {
-                f.mtime_ns
-            };
             done.execute(params![
                 ids[k],
                 scan.end_offset as i64,
                 f.size as i64,
-                mtime_ns
+                recorded_mtime(f, scan.stats.unreadable_files == 0)
             ])?;
             add_file_stats(&tx, ids[k], &scan.stats, true)?;
         }
@@ -808,10 +802,16 @@ fn write_cold_batch(
     Ok(())
 }
 
-/// Records a file read up to `read_to`. A file that could not be read (no
-/// permission) is recorded with no time, so the next walk sees it changed
+/// The time to record for a file just read. A file that could not be read
+/// (no permission) is recorded with no time, so the next walk sees it changed
 /// and it is read again: making it readable moves neither its size nor its
 /// time.
+fn recorded_mtime(f: &TranscriptFile, readable: bool) -> i64 {
+    if readable { f.mtime_ns } else { UNREAD_MTIME }
+}
+
+/// Records a file read up to `read_to` (see [`recorded_mtime`] for a file
+/// that could not be read).
 fn upsert_file(
     tx: &Transaction<'_>,
     job: &Job<'_>,
@@ -819,7 +819,7 @@ fn upsert_file(
     readable: bool,
 ) -> Result<i64, StoreError> {
     let f = job.file;
-    let mtime_ns = if readable { f.mtime_ns } else { UNREAD_MTIME };
+    let mtime_ns = recorded_mtime(f, readable);
     let o = &f.origin;
     match job.id {
         Some(id) => {
