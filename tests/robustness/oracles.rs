@@ -23,15 +23,42 @@ use claude_session_monitor::ingest::parse::{LineParser, parse_timestamp};
 use claude_session_monitor::ingest::reader::{Line, read_lines, split_lines};
 
 /// A line as an owned value, to compare what two splitters hand out.
-fn owned(line: Line<'_>) -> (u8, u64, Vec<u8>) {
+#[derive(Debug, PartialEq)]
+enum Owned {
+    Held {
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    Oversized {
+        offset: u64,
+        len: u64,
+        has_usage: bool,
+    },
+    Unterminated {
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+}
+
+fn owned(line: Line<'_>) -> Owned {
     match line {
-        Line::Held { bytes, offset } => (0, offset, bytes.to_vec()),
+        Line::Held { bytes, offset } => Owned::Held {
+            offset,
+            bytes: bytes.to_vec(),
+        },
         Line::Oversized {
             offset,
             len,
             has_usage,
-        } => (1, offset, format!("{len} {has_usage}").into_bytes()),
-        Line::Unterminated { bytes, offset } => (2, offset, bytes.to_vec()),
+        } => Owned::Oversized {
+            offset,
+            len,
+            has_usage,
+        },
+        Line::Unterminated { bytes, offset } => Owned::Unterminated {
+            offset,
+            bytes: bytes.to_vec(),
+        },
     }
 }
 
@@ -147,41 +174,39 @@ impl Read for Trickle<'_> {
 /// which is just past the last newline; the rest is the unterminated tail.
 /// The splitter used on mapped files hands out the very same lines.
 pub fn line_reader(data: &[u8]) {
+    let start = 7u64;
     let mut split = Vec::new();
-    let split_end = split_lines(data, 7, |_| {}, |line| split.push(owned(line)));
+    let split_end = split_lines(data, start, |_| {}, |line| split.push(owned(line)));
     let mut read = Vec::new();
-    let read_end = read_lines(&mut Trickle { data, at: 0 }, 7, &mut Vec::new(), |line| {
-        read.push(owned(line))
-    })
+    let end = read_lines(
+        &mut Trickle { data, at: 0 },
+        start,
+        &mut Vec::new(),
+        |line| read.push(owned(line)),
+    )
     .expect("reading memory cannot fail");
     assert_eq!(
         split, read,
         "split_lines and read_lines hand out different lines"
     );
-    assert_eq!(split_end, read_end, "split_lines and read_lines end apart");
+    assert_eq!(split_end, end, "split_lines and read_lines end apart");
 
     let mut rebuilt = Vec::new();
     let mut tail = None;
-    let mut buf = Vec::new();
-    let start = 7u64;
-    let end = read_lines(
-        &mut Trickle { data, at: 0 },
-        start,
-        &mut buf,
-        |line| match line {
-            Line::Held { bytes, offset } => {
+    for line in read {
+        match line {
+            Owned::Held { offset, bytes } => {
                 assert_eq!(offset, start + rebuilt.len() as u64, "held line offset");
-                rebuilt.extend_from_slice(bytes);
+                rebuilt.extend_from_slice(&bytes);
                 rebuilt.push(b'\n');
             }
-            Line::Oversized { .. } => panic!("no line here is over the limit"),
-            Line::Unterminated { bytes, offset } => {
+            Owned::Oversized { .. } => panic!("no line here is over the limit"),
+            Owned::Unterminated { offset, bytes } => {
                 assert!(tail.is_none(), "two unterminated tails");
-                tail = Some((bytes.to_vec(), offset));
+                tail = Some((bytes, offset));
             }
-        },
-    )
-    .expect("reading memory cannot fail");
+        }
+    }
     let complete = data.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
     assert_eq!(end, start + complete as u64, "end offset");
     assert_eq!(rebuilt, &data[..complete], "lines rebuild the input");
