@@ -128,7 +128,7 @@ fn main() -> anyhow::Result<()> {
         vec!["?"; columns.len()].join(", ")
     );
 
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut state = SEED;
     let mut id = 0i64;
     let mut commits = Duration::ZERO;
     let start = Instant::now();
@@ -138,9 +138,7 @@ fn main() -> anyhow::Result<()> {
         {
             let mut st = tx.prepare_cached(&insert)?;
             for row in k..(k + args.per_commit).min(args.rows) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
+                next(&mut state);
                 // 54 % of lines are the counted copy of a new response.
                 let kept = state % 100 < 54;
                 if kept {
@@ -201,7 +199,7 @@ fn chunk_floor(conn: &mut rusqlite::Connection, args: &Args) -> anyhow::Result<(
     // The warm de-duplication's lookup, for the counted copies: message id,
     // file, offset, total, in buckets by id.
     let mut buckets: Vec<Vec<[u64; 3]>> = vec![Vec::new(); BUCKETS];
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut state = SEED;
     let mut commits = Duration::ZERO;
     let mut packed = Vec::with_capacity(LINES_PER_CHUNK as usize * PACKED_LINE);
     let start = Instant::now();
@@ -215,9 +213,7 @@ fn chunk_floor(conn: &mut rusqlite::Connection, args: &Args) -> anyhow::Result<(
                 let n = (batch_end - k).min(LINES_PER_CHUNK - k % LINES_PER_CHUNK);
                 packed.clear();
                 for row in k..k + n {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
+                    next(&mut state);
                     if state % 100 < 54 {
                         let place =
                             (row / LINES_PER_CHUNK) << 32 | (row % LINES_PER_CHUNK * 15_000);
@@ -279,9 +275,7 @@ fn chunk_floor(conn: &mut rusqlite::Connection, args: &Args) -> anyhow::Result<(
         let mut get = tx.prepare("SELECT entries FROM message_buckets WHERE bucket = ?1")?;
         let mut put = tx.prepare("UPDATE message_buckets SET entries = ?2 WHERE bucket = ?1")?;
         for _ in 0..200 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            next(&mut state);
             let bucket = (state % BUCKETS as u64) as i64;
             let blob: Vec<u8> = get.query_row([bucket], |r| r.get(0))?;
             let mut entries = unpack(&blob);
@@ -297,6 +291,16 @@ fn chunk_floor(conn: &mut rusqlite::Connection, args: &Args) -> anyhow::Result<(
         at.elapsed().as_secs_f64() * 1e3
     );
     Ok(())
+}
+
+/// The synthetic data's fixed start, so runs compare.
+const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// One xorshift step: the synthetic data's message ids and coin flips.
+fn next(state: &mut u64) {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
 }
 
 /// Message-id buckets of the chunk layout.
