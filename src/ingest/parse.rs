@@ -163,8 +163,8 @@ pub struct LineParser {
     null_finder: memmem::Finder<'static>,
     limit_finder: memmem::Finder<'static>,
     models: Vec<Arc<str>>,
-    /// Scratch for the quick reader's nesting.
-    stack: Vec<u8>,
+    /// The quick reader's scratch space.
+    scratch: fast::Scratch,
     /// Off only for the reference parser (see `serde_only`).
     quick: bool,
 }
@@ -182,7 +182,7 @@ impl LineParser {
             null_finder: memmem::Finder::new(b"null"),
             limit_finder: memmem::Finder::new(LIMIT_MARKER),
             models: Vec::new(),
-            stack: Vec::new(),
+            scratch: fast::Scratch::default(),
             quick: true,
         }
     }
@@ -224,7 +224,7 @@ impl LineParser {
         origin: &Arc<Origin>,
     ) -> Result<UsageEntry, SkipReason> {
         let quick = if self.quick {
-            fast::read_line(line, &mut self.stack)
+            fast::read_line(line, &mut self.scratch)
         } else {
             None
         };

@@ -18,14 +18,31 @@ use memchr::memchr2;
 
 use super::{RawCacheCreation, RawLine, RawMessage, RawSpeed, RawUsage};
 
+/// Scratch space kept by the caller across lines, so reading allocates
+/// only while it grows.
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// Open containers while skipping a value (`{` or `[`).
+    stack: Vec<u8>,
+    /// The line's [`Marks`].
+    quotes: Vec<u64>,
+    escapes: Vec<u64>,
+}
+
 /// Reads `line` as serde_json would, if the line is plain (see above).
-/// `stack` is scratch space for nesting, kept by the caller across lines.
-pub(super) fn read_line<'a>(line: &'a [u8], stack: &mut Vec<u8>) -> Option<RawLine<'a>> {
+pub(super) fn read_line<'a>(line: &'a [u8], scratch: &mut Scratch) -> Option<RawLine<'a>> {
+    let Scratch {
+        stack,
+        quotes,
+        escapes,
+    } = scratch;
     stack.clear();
+    let clean = mark_line(line, quotes, escapes);
     let mut c = Cursor {
         b: line,
         i: 0,
         stack,
+        marks: clean.then_some(Marks { quotes, escapes }),
     };
     c.ws();
     let raw = c.raw_line()?;
@@ -38,6 +55,176 @@ struct Cursor<'a, 's> {
     i: usize,
     /// Open containers while skipping a value (`{` or `[`).
     stack: &'s mut Vec<u8>,
+    /// Present when the line is clean (see [`mark_line`]): strings are then
+    /// found from these marks instead of byte by byte.
+    marks: Option<Marks<'s>>,
+}
+
+/// Bit maps of a clean line, one bit a byte, 64 bytes a word.
+#[derive(Clone, Copy)]
+struct Marks<'s> {
+    /// The quotes that open or close a string (escaped ones are cleared).
+    quotes: &'s [u64],
+    /// Every backslash.
+    escapes: &'s [u64],
+}
+
+impl Marks<'_> {
+    /// The first string-delimiting quote at or after `from`.
+    fn next_quote(&self, from: usize) -> Option<usize> {
+        let mut w = from / 64;
+        let mut word = self.quotes.get(w)? & (!0u64 << (from % 64));
+        while word == 0 {
+            w += 1;
+            word = *self.quotes.get(w)?;
+        }
+        Some(w * 64 + word.trailing_zeros() as usize)
+    }
+
+    /// Whether a backslash lies in `from..to`.
+    fn any_escape(&self, from: usize, to: usize) -> bool {
+        (from / 64..to.div_ceil(64)).any(|w| {
+            let lo = if w == from / 64 { from % 64 } else { 0 };
+            let hi = if w == to / 64 { to % 64 } else { 64 };
+            let span = if hi - lo == 64 {
+                !0
+            } else {
+                ((1u64 << (hi - lo)) - 1) << lo
+            };
+            self.escapes.get(w).is_some_and(|word| word & span != 0)
+        })
+    }
+}
+
+/// Fills the marks of `line` and tells whether it is clean: no byte below
+/// 0x20 anywhere (compact JSON has none, not even between tokens) and every
+/// backslash starting an escape serde_json accepts. Escapes are taken from
+/// the left, as a string reader takes them; a backslash outside a string is
+/// a grammar error the walk meets anyway. In a clean line a string ends at
+/// the next unescaped quote, with nothing inside it to check.
+fn mark_line(line: &[u8], quotes: &mut Vec<u64>, escapes: &mut Vec<u64>) -> bool {
+    quotes.clear();
+    escapes.clear();
+    let chunks = line.chunks_exact(64);
+    let mut pad = [b' '; 64];
+    let rest = chunks.remainder();
+    pad[..rest.len()].copy_from_slice(rest);
+    // Whether the first byte of the next word is escaped.
+    let mut carry = 0;
+    for (w, chunk) in chunks.chain(std::iter::once(&pad[..])).enumerate() {
+        let Ok(chunk) = <&[u8; 64]>::try_from(chunk) else {
+            return false;
+        };
+        let (quote, escape, control) = chunk_marks(chunk);
+        if control != 0 {
+            return false;
+        }
+        let escaped = escaped_bytes(escape, &mut carry);
+        if escaped != 0 && !valid_escapes(line, w * 64, escaped) {
+            return false;
+        }
+        quotes.push(quote & !escaped);
+        escapes.push(escape);
+    }
+    true
+}
+
+/// The bytes of a word that a backslash escapes, given its backslashes and
+/// whether its first byte is escaped by the word before (updated for the
+/// next). A run of backslashes escapes alternately, starting from the left:
+/// a run starting on an even bit ends escaping on an odd one if its length
+/// is odd, and so on; adding the run's start to it finds its end with no
+/// loop (the carry-propagation trick of simdjson's string scanner).
+fn escaped_bytes(backslash: u64, carry: &mut u64) -> u64 {
+    const EVEN: u64 = 0x5555_5555_5555_5555;
+    let backslash = backslash & !*carry;
+    let follows_escape = (backslash << 1) | *carry;
+    let odd_starts = backslash & !EVEN & !follows_escape;
+    let (even_led, overflow) = odd_starts.overflowing_add(backslash);
+    *carry = u64::from(overflow);
+    (EVEN ^ (even_led << 1)) & follows_escape
+}
+
+/// Whether every escaped byte of the word starting at `base` is one
+/// serde_json accepts after a backslash (`\u` with four hex digits).
+fn valid_escapes(line: &[u8], base: usize, escaped: u64) -> bool {
+    let mut bits = escaped;
+    let (mut bad, mut unicode) = (false, false);
+    while bits != 0 {
+        let at = base + bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        // Past the end is the padding: a backslash ending the line.
+        let byte = line.get(at).copied().unwrap_or(b' ');
+        bad |= !matches!(
+            byte,
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' | b'u'
+        );
+        unicode |= byte == b'u';
+    }
+    if bad {
+        return false;
+    }
+    if !unicode {
+        return true;
+    }
+    let mut bits = escaped;
+    while bits != 0 {
+        let at = base + bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        if line.get(at) == Some(&b'u') {
+            let hex = line.get(at + 1..at + 5);
+            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Quotes, backslashes and bytes below 0x20 in 64 bytes, as bit maps.
+#[cfg(target_arch = "x86_64")]
+fn chunk_marks(chunk: &[u8; 64]) -> (u64, u64, u64) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    let mut out = (0u64, 0u64, 0u64);
+    // SAFETY: SSE2 is part of every x86_64 CPU; each load reads 16 bytes
+    // inside `chunk`, and unaligned loads are allowed.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let escape = _mm_set1_epi8(b'\\' as i8);
+        let below = _mm_set1_epi8(0x1f);
+        for i in 0..4 {
+            let v = _mm_loadu_si128(chunk.as_ptr().add(16 * i).cast::<__m128i>());
+            let bits = |m| u64::from(_mm_movemask_epi8(m) as u16) << (16 * i);
+            out.0 |= bits(_mm_cmpeq_epi8(v, quote));
+            out.1 |= bits(_mm_cmpeq_epi8(v, escape));
+            // max(v, 0x1f) == 0x1f exactly when v <= 0x1f (unsigned).
+            out.2 |= bits(_mm_cmpeq_epi8(_mm_max_epu8(v, below), below));
+        }
+    }
+    out
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn chunk_marks(chunk: &[u8; 64]) -> (u64, u64, u64) {
+    chunk_marks_portable(chunk)
+}
+
+/// [`chunk_marks`] a byte at a time: the reference the SIMD one is tested
+/// against, and the version for other CPUs.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn chunk_marks_portable(chunk: &[u8; 64]) -> (u64, u64, u64) {
+    chunk
+        .iter()
+        .enumerate()
+        .fold((0, 0, 0), |(q, e, c), (i, &b)| {
+            (
+                q | u64::from(b == b'"') << i,
+                e | u64::from(b == b'\\') << i,
+                c | u64::from(b < 0x20) << i,
+            )
+        })
 }
 
 impl<'a> Cursor<'a, '_> {
@@ -103,7 +290,16 @@ impl<'a> Cursor<'a, '_> {
             return None;
         }
         let start = self.i + 1;
-        let len = find_stop(&self.b[start..])?;
+        let len = match self.marks {
+            Some(marks) => {
+                let end = marks.next_quote(start)?;
+                if marks.any_escape(start, end) {
+                    return None;
+                }
+                end - start
+            }
+            None => find_stop(&self.b[start..])?,
+        };
         let s = &self.b[start..start + len];
         if self.b[start + len] != b'"' {
             return None;
@@ -393,6 +589,10 @@ impl<'a> Cursor<'a, '_> {
     /// At an opening quote: skips to just past the closing one.
     fn skip_string(&mut self) -> Option<()> {
         self.i += 1;
+        if let Some(marks) = self.marks {
+            self.i = marks.next_quote(self.i)? + 1;
+            return Some(());
+        }
         loop {
             let rest = &self.b[self.i..];
             let at = find_stop(rest)?;
@@ -485,8 +685,7 @@ fn has_control(s: &[u8]) -> bool {
 /// False when the quick reading of `line` exists and differs from
 /// serde_json's (which must then also succeed). For tests and fuzzing.
 pub fn agrees_with_serde(line: &[u8]) -> bool {
-    let mut stack = Vec::new();
-    match read_line(line, &mut stack) {
+    match read_line(line, &mut Scratch::default()) {
         None => true,
         Some(fast) => match serde_json::from_slice::<RawLine<'_>>(line) {
             Ok(slow) => fast == slow,
@@ -500,7 +699,7 @@ mod tests {
     use super::*;
 
     fn quick(line: &str) -> Option<RawLine<'_>> {
-        read_line(line.as_bytes(), &mut Vec::new())
+        read_line(line.as_bytes(), &mut Scratch::default())
     }
 
     const LINE: &str = r#"{"parentUuid":null,"isSidechain":false,"cwd":"/w","sessionId":"s1","version":"2.0.14","message":{"model":"claude-sonnet-4-5","id":"m1","type":"message","content":[{"type":"text","text":"a \"quoted\" \\ line\n\u00e9 ü"},{"type":"tool_use","input":{"n":[1,-2.5e3,0,true,null,{}],"e":[]}}],"usage":{"input_tokens":3,"cache_creation_input_tokens":10,"cache_read_input_tokens":200,"cache_creation":{"ephemeral_5m_input_tokens":4,"ephemeral_1h_input_tokens":6},"output_tokens":5,"service_tier":"standard","speed":"fast"}},"requestId":"r1","type":"assistant","timestamp":"2025-06-01T10:00:00.000Z"}"#;
@@ -590,12 +789,111 @@ mod tests {
                     .is_ok_and(|raw| raw.message.is_some_and(|m| m.usage.is_some()))
                 {
                     usage += 1;
-                    quick += usize::from(read_line(line, &mut Vec::new()).is_some());
+                    quick += usize::from(read_line(line, &mut Scratch::default()).is_some());
                 }
             }
         }
         assert!(usage > 500, "{usage} usage lines");
         assert!(quick * 100 >= usage * 95, "{quick} of {usage} read quickly");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    proptest::proptest! {
+        #[test]
+        fn simd_marks_match_the_byte_loop(
+            low in proptest::array::uniform32(proptest::num::u8::ANY),
+            high in proptest::array::uniform32(proptest::num::u8::ANY),
+        ) {
+            let mut chunk = [0u8; 64];
+            chunk[..32].copy_from_slice(&low);
+            chunk[32..].copy_from_slice(&high);
+            proptest::prop_assert_eq!(chunk_marks(&chunk), chunk_marks_portable(&chunk));
+        }
+    }
+
+    proptest::proptest! {
+        /// The carry trick marks exactly the bytes a left-to-right reading
+        /// of escapes marks, across word boundaries.
+        #[test]
+        fn escaped_bytes_match_a_left_to_right_reading(
+            text in proptest::collection::vec(
+                proptest::prop_oneof![proptest::strategy::Just(b'\\'), proptest::strategy::Just(b'a')],
+                0..200,
+            )
+        ) {
+            let mut expected = vec![false; text.len() + 64];
+            let mut i = 0;
+            while i < text.len() {
+                if text[i] == b'\\' {
+                    expected[i + 1] = true;
+                    i += 2;
+                } else {
+                    i += 1;
+                }
+            }
+            let mut carry = 0;
+            for (w, chunk) in text.chunks(64).enumerate() {
+                let backslash = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |m, (j, &b)| m | u64::from(b == b'\\') << j);
+                let escaped = escaped_bytes(backslash, &mut carry);
+                for j in 0..chunk.len() {
+                    proptest::prop_assert_eq!(escaped >> j & 1 == 1, expected[w * 64 + j], "byte {}", w * 64 + j);
+                }
+            }
+            let ends_escaping = carry == 1;
+            proptest::prop_assert_eq!(ends_escaping, expected[text.len()] && text.len() % 64 == 0);
+        }
+    }
+
+    /// Escapes in a skipped string at every position relative to the
+    /// 64-byte words of the marks: valid ones read the same as serde_json,
+    /// bad ones are left to it.
+    #[test]
+    fn escapes_across_mark_words_read_as_serde_does() {
+        let valid = [
+            r#"\""#,
+            r#"\\"#,
+            r#"\\\""#,
+            r#"\\\\"#,
+            r#"\"\""#,
+            r#"\u00e9"#,
+            r#"\/\b\f\n\r\t"#,
+            r#"x\\"#,
+            r#"\\\\\""#,
+        ];
+        let bad = [r#"\x"#, r#"\u12"#, r#"\u12g4"#, r#"\"#, "\u{1}", r#"\\\"#];
+        for pad in 0..70 {
+            let filler = "p".repeat(pad);
+            for piece in valid {
+                for line in [
+                    LINE.replace(r#"a \"quoted"#, &format!("{filler}{piece}")),
+                    LINE.replace(r#"\u00e9 ü"#, &format!("{filler}{piece}")),
+                ] {
+                    assert!(quick(&line).is_some(), "{line}");
+                    assert!(agrees_with_serde(line.as_bytes()), "{line}");
+                }
+            }
+            for piece in bad {
+                let line = LINE.replace(r#"a \"quoted"#, &format!("{filler}{piece}"));
+                assert!(quick(&line).is_none(), "{line}");
+                assert!(agrees_with_serde(line.as_bytes()), "{line}");
+            }
+            // A kept string or a key with an escape, and a backslash outside
+            // any string, whatever word they fall in.
+            for line in [
+                LINE.replace(r#""id":"m1""#, &format!(r#""id":"{filler}\"m1""#)),
+                LINE.replace(
+                    r#""cwd":"/w""#,
+                    &format!(r#""cwd":"{filler}","\u0063wd":1"#),
+                ),
+                LINE.replace(r#""cwd":"/w""#, &format!(r#""cwd":"{filler}"\"#)),
+            ] {
+                assert!(quick(&line).is_none(), "{line}");
+                assert!(agrees_with_serde(line.as_bytes()), "{line}");
+            }
+        }
     }
 
     #[test]
@@ -604,7 +902,7 @@ mod tests {
         let mut bytes = LINE.replace("ü", "\u{0}").into_bytes();
         let at = bytes.iter().position(|&b| b == 0).unwrap();
         bytes[at] = 0xff;
-        assert!(read_line(&bytes, &mut Vec::new()).is_some());
+        assert!(read_line(&bytes, &mut Scratch::default()).is_some());
         assert!(agrees_with_serde(&bytes));
         let lone = LINE.replace("\\u00e9", "\\ud800");
         assert!(quick(&lone).is_some());
