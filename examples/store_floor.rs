@@ -106,9 +106,6 @@ fn main() -> anyhow::Result<()> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     conn.pragma_update(None, "cache_size", -4096)?;
-    if let Ok(extra) = std::env::var("FLOOR_PRAGMAS") {
-        conn.execute_batch(&extra)?;
-    }
 
     if args.chunks {
         return chunk_floor(&mut conn, &args);
@@ -162,11 +159,6 @@ fn main() -> anyhow::Result<()> {
         conn.execute_batch(sql)?;
     }
     let indexed = at.elapsed();
-    if let Ok(extra) = std::env::var("FLOOR_FINAL") {
-        let at = Instant::now();
-        conn.execute_batch(&extra)?;
-        println!("final {:.1} ms", at.elapsed().as_secs_f64() * 1e3);
-    }
 
     print_figures(args.rows, inserted, commits, indexes.len(), indexed);
     Ok(())
