@@ -408,7 +408,7 @@ impl Store {
         let conn = &mut self.conn;
         let order = &order;
         let ids = &ids;
-        let (deduper, mut resolver) = std::thread::scope(|scope| -> Result<_, StoreError> {
+        std::thread::scope(|scope| -> Result<(), StoreError> {
             let producer = scope.spawn(move || {
                 let mut resolver = PriceResolver::new(prices);
                 let mut deduper: Deduper<Pos> = Deduper::default();
@@ -422,7 +422,9 @@ impl Store {
                         break;
                     }
                 }
-                (deduper, resolver)
+                // Ends the writer's loop, which then builds the indexes.
+                drop(send);
+                counted_in_time_order(deduper, &mut resolver)
             });
             // Owned here so that an error return drops it, which stops the
             // producer instead of leaving it blocked on a full channel.
@@ -430,37 +432,24 @@ impl Store {
             for batch in judged.iter() {
                 write_cold_batch(conn, &batch, ids, order, report)?;
             }
-            match producer.join() {
-                Ok(state) => Ok(state),
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // Every line is in: the indexes build while the producer orders
+            // and prices the counted copies (the two longest serial steps
+            // left, run side by side).
+            tx.execute_batch(super::schema::LINE_INDEXES)?;
+            let (kept, calc) = match producer.join() {
+                Ok(counted) => counted,
                 Err(panic) => std::panic::resume_unwind(panic),
-            }
+            };
+            let entries: Vec<&UsageEntry> = kept.iter().map(|k| &k.entry).collect();
+            tx.execute("DELETE FROM blocks", [])?;
+            write_blocks(&tx, None, &entries, &calc)?;
+            report.windows = WindowUpdate::Recomputed;
+            set_meta(&tx, "prices", price_mark)?;
+            set_meta(&tx, "dirty", "0")?;
+            tx.commit()?;
+            Ok(())
         })?;
-
-        // Windows from the counted copies, in time order (reading order on ties).
-        let mut kept = deduper.finish_kept();
-        kept.sort_by(|a, b| {
-            a.entry
-                .timestamp
-                .cmp(&b.entry.timestamp)
-                .then(a.slot.cmp(&b.slot))
-        });
-        let calc: Vec<f64> = kept
-            .iter()
-            .map(|k| {
-                crate::commands::usage::cost_of(&k.entry, CostMode::Calculate, &mut resolver).usd
-            })
-            .collect();
-        let entries: Vec<&UsageEntry> = kept.iter().map(|k| &k.entry).collect();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(super::schema::LINE_INDEXES)?;
-        tx.execute("DELETE FROM blocks", [])?;
-        write_blocks(&tx, None, &entries, &calc)?;
-        report.windows = WindowUpdate::Recomputed;
-        set_meta(&tx, "prices", price_mark)?;
-        set_meta(&tx, "dirty", "0")?;
-        tx.commit()?;
         self.conn
             .pragma_update(None, "cache_size", -super::CACHE_KIB)?;
         report.changed = true;
@@ -697,6 +686,26 @@ fn insert_line(
         slot.map(|s| s.1 as i64),
     ])?;
     Ok(())
+}
+
+/// The counted copies in time order (reading order on ties), with their
+/// calculated prices: what the windows are computed from.
+fn counted_in_time_order(
+    deduper: Deduper<Pos>,
+    resolver: &mut PriceResolver<'_>,
+) -> (Vec<crate::dedup::Kept<Pos>>, Vec<f64>) {
+    let mut kept = deduper.finish_kept();
+    kept.sort_by(|a, b| {
+        a.entry
+            .timestamp
+            .cmp(&b.entry.timestamp)
+            .then(a.slot.cmp(&b.slot))
+    });
+    let calc = kept
+        .iter()
+        .map(|k| crate::commands::usage::cost_of(&k.entry, CostMode::Calculate, resolver).usd)
+        .collect();
+    (kept, calc)
 }
 
 /// A cold batch read and judged, ready to be written.
