@@ -20,163 +20,162 @@
 //!
 //! It prints the wall time of the pass and what it counted.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
-
-use memchr::memmem;
-use rayon::prelude::*;
-
+#[cfg(target_os = "linux")]
 fn main() -> anyhow::Result<()> {
-    let mut dir = None;
-    let mut mode = "split".to_string();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--dir" => dir = args.next().map(PathBuf::from),
-            "--mode" => mode = args.next().unwrap_or_default(),
-            other => anyhow::bail!("unknown argument {other:?}"),
-        }
-    }
-    let dir = dir.ok_or_else(|| anyhow::anyhow!("--dir is required"))?;
-    let started = Instant::now();
-    let mut files = Vec::new();
-    walk(&dir, &mut files)?;
-    files.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
-    let listed = started.elapsed();
-    if mode == "parse" {
-        return parse_floor(&files);
-    }
-    let counts: Vec<u64> = files
-        .par_iter()
-        .map(|(path, _)| visit(path, &mode))
-        .collect::<anyhow::Result<_>>()?;
-    let total: u64 = counts.iter().sum();
-    let bytes: u64 = files.iter().map(|(_, s)| s).sum();
-    println!(
-        "{mode}: {} files, {} MiB, counted {total}, listing {:.1} ms, total {:.1} ms",
-        files.len(),
-        bytes >> 20,
-        listed.as_secs_f64() * 1e3,
-        started.elapsed().as_secs_f64() * 1e3
-    );
-    Ok(())
+    floor::main()
 }
 
-fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            walk(&entry.path(), out)?;
-        } else if entry.path().extension().is_some_and(|e| e == "jsonl") {
-            out.push((entry.path(), entry.metadata()?.len()));
-        }
-    }
-    Ok(())
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!("read_floor maps files the way csm does on Linux only");
 }
 
-fn visit(path: &Path, mode: &str) -> anyhow::Result<u64> {
-    let mut file = std::fs::File::open(path)?;
-    if mode == "read" {
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n = 0;
-        loop {
-            let got = file.read(&mut buf)?;
-            if got == 0 {
-                return Ok(n);
+#[cfg(target_os = "linux")]
+mod floor {
+    use std::io::Read;
+    use std::path::{Path, PathBuf};
+    use std::time::Instant;
+
+    use claude_session_monitor::ingest::mapped::Mapping;
+    use claude_session_monitor::ingest::parse::USAGE_MARKER;
+    use memchr::memmem;
+    use rayon::prelude::*;
+
+    pub fn main() -> anyhow::Result<()> {
+        let mut dir = None;
+        let mut mode = "split".to_string();
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--dir" => dir = args.next().map(PathBuf::from),
+                "--mode" => mode = args.next().unwrap_or_default(),
+                other => anyhow::bail!("unknown argument {other:?}"),
             }
-            n += memchr::memchr_iter(b'\n', &buf[..got]).count() as u64;
         }
-    }
-    let len = file.metadata()?.len() as usize;
-    if len == 0 {
-        return Ok(0);
-    }
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: a fresh private read-only map of a file nobody truncates
-    // during the measurement; unmapped before returning.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE,
-            file.as_raw_fd(),
-            0,
-        )
-    };
-    anyhow::ensure!(ptr != libc::MAP_FAILED, "mmap failed");
-    // SAFETY: as above; the advice only tunes read-ahead.
-    unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
-    // SAFETY: `len` readable bytes for as long as the map lives.
-    let data = unsafe { std::slice::from_raw_parts(ptr as *const u8, len) };
-    let finder = memmem::Finder::new(b"\"usage\":{");
-    let n = match mode {
-        "touch" => data.iter().step_by(4096).map(|&b| u64::from(b)).sum(),
-        "lines" => memchr::memchr_iter(b'\n', data).count() as u64,
-        "usage" => finder.find_iter(data).count() as u64,
-        _ => {
-            let mut from = 0;
-            let mut n = 0;
-            for nl in memchr::memchr_iter(b'\n', data) {
-                n += u64::from(finder.find(&data[from..nl]).is_some());
-                from = nl + 1;
-            }
-            n
+        let dir = dir.ok_or_else(|| anyhow::anyhow!("--dir is required"))?;
+        let started = Instant::now();
+        let mut files = Vec::new();
+        walk(&dir, &mut files)?;
+        files.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+        let listed = started.elapsed();
+        if mode == "parse" {
+            return parse_floor(&files);
         }
-    };
-    // SAFETY: the map made above; `data` is not used after this.
-    unsafe { libc::munmap(ptr, len) };
-    Ok(n)
-}
-
-/// Per-line parse cost over the history's real usage lines.
-fn parse_floor(files: &[(PathBuf, u64)]) -> anyhow::Result<()> {
-    use claude_session_monitor::domain::Origin;
-    use claude_session_monitor::ingest::parse::LineParser;
-    use std::sync::Arc;
-
-    let finder = memmem::Finder::new(b"\"usage\":{");
-    let mut lines = Vec::new();
-    for (path, _) in files {
-        let data = std::fs::read(path)?;
-        lines.extend(
-            data.split(|&b| b == b'\n')
-                .filter(|l| finder.find(l).is_some())
-                .map(<[u8]>::to_vec),
-        );
-    }
-    let bytes: usize = lines.iter().map(Vec::len).sum();
-    let origin = Arc::new(Origin {
-        project: Arc::from("p"),
-        session_id: "s".into(),
-        project_path: "p".into(),
-    });
-    for (name, mut parser) in [
-        ("quick", LineParser::new()),
-        ("serde_only", LineParser::serde_only()),
-    ] {
-        if std::env::var("READ_FLOOR_PARSER").is_ok_and(|only| only != name) {
-            continue;
-        }
-        let mut best = f64::MAX;
-        let mut ok = 0;
-        for _ in 0..3 {
-            let at = Instant::now();
-            ok = lines
-                .iter()
-                .filter(|l| parser.parse_candidate(l, &origin).is_ok())
-                .count();
-            best = best.min(at.elapsed().as_secs_f64());
-        }
+        let counts: Vec<u64> = files
+            .par_iter()
+            .map(|(path, _)| visit(path, &mode))
+            .collect::<anyhow::Result<_>>()?;
+        let total: u64 = counts.iter().sum();
+        let bytes: u64 = files.iter().map(|(_, s)| s).sum();
         println!(
-            "{name}: {} lines ({} MiB), {ok} entries, best of 3 {:.1} ms, {:.0} ns/line",
-            lines.len(),
+            "{mode}: {} files, {} MiB, counted {total}, listing {:.1} ms, total {:.1} ms",
+            files.len(),
             bytes >> 20,
-            best * 1e3,
-            best * 1e9 / lines.len().max(1) as f64
+            listed.as_secs_f64() * 1e3,
+            started.elapsed().as_secs_f64() * 1e3
         );
+        Ok(())
     }
-    Ok(())
+
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> anyhow::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                walk(&entry.path(), out)?;
+            } else if entry.path().extension().is_some_and(|e| e == "jsonl") {
+                out.push((entry.path(), entry.metadata()?.len()));
+            }
+        }
+        Ok(())
+    }
+
+    fn visit(path: &Path, mode: &str) -> anyhow::Result<u64> {
+        let mut file = std::fs::File::open(path)?;
+        if mode == "read" {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut n = 0;
+            loop {
+                let got = file.read(&mut buf)?;
+                if got == 0 {
+                    return Ok(n);
+                }
+                n += memchr::memchr_iter(b'\n', &buf[..got]).count() as u64;
+            }
+        }
+        let len = file.metadata()?.len();
+        if len == 0 {
+            return Ok(0);
+        }
+        // csm's own map (read-ahead advice and truncation guard included).
+        let map = Mapping::new(&file, 0, len)?
+            .ok_or_else(|| anyhow::anyhow!("{}: could not be mapped", path.display()))?;
+        let data = map.bytes();
+        let finder = memmem::Finder::new(USAGE_MARKER);
+        let n = match mode {
+            "touch" => data.iter().step_by(4096).map(|&b| u64::from(b)).sum(),
+            "lines" => memchr::memchr_iter(b'\n', data).count() as u64,
+            "usage" => finder.find_iter(data).count() as u64,
+            _ => {
+                let mut from = 0;
+                let mut n = 0;
+                for nl in memchr::memchr_iter(b'\n', data) {
+                    n += u64::from(finder.find(&data[from..nl]).is_some());
+                    from = nl + 1;
+                }
+                n
+            }
+        };
+        Ok(n)
+    }
+
+    /// Per-line parse cost over the history's real usage lines.
+    fn parse_floor(files: &[(PathBuf, u64)]) -> anyhow::Result<()> {
+        use claude_session_monitor::domain::Origin;
+        use claude_session_monitor::ingest::parse::LineParser;
+        use std::sync::Arc;
+
+        let finder = memmem::Finder::new(USAGE_MARKER);
+        let mut lines = Vec::new();
+        for (path, _) in files {
+            let data = std::fs::read(path)?;
+            lines.extend(
+                data.split(|&b| b == b'\n')
+                    .filter(|l| finder.find(l).is_some())
+                    .map(<[u8]>::to_vec),
+            );
+        }
+        let bytes: usize = lines.iter().map(Vec::len).sum();
+        let origin = Arc::new(Origin {
+            project: Arc::from("p"),
+            session_id: "s".into(),
+            project_path: "p".into(),
+        });
+        for (name, mut parser) in [
+            ("quick", LineParser::new()),
+            ("serde_only", LineParser::serde_only()),
+        ] {
+            if std::env::var("READ_FLOOR_PARSER").is_ok_and(|only| only != name) {
+                continue;
+            }
+            let mut best = f64::MAX;
+            let mut ok = 0;
+            for _ in 0..3 {
+                let at = Instant::now();
+                ok = lines
+                    .iter()
+                    .filter(|l| parser.parse_candidate(l, &origin).is_ok())
+                    .count();
+                best = best.min(at.elapsed().as_secs_f64());
+            }
+            println!(
+                "{name}: {} lines ({} MiB), {ok} entries, best of 3 {:.1} ms, {:.0} ns/line",
+                lines.len(),
+                bytes >> 20,
+                best * 1e3,
+                best * 1e9 / lines.len().max(1) as f64
+            );
+        }
+        Ok(())
+    }
 }
