@@ -134,7 +134,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// The secondary indexes of `lines` (also in migration 1): a cold load drops
-/// and rebuilds them.
+/// the message-id one and builds it again at the end.
 pub const LINE_INDEXES: &str = "
     CREATE INDEX IF NOT EXISTS lines_message ON lines(message_id) WHERE message_id IS NOT NULL;
     CREATE INDEX IF NOT EXISTS lines_kept_time ON lines(ts_ms) WHERE kept = 1;";
