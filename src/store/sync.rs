@@ -665,7 +665,37 @@ fn insert_line(
     cost: crate::domain::EntryCost,
     slot: Option<Pos>,
 ) -> Result<(), StoreError> {
-    insert.execute(params![
+    bind_line(insert, 1, file_id, e, cost, slot)?;
+    insert.raw_execute()?;
+    Ok(())
+}
+
+/// Columns of a stored line, as bound by [`bind_line`].
+const LINE_VALUES: usize = 21;
+
+/// Rows per statement when a cold batch stores its lines: the statement's
+/// start, reset and per-call overhead is then shared by many rows (1 GiB:
+/// 1.17–1.29 s against 1.38 s one row at a time, 0.2 s less CPU; 8 rows
+/// gain little, more than 32 nothing measurable).
+const ROWS_PER_INSERT: usize = 32;
+
+/// [`INSERT_LINE`] for `rows` lines at once.
+fn insert_lines_sql(rows: usize) -> String {
+    let head = &INSERT_LINE[..INSERT_LINE.find("VALUES").unwrap_or(INSERT_LINE.len())];
+    let row = format!("({})", vec!["?"; LINE_VALUES].join(", "));
+    format!("{head}VALUES {}", vec![row; rows].join(", "))
+}
+
+/// Binds one line's values from parameter `first` (1-based) on.
+fn bind_line(
+    insert: &mut rusqlite::Statement<'_>,
+    first: usize,
+    file_id: i64,
+    e: &UsageEntry,
+    cost: crate::domain::EntryCost,
+    slot: Option<Pos>,
+) -> Result<(), StoreError> {
+    let values = params![
         file_id,
         e.offset as i64,
         e.timestamp.as_millisecond(),
@@ -687,7 +717,10 @@ fn insert_line(
         slot.is_some(),
         slot.map(|s| s.0),
         slot.map(|s| s.1 as i64),
-    ])?;
+    ];
+    for (k, value) in values.iter().enumerate() {
+        insert.raw_bind_parameter(first + k, value)?;
+    }
     Ok(())
 }
 
@@ -782,12 +815,24 @@ fn write_cold_batch(
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut insert = tx.prepare_cached(INSERT_LINE)?;
+        let mut insert_many = tx.prepare_cached(&insert_lines_sql(ROWS_PER_INSERT))?;
         let mut rows = batch.rows.iter();
+        let mut pending = Vec::with_capacity(ROWS_PER_INSERT);
         for (k, scan) in batch.scans.iter().enumerate() {
             report.stats.merge(&scan.stats);
             for (e, (cost, slot)) in scan.entries.iter().zip(rows.by_ref()) {
-                insert_line(&mut insert, ids[k], e, *cost, *slot)?;
+                pending.push((ids[k], e, *cost, *slot));
+                if pending.len() == ROWS_PER_INSERT {
+                    for (i, (id, e, cost, slot)) in pending.drain(..).enumerate() {
+                        bind_line(&mut insert_many, 1 + i * LINE_VALUES, id, e, cost, slot)?;
+                    }
+                    insert_many.raw_execute()?;
+                }
             }
+        }
+        // The rest one at a time: the many-row statement takes only full sets.
+        for (id, e, cost, slot) in pending {
+            insert_line(&mut insert, id, e, cost, slot)?;
         }
         report.new_lines += batch.rows.len() as u64;
         let mut unkeep = tx.prepare_cached(
