@@ -1,7 +1,8 @@
 //! The least a cold load can spend in SQLite: synthetic rows written straight
-//! into csm's real `lines` table, the way the cold path writes them (indexes
-//! dropped, one transaction per batch, indexes rebuilt at the end), with no
-//! transcript read, parsed or priced.
+//! into csm's real `lines` table, the way the cold path writes them (the
+//! message-id index dropped and rebuilt at the end, the time index kept up,
+//! 32 rows per statement, one transaction per batch), with no transcript
+//! read, parsed or priced.
 //!
 //! ```text
 //! cargo run --release --example store_floor -- --dir /tmp/floor [--rows 186736] [--per-commit 5700] [--layout rows|chunks]
@@ -32,6 +33,9 @@ struct Args {
     chunks: bool,
 }
 
+/// Rows per statement, as csm's cold load writes them (the rest of a batch
+/// one at a time).
+const ROWS_PER_INSERT: u64 = 32;
 /// Lines per packed row, about one file's worth in the generated history.
 const LINES_PER_CHUNK: u64 = 70;
 /// Bytes per packed line: offset, time, four counts, ids, cost.
@@ -116,17 +120,20 @@ fn main() -> anyhow::Result<()> {
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let indexes: Vec<(String, String)> = conn
-        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'lines' AND sql IS NOT NULL")?
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name = 'lines_message'")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (name, _) in &indexes {
         conn.execute_batch(&format!("DROP INDEX {name}"))?;
     }
-    let insert = format!(
-        "INSERT OR REPLACE INTO lines ({}) VALUES ({})",
-        columns.join(", "),
-        vec!["?"; columns.len()].join(", ")
-    );
+    let row_sql = format!("({})", vec!["?"; columns.len()].join(", "));
+    let insert = |rows: u64| {
+        format!(
+            "INSERT OR REPLACE INTO lines ({}) VALUES {}",
+            columns.join(", "),
+            vec![row_sql.as_str(); rows as usize].join(", ")
+        )
+    };
 
     let mut state = SEED;
     let mut id = 0i64;
@@ -136,16 +143,27 @@ fn main() -> anyhow::Result<()> {
     while k < args.rows {
         let tx = conn.transaction()?;
         {
-            let mut st = tx.prepare_cached(&insert)?;
-            for row in k..(k + args.per_commit).min(args.rows) {
-                next(&mut state);
-                // 54 % of lines are the counted copy of a new response.
-                let kept = state % 100 < 54;
-                if kept {
-                    id = (state >> 1) as i64;
+            let end = (k + args.per_commit).min(args.rows);
+            let mut row = k;
+            while row < end {
+                let n = if end - row >= ROWS_PER_INSERT {
+                    ROWS_PER_INSERT
+                } else {
+                    1
+                };
+                let mut values = Vec::with_capacity(n as usize * columns.len());
+                for r in row..row + n {
+                    next(&mut state);
+                    // 54 % of lines are the counted copy of a new response.
+                    let kept = state % 100 < 54;
+                    if kept {
+                        id = (state >> 1) as i64;
+                    }
+                    values.extend(columns.iter().map(|c| value(c, r, id, kept)));
                 }
-                let values = columns.iter().map(|c| value(c, row, id, kept));
-                st.execute(rusqlite::params_from_iter(values))?;
+                tx.prepare_cached(&insert(n))?
+                    .execute(rusqlite::params_from_iter(values))?;
+                row += n;
             }
         }
         let at = Instant::now();
