@@ -120,7 +120,9 @@ fn main() -> anyhow::Result<()> {
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let indexes: Vec<(String, String)> = conn
-        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name = 'lines_message'")?
+        .prepare(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name = 'lines_message'",
+        )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (name, _) in &indexes {

@@ -346,8 +346,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         // Half the usual page cache: the load appends in key order (the
         // time index nearly so) and builds the message index by sorting, so
-        // it runs as fast with 4 MiB, and
-        // the 4 MiB saved keep peak memory clear of its 64 MiB bound.
+        // it runs as fast with 4 MiB, and the 4 MiB saved keep peak memory
+        // clear of its 64 MiB bound.
         self.conn
             .pragma_update(None, "cache_size", -super::COLD_CACHE_KIB)?;
         let mut order: Vec<&TranscriptFile> = files.iter().collect();
@@ -425,7 +425,7 @@ impl Store {
                         break;
                     }
                 }
-                // Ends the writer's loop, which then builds the indexes.
+                // Ends the writer's loop, which then builds the message-id index.
                 drop(send);
                 counted_in_time_order(deduper, &mut resolver)
             });
@@ -718,6 +718,8 @@ fn bind_line(
         slot.map(|s| s.0),
         slot.map(|s| s.1 as i64),
     ];
+    // A value left out would keep the previous row's binding.
+    debug_assert_eq!(values.len(), LINE_VALUES);
     for (k, value) in values.iter().enumerate() {
         insert.raw_bind_parameter(first + k, value)?;
     }
@@ -1207,4 +1209,64 @@ fn insert_blocks(
         ])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{EntryCost, Origin};
+    use crate::ingest::parse::LineParser;
+
+    /// A line stored by the many-row statement reads back exactly as the
+    /// same line stored alone: every value lands in its own column.
+    #[test]
+    fn many_row_inserts_store_what_single_inserts_do() {
+        let store = Store::open_in_memory().unwrap();
+        let origin = Arc::new(Origin {
+            project: Arc::from("p"),
+            session_id: "s".into(),
+            project_path: "p".into(),
+        });
+        let line = br#"{"timestamp":"2026-11-20T10:00:00.000Z","sessionId":"s","requestId":"r1","isSidechain":true,"costUSD":0.5,"message":{"id":"m1","model":"claude-opus-4-5","usage":{"input_tokens":3,"output_tokens":5,"cache_creation_input_tokens":7,"cache_read_input_tokens":11,"cache_creation":{"ephemeral_5m_input_tokens":2,"ephemeral_1h_input_tokens":5},"speed":"fast"}}}"#;
+        let entry = LineParser::new().parse_line(line, &origin).unwrap();
+        let cost = EntryCost {
+            usd: 0.25,
+            unpriced: true,
+        };
+        let one = store.conn.prepare(INSERT_LINE).unwrap();
+        assert_eq!(one.parameter_count(), LINE_VALUES);
+        drop(one);
+        let mut many = store
+            .conn
+            .prepare(&insert_lines_sql(ROWS_PER_INSERT))
+            .unwrap();
+        assert_eq!(many.parameter_count(), LINE_VALUES * ROWS_PER_INSERT);
+        for i in 0..ROWS_PER_INSERT {
+            let mut e = entry.clone();
+            e.offset = i as u64;
+            bind_line(&mut many, 1 + i * LINE_VALUES, 2, &e, cost, Some((9, 40))).unwrap();
+        }
+        assert_eq!(many.raw_execute().unwrap(), ROWS_PER_INSERT);
+        drop(many);
+        let mut single = store.conn.prepare_cached(INSERT_LINE).unwrap();
+        insert_line(&mut single, 1, &entry, cost, Some((9, 40))).unwrap();
+        drop(single);
+
+        let rows: Vec<Vec<rusqlite::types::Value>> = store
+            .conn
+            .prepare("SELECT * FROM lines ORDER BY file_id, offset")
+            .unwrap()
+            .query_map([], |r| {
+                (2..r.as_ref().column_count())
+                    .map(|i| r.get::<_, rusqlite::types::Value>(i))
+                    .collect()
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), ROWS_PER_INSERT + 1);
+        // All but file id and offset: the same values, in the same columns.
+        assert!(rows.iter().all(|r| *r == rows[0]), "{rows:?}");
+        assert!(rows[0].contains(&rusqlite::types::Value::Real(0.25)));
+    }
 }
