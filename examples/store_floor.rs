@@ -136,6 +136,7 @@ fn main() -> anyhow::Result<()> {
             vec![row_sql.as_str(); rows as usize].join(", ")
         )
     };
+    let (insert_many, insert_one) = (insert(ROWS_PER_INSERT), insert(1));
 
     let mut state = SEED;
     let mut id = 0i64;
@@ -163,7 +164,8 @@ fn main() -> anyhow::Result<()> {
                     }
                     values.extend(columns.iter().map(|c| value(c, r, id, kept)));
                 }
-                tx.prepare_cached(&insert(n))?
+                let sql = if n == 1 { &insert_one } else { &insert_many };
+                tx.prepare_cached(sql)?
                     .execute(rusqlite::params_from_iter(values))?;
                 row += n;
             }
