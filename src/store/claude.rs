@@ -242,15 +242,19 @@ impl Store {
 
     /// Cost of the counted entries from `since` on under `mode`.
     pub fn cost_since(&self, since: Timestamp, mode: CostMode) -> Result<f64, StoreError> {
-        let expr = match mode {
-            CostMode::Auto => "coalesce(cost_usd, calc_cost)",
-            CostMode::Calculate => "calc_cost",
-            CostMode::Display => "coalesce(cost_usd, 0.0)",
-        };
-        let sql = format!("SELECT total({expr}) FROM lines WHERE kept = 1 AND ts_ms >= ?1");
-        Ok(self
-            .conn
-            .query_row(&sql, [since.as_millisecond()], |r| r.get(0))?)
+        let from = since.as_millisecond();
+        let mut total = 0.0;
+        super::packed::scan(&self.conn, super::packed::Scan::Since(from), |_, l| {
+            if l.kept() && l.ts_ms >= from {
+                total += match mode {
+                    CostMode::Auto => l.cost_usd.unwrap_or(l.calc_cost),
+                    CostMode::Calculate => l.calc_cost,
+                    CostMode::Display => l.cost_usd.unwrap_or(0.0),
+                };
+            }
+            Ok(())
+        })?;
+        Ok(total)
     }
 
     /// Stored size of a transcript (what has been read of it), if known.

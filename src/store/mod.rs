@@ -11,6 +11,7 @@
 
 mod alerts;
 mod claude;
+mod packed;
 mod schema;
 mod sync;
 
@@ -22,7 +23,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::blocks::Block;
-use crate::domain::{Origin, Speed, TokenCounts, UsageEntry};
+use crate::domain::{Origin, TokenCounts, UsageEntry};
 use crate::ingest::discover::{DirStamp, TranscriptFile, WalkMemo};
 use crate::pricing::CostMode;
 
@@ -46,6 +47,10 @@ pub enum StoreError {
         "history store was written by a newer csm (schema {found}, this csm knows {supported}); upgrade csm or move the file away"
     )]
     TooNew { found: i64, supported: i64 },
+    #[error(
+        "history store: the stored lines of file {0} are damaged; run `csm db rebuild` to read the transcripts again"
+    )]
+    Damaged(i64),
 }
 
 impl StoreError {
@@ -190,72 +195,112 @@ impl Store {
     /// The counted entries (one per response) in reading order, optionally of
     /// one project only.
     pub fn entries(&self, project: Option<&str>) -> Result<Vec<UsageEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(concat!(
-            entry_columns!(),
-            "
-             FROM lines l
-             JOIN files f ON f.id = l.file_id
-             JOIN files s ON s.id = l.slot_file
-             WHERE l.kept = 1 AND (?1 IS NULL OR f.project = ?1)
-             ORDER BY s.path, l.slot_offset",
-        ))?;
-        self.collect_entries(stmt.query(params![project])?)
+        let files = self.files_by_id()?;
+        let wanted = |file: i64| {
+            project.is_none_or(|p| files.get(&file).is_some_and(|f| &*f.origin.project == p))
+        };
+        let mut lines: Vec<(i64, packed::Line)> = Vec::new();
+        packed::scan(&self.conn, packed::Scan::All, |file, l| {
+            if l.kept() && wanted(file) {
+                lines.push((file, l));
+            }
+            Ok(())
+        })?;
+        self.ordered_entries(lines, &files, |(_, l)| l.slot.unwrap_or_default())
     }
 
     /// Every stored line of one project's files, copies included, in reading
     /// order: `--project` de-duplicates within the project only, as ccusage.
     pub fn project_lines(&self, project: &str) -> Result<Vec<UsageEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(concat!(
-            entry_columns!(),
-            "
-             FROM lines l JOIN files f ON f.id = l.file_id
-             WHERE f.project = ?1
-             ORDER BY f.path, l.offset",
-        ))?;
-        self.collect_entries(stmt.query(params![project])?)
-    }
-
-    fn collect_entries(&self, mut rows: rusqlite::Rows<'_>) -> Result<Vec<UsageEntry>, StoreError> {
-        let mut origins: rustc_hash::FxHashMap<i64, Arc<Origin>> = Default::default();
-        let mut models: rustc_hash::FxHashMap<String, Arc<str>> = Default::default();
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let file_id: i64 = r.get(15)?;
-            let origin = match origins.get(&file_id) {
-                Some(o) => o.clone(),
-                None => {
-                    let o = Arc::new(Origin {
-                        project: Arc::from(r.get::<_, String>(16)?.as_str()),
-                        session_id: r.get(17)?,
-                        project_path: r.get(18)?,
-                    });
-                    origins.insert(file_id, o.clone());
-                    o
-                }
-            };
-            let model = r.get::<_, Option<String>>(8)?.map(|m| {
-                models
-                    .entry(m.clone())
-                    .or_insert_with(|| Arc::from(m.as_str()))
-                    .clone()
-            });
-            out.push(row_entry(r, origin, model)?);
-        }
-        Ok(out)
+        let files = self.files_by_id()?;
+        let mut lines: Vec<(i64, packed::Line)> = Vec::new();
+        packed::scan(&self.conn, packed::Scan::All, |file, l| {
+            if files
+                .get(&file)
+                .is_some_and(|f| &*f.origin.project == project)
+            {
+                lines.push((file, l));
+            }
+            Ok(())
+        })?;
+        self.ordered_entries(lines, &files, |(file, l)| l.pos(*file))
     }
 
     /// Counted entries from `since` on, in time order (reading order on ties).
     pub fn entries_since(&self, since: Timestamp) -> Result<Vec<UsageEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(concat!(
-            entry_columns!(),
-            "
-             FROM lines l
-             JOIN files f ON f.id = l.file_id
-             JOIN files s ON s.id = l.slot_file
-             WHERE l.kept = 1 AND l.ts_ms >= ?1
-             ORDER BY l.ts_ms, s.path, l.slot_offset",
-        ))?;
-        self.collect_entries(stmt.query([since.as_millisecond()])?)
+        let from = since.as_millisecond();
+        let files = self.files_by_id()?;
+        let mut lines: Vec<(i64, packed::Line)> = Vec::new();
+        packed::scan(&self.conn, packed::Scan::Since(from), |file, l| {
+            if l.kept() && l.ts_ms >= from {
+                lines.push((file, l));
+            }
+            Ok(())
+        })?;
+        let mut entries =
+            self.ordered_entries(lines, &files, |(_, l)| l.slot.unwrap_or_default())?;
+        // Stable: reading order stays on ties.
+        entries.sort_by_key(|e| e.timestamp);
+        Ok(entries)
+    }
+
+    /// Every file's path and origin, by id.
+    fn files_by_id(&self) -> Result<rustc_hash::FxHashMap<i64, StoredFile>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, path, project, session_id, project_path FROM files")?;
+        let mut rows = stmt.query([])?;
+        let mut out = rustc_hash::FxHashMap::default();
+        while let Some(r) = rows.next()? {
+            out.insert(
+                r.get::<_, i64>(0)?,
+                StoredFile {
+                    path: packed::blob(r, 1)?.to_vec(),
+                    origin: Arc::new(Origin {
+                        project: Arc::from(r.get::<_, String>(2)?.as_str()),
+                        session_id: r.get(3)?,
+                        project_path: r.get(4)?,
+                    }),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// The entries of `lines` (with their files' ids), in the reading order
+    /// of the position `at` gives.
+    fn ordered_entries(
+        &self,
+        mut lines: Vec<(i64, packed::Line)>,
+        files: &rustc_hash::FxHashMap<i64, StoredFile>,
+        at: impl Fn(&(i64, packed::Line)) -> (i64, u64),
+    ) -> Result<Vec<UsageEntry>, StoreError> {
+        let path = |id: i64| {
+            files
+                .get(&id)
+                .map(|f| f.path.as_slice())
+                .unwrap_or_default()
+        };
+        lines.sort_by(|a, b| {
+            let (pa, pb) = (at(a), at(b));
+            path(pa.0)
+                .cmp(path(pb.0))
+                .then(pa.1.cmp(&pb.1))
+                .then(pa.0.cmp(&pb.0))
+        });
+        let models = packed::Models::load(&self.conn)?;
+        let unknown = Arc::new(Origin {
+            project: Arc::from("unknown"),
+            session_id: String::new(),
+            project_path: String::new(),
+        });
+        Ok(lines
+            .iter()
+            .map(|(file, l)| {
+                let origin = files.get(file).map_or(&unknown, |f| &f.origin);
+                l.entry(origin.clone(), &models)
+            })
+            .collect())
     }
 
     /// The stored five-hour windows with costs under `mode`, activity judged at `now`.
@@ -396,25 +441,31 @@ impl Store {
         let one = |sql: &str| -> Result<i64, rusqlite::Error> {
             self.conn.query_row(sql, [], |r| r.get(0))
         };
+        let (lines, entries) = packed::counts(&self.conn)?;
         Ok(DbStats {
             path: self.path.clone(),
             schema_version: one("PRAGMA user_version")?,
             files: one("SELECT count(*) FROM files")? as u64,
             files_gone: one("SELECT count(*) FROM files WHERE present = 0")? as u64,
-            lines: one("SELECT count(*) FROM lines")? as u64,
-            entries: one("SELECT count(*) FROM lines WHERE kept = 1")? as u64,
+            lines,
+            entries,
             blocks: one("SELECT count(*) FROM blocks WHERE is_gap = 0")? as u64,
+            // The windows hold every counted entry.
             first_entry: self
                 .conn
-                .query_row("SELECT min(ts_ms) FROM lines WHERE kept = 1", [], |r| {
-                    r.get::<_, Option<i64>>(0)
-                })?
+                .query_row(
+                    "SELECT min(first_ms) FROM blocks WHERE is_gap = 0",
+                    [],
+                    |r| r.get::<_, Option<i64>>(0),
+                )?
                 .map(ms),
             last_entry: self
                 .conn
-                .query_row("SELECT max(ts_ms) FROM lines WHERE kept = 1", [], |r| {
-                    r.get::<_, Option<i64>>(0)
-                })?
+                .query_row(
+                    "SELECT max(last_ms) FROM blocks WHERE is_gap = 0",
+                    [],
+                    |r| r.get::<_, Option<i64>>(0),
+                )?
                 .map(ms),
             max_block_tokens: one(
                 "SELECT coalesce(max(input + output + cache_create + cache_read), 0) FROM blocks WHERE is_gap = 0",
@@ -449,6 +500,12 @@ impl Store {
     }
 }
 
+/// A transcript as the store knows it.
+struct StoredFile {
+    path: Vec<u8>,
+    origin: Arc<Origin>,
+}
+
 #[derive(Clone, Debug)]
 pub struct DbStats {
     pub path: PathBuf,
@@ -481,18 +538,6 @@ pub(crate) fn ms(v: i64) -> Timestamp {
     Timestamp::from_millisecond(v).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-/// The columns [`row_entry`] and [`Store::collect_entries`] read, in order.
-macro_rules! entry_columns {
-    () => {
-        "SELECT l.ts_ms, l.input, l.output, l.cache_create, l.cache_read, l.cache_1h, l.speed,
-                l.cost_usd, l.model, l.message_id, l.request_id, l.session_key, l.sidechain,
-                l.reset_s, l.offset, f.id, f.project, f.session_id, f.project_path"
-    };
-}
-use entry_columns;
-
-/// Rebuilds an entry from a row whose first 15 columns are those of
-/// [`entry_columns`].
 /// Columns of [`row_block`], in order.
 pub(crate) const BLOCK_COLUMNS: &str =
     "start_ms, end_ms, first_ms, last_ms, is_gap, entries, input,
@@ -525,38 +570,6 @@ fn row_block(r: &rusqlite::Row<'_>, mode: CostMode) -> rusqlite::Result<Block> {
         models: serde_json::from_str(&models).unwrap_or_default(),
         usage_limit_reset: r
             .get::<_, Option<i64>>(14)?
-            .and_then(|s| Timestamp::from_second(s).ok()),
-    })
-}
-
-fn row_entry(
-    r: &rusqlite::Row<'_>,
-    origin: Arc<Origin>,
-    model: Option<Arc<str>>,
-) -> rusqlite::Result<UsageEntry> {
-    let u = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
-    Ok(UsageEntry {
-        timestamp: ms(r.get(0)?),
-        tokens: TokenCounts {
-            input_tokens: u(1)?,
-            output_tokens: u(2)?,
-            cache_creation_input_tokens: u(3)?,
-            cache_read_input_tokens: u(4)?,
-        },
-        cache_creation_1h: u(5)?,
-        speed: r
-            .get::<_, Option<i64>>(6)?
-            .map(|s| if s == 1 { Speed::Fast } else { Speed::Standard }),
-        cost_usd: r.get(7)?,
-        model,
-        message_id: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
-        request_id: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
-        session_key: r.get::<_, i64>(11)? as u64,
-        origin,
-        offset: u(14)?,
-        is_sidechain: r.get(12)?,
-        usage_limit_reset: r
-            .get::<_, Option<i64>>(13)?
             .and_then(|s| Timestamp::from_second(s).ok()),
     })
 }

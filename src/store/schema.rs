@@ -131,13 +131,42 @@ const MIGRATIONS: &[&str] = &[
         body     TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 3: the lines packed, a row per chunk of a file's lines instead of one
+    // per line (see store/packed.rs); `lines` is carried over and dropped
+    // by `packed::migrate_rows`.
+    r#"
+    CREATE TABLE chunks (
+        id           INTEGER PRIMARY KEY,
+        file_id      INTEGER NOT NULL REFERENCES files(id),
+        -- Offset of the chunk's first line: a line is in the last chunk of
+        -- its file that starts at or before it.
+        first_offset INTEGER NOT NULL,
+        -- Times of the chunk's earliest and latest lines, counted or not.
+        min_ms       INTEGER NOT NULL,
+        max_ms       INTEGER NOT NULL,
+        lines        INTEGER NOT NULL,
+        kept         INTEGER NOT NULL,
+        data         BLOB NOT NULL,
+        UNIQUE (file_id, first_offset)
+    );
+    CREATE INDEX chunks_time ON chunks(max_ms);
+
+    CREATE TABLE models (
+        id   INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    );
+
+    -- Positions of the lines of each message id, by message id % 4096.
+    CREATE TABLE message_buckets (
+        bucket INTEGER PRIMARY KEY,
+        data   BLOB NOT NULL
+    );
+    "#,
 ];
 
-/// The secondary indexes of `lines` (also in migration 1): a cold load drops
-/// the message-id one and builds it again at the end.
-pub const LINE_INDEXES: &str = "
-    CREATE INDEX IF NOT EXISTS lines_message ON lines(message_id) WHERE message_id IS NOT NULL;
-    CREATE INDEX IF NOT EXISTS lines_kept_time ON lines(ts_ms) WHERE kept = 1;";
+/// The step that packs the lines: after its tables exist, the rows of
+/// `lines` move into them.
+const PACKING_STEP: usize = 2;
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -159,6 +188,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), super::StoreError> {
             continue;
         }
         tx.execute_batch(step)?;
+        if i == PACKING_STEP {
+            super::packed::migrate_rows(&tx)?;
+        }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
     }
@@ -198,6 +230,84 @@ mod tests {
         // Running it again changes nothing.
         migrate(&mut conn).unwrap();
         assert_eq!(version(&conn), VERSION);
+    }
+
+    /// A version-2 store's lines, counted or not, with every value set or
+    /// left out, come through the packing step as they were.
+    #[test]
+    fn packing_carries_every_stored_line_over() {
+        use super::super::packed;
+        let mut conn = Connection::open_in_memory().unwrap();
+        for step in &MIGRATIONS[..PACKING_STEP] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", PACKING_STEP as i64)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO files (id, path, project, session_id, project_path, device, inode, size, mtime_ns, read_to)
+                 VALUES (1, x'2f61', 'p', 's', '/p', 1, 2, 30, 4, 30),
+                        (2, x'2f62', 'p', 't', '/p', 1, 3, 30, 4, 30);
+             INSERT INTO lines VALUES
+                 (1, 20, 2000, 6, 7, 8, 9, 0, NULL, NULL, NULL, NULL, NULL, 11, 0, NULL, 0.0, 0, 0, NULL, NULL),
+                 (1, 10, 1000, 1, 2, 3, 4, 2, 1, 0.25, 'claude-x', -5, 7, 9, 1, 1700000000, 0.5, 1, 1, 1, 10),
+                 (2, 0, 1500, 1, 2, 3, 4, 0, 0, NULL, 'claude-x', -5, 7, 9, 0, NULL, 0.5, 0, 0, NULL, NULL);",
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+        let gone: bool = conn
+            .query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'lines')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(gone, "the old table is dropped");
+        let models = packed::Models::load(&conn).unwrap();
+        let a = packed::file_lines(&conn, 1).unwrap();
+        assert_eq!(a.iter().map(|l| l.offset).collect::<Vec<_>>(), [10, 20]);
+        let full = &a[0];
+        assert_eq!(full.ts_ms, 1000);
+        assert_eq!(
+            (
+                full.tokens.input_tokens,
+                full.tokens.cache_read_input_tokens,
+                full.cache_1h
+            ),
+            (1, 4, 2)
+        );
+        assert_eq!(full.speed, Some(crate::domain::Speed::Fast));
+        assert_eq!(full.cost_usd, Some(0.25));
+        assert_eq!(models.name(full.model).as_deref(), Some("claude-x"));
+        assert_eq!(full.message_id, Some(-5i64 as u64));
+        assert_eq!((full.request_id, full.session_key), (Some(7), 9));
+        assert!(full.sidechain && full.unpriced);
+        assert_eq!((full.reset_s, full.calc_cost), (Some(1_700_000_000), 0.5));
+        assert_eq!(full.slot, Some((1, 10)));
+        let bare = &a[1];
+        assert_eq!(
+            (
+                bare.speed,
+                bare.cost_usd,
+                bare.model,
+                bare.message_id,
+                bare.request_id
+            ),
+            (None, None, 0, None, None)
+        );
+        assert_eq!(
+            (bare.reset_s, bare.slot, bare.sidechain),
+            (None, None, false)
+        );
+        let b = packed::file_lines(&conn, 2).unwrap();
+        assert_eq!(
+            (b.len(), b[0].speed),
+            (1, Some(crate::domain::Speed::Standard))
+        );
+        // Both copies of the response are found from its message id.
+        let found = packed::positions_of(&conn, [-5i64 as u64]).unwrap();
+        assert_eq!(found[&(-5i64 as u64)], [(1, 10), (2, 0)]);
+        assert_eq!(packed::counts(&conn).unwrap(), (3, 1));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use rusqlite::{OptionalExtension, Transaction, params};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::{Store, StoreError, row_entry};
+use super::packed::{self, Line, Pos};
+use super::{Store, StoreError};
 use crate::blocks::{self, Block, Timed};
 use crate::dedup::{Deduper, Kept};
 use crate::domain::{Origin, UsageEntry};
@@ -72,9 +73,6 @@ pub enum WindowUpdate {
 
 /// The time recorded for a file that could not be read: no real file has it.
 const UNREAD_MTIME: i64 = crate::ingest::discover::UNSETTLED;
-
-/// A reading position in the store: (file id, byte offset).
-type Pos = (i64, u64);
 
 struct KnownFile {
     id: i64,
@@ -229,6 +227,9 @@ impl Store {
         }
 
         let mut resolver = PriceResolver::new(prices);
+        let mut models = packed::Models::load(&self.conn)?;
+        // A batch's new lines with a message id, for the buckets.
+        let mut placed: Vec<(u64, Pos)> = Vec::new();
         let mut touched: FxHashSet<u64> = FxHashSet::default();
         let mut earliest_new: Option<i64> = None;
         // Lines written by this run, and the time of the latest counted one
@@ -270,26 +271,30 @@ impl Store {
                 job.id = Some(id);
                 add_file_stats(&tx, id, &scan.stats, job.start == 0)?;
                 if job.start == 0 && opts.recalculate {
-                    // A re-read from the start replaces what the rows held.
-                    tx.execute("UPDATE lines SET kept = 0 WHERE file_id = ?1", [id])?;
+                    // A re-read from the start replaces what the lines held.
+                    packed::modify_file(&tx, id, |l| l.slot = None)?;
                 }
-                let mut insert = tx.prepare_cached(INSERT_LINE)?;
+                let mut lines = Vec::with_capacity(scan.entries.len());
                 for e in &scan.entries {
                     let cost =
                         crate::commands::usage::cost_of(e, CostMode::Calculate, &mut resolver);
                     // Lines without a message id are never merged: they count as
                     // read. The others get their verdict below.
                     let slot = e.message_id.is_none().then_some((id, e.offset));
-                    insert_line(&mut insert, id, e, cost, slot)?;
+                    let model = models.id(&tx, e.model.as_deref())?;
+                    lines.push(Line::new(e, model, cost, slot));
                     fresh.insert((id, e.offset));
                     report.new_lines += 1;
                     if let Some(m) = e.message_id {
                         touched.insert(m);
+                        placed.push((m, (id, e.offset)));
                     }
                     let t = e.timestamp.as_millisecond();
                     earliest_new = Some(earliest_new.map_or(t, |x: i64| x.min(t)));
                 }
+                packed::upsert(&tx, id, lines)?;
             }
+            packed::add_to_buckets(&tx, std::mem::take(&mut placed))?;
             tx.commit()?;
             i = j;
         }
@@ -300,10 +305,10 @@ impl Store {
         if repriced && !first_run {
             reprice(&tx, &mut resolver)?;
         }
-        // A cold run killed before rebuilding its indexes left them out.
-        tx.execute_batch(super::schema::LINE_INDEXES)?;
         let mut only_fresh = true;
         let earliest_change = if full {
+            // Also rebuilds the buckets, which a cold run killed before
+            // its end left out.
             dedup_all(&tx)?;
             None
         } else {
@@ -344,10 +349,9 @@ impl Store {
         price_mark: &str,
         report: &mut SyncReport,
     ) -> Result<(), StoreError> {
-        // Half the usual page cache: the load appends in key order (the
-        // time index nearly so) and builds the message index by sorting, so
-        // it runs as fast with 4 MiB, and the 4 MiB saved keep peak memory
-        // clear of its 64 MiB bound.
+        // Half the usual page cache: the load appends chunks in key order,
+        // so it runs as fast with 4 MiB, and the 4 MiB saved keep peak
+        // memory clear of its 64 MiB bound.
         self.conn
             .pragma_update(None, "cache_size", -super::COLD_CACHE_KIB)?;
         let mut order: Vec<&TranscriptFile> = files.iter().collect();
@@ -359,13 +363,6 @@ impl Store {
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             set_meta(&tx, "dirty", "1")?;
-            // The message-id index is built once at the end: kept current
-            // through the load, its random keys cost a third more wall time.
-            // The time index stays: its keys mostly arrive in order, and
-            // keeping it up costs about the CPU that building it does, but
-            // beside the parsing instead of in the serial tail of the run
-            // (1 GiB: 1.25 s against 1.37 s with both built at the end).
-            tx.execute_batch("DROP INDEX IF EXISTS lines_message;")?;
             for f in &order {
                 // Size and time are recorded with the lines (below): a row that
                 // says "nothing read yet" must not look up to date if the run dies.
@@ -425,21 +422,21 @@ impl Store {
                         break;
                     }
                 }
-                // Ends the writer's loop, which then builds the message-id index.
+                // Ends the writer's loop, which then writes the buckets.
                 drop(send);
                 counted_in_time_order(deduper, &mut resolver)
             });
             // Owned here so that an error return drops it, which stops the
             // producer instead of leaving it blocked on a full channel.
             let judged = judged;
+            let mut writer = ColdWriter::default();
             for batch in judged.iter() {
-                write_cold_batch(conn, &batch, ids, order, report)?;
+                write_cold_batch(conn, &batch, ids, order, &mut writer, report)?;
             }
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            // Every line is in: the message-id index builds while the
-            // producer orders and prices the counted copies (the two longest
-            // serial steps left, run side by side).
-            tx.execute_batch(super::schema::LINE_INDEXES)?;
+            // Every line is in: the buckets are written while the producer
+            // orders and prices the counted copies.
+            packed::set_buckets(&tx, std::mem::take(&mut writer.placed))?;
             let (kept, calc) = match producer.join() {
                 Ok(counted) => counted,
                 Err(panic) => std::panic::resume_unwind(panic),
@@ -566,25 +563,13 @@ fn same_lines(
     entries: &[UsageEntry],
 ) -> Result<bool, StoreError> {
     let fresh: FxHashMap<u64, &UsageEntry> = entries.iter().map(|e| (e.offset, e)).collect();
-    let mut stmt = tx.prepare_cached(
-        "SELECT offset, ts_ms, input, output, cache_create, cache_read, message_id FROM lines WHERE file_id = ?1",
-    )?;
-    let mut rows = stmt.query([file_id])?;
-    while let Some(r) = rows.next()? {
-        let Some(e) = fresh.get(&(r.get::<_, i64>(0)? as u64)) else {
-            return Ok(false);
-        };
-        let same = r.get::<_, i64>(1)? == e.timestamp.as_millisecond()
-            && r.get::<_, i64>(2)? as u64 == e.tokens.input_tokens
-            && r.get::<_, i64>(3)? as u64 == e.tokens.output_tokens
-            && r.get::<_, i64>(4)? as u64 == e.tokens.cache_creation_input_tokens
-            && r.get::<_, i64>(5)? as u64 == e.tokens.cache_read_input_tokens
-            && r.get::<_, Option<i64>>(6)?.map(|v| v as u64) == e.message_id;
-        if !same {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    Ok(packed::file_lines(tx, file_id)?.iter().all(|l| {
+        fresh.get(&l.offset).is_some_and(|e| {
+            l.ts_ms == e.timestamp.as_millisecond()
+                && l.tokens == e.tokens
+                && l.message_id == e.message_id
+        })
+    }))
 }
 
 fn path_bytes(f: &TranscriptFile) -> &[u8] {
@@ -648,81 +633,6 @@ fn add_file_stats(
             serde_json::to_string(&counts).unwrap_or_else(|_| "{}".into())
         ],
     )?;
-    Ok(())
-}
-
-const INSERT_LINE: &str = "INSERT OR REPLACE INTO lines (file_id, offset, ts_ms, input, output, cache_create,
-    cache_read, cache_1h, speed, cost_usd, model, message_id, request_id, session_key, sidechain, reset_s,
-    calc_cost, unpriced, kept, slot_file, slot_offset)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
-
-/// Stores one line; `slot` is set when the line is the counted copy of its
-/// response (and says where the response was first seen).
-fn insert_line(
-    insert: &mut rusqlite::CachedStatement<'_>,
-    file_id: i64,
-    e: &UsageEntry,
-    cost: crate::domain::EntryCost,
-    slot: Option<Pos>,
-) -> Result<(), StoreError> {
-    bind_line(insert, 1, file_id, e, cost, slot)?;
-    insert.raw_execute()?;
-    Ok(())
-}
-
-/// Columns of a stored line, as bound by [`bind_line`].
-const LINE_VALUES: usize = 21;
-
-/// Rows per statement when a cold batch stores its lines: the statement's
-/// start, reset and per-call overhead is then shared by many rows (1 GiB:
-/// 1.17–1.29 s against 1.38 s one row at a time, 0.2 s less CPU; 8 rows
-/// gain little, more than 32 nothing measurable).
-const ROWS_PER_INSERT: usize = 32;
-
-/// [`INSERT_LINE`] for `rows` lines at once.
-fn insert_lines_sql(rows: usize) -> String {
-    let head = &INSERT_LINE[..INSERT_LINE.find("VALUES").unwrap_or(INSERT_LINE.len())];
-    let row = format!("({})", vec!["?"; LINE_VALUES].join(", "));
-    format!("{head}VALUES {}", vec![row; rows].join(", "))
-}
-
-/// Binds one line's values from parameter `first` (1-based) on.
-fn bind_line(
-    insert: &mut rusqlite::Statement<'_>,
-    first: usize,
-    file_id: i64,
-    e: &UsageEntry,
-    cost: crate::domain::EntryCost,
-    slot: Option<Pos>,
-) -> Result<(), StoreError> {
-    let values = params![
-        file_id,
-        e.offset as i64,
-        e.timestamp.as_millisecond(),
-        e.tokens.input_tokens as i64,
-        e.tokens.output_tokens as i64,
-        e.tokens.cache_creation_input_tokens as i64,
-        e.tokens.cache_read_input_tokens as i64,
-        e.cache_creation_1h as i64,
-        e.speed.map(|s| i64::from(s == crate::domain::Speed::Fast)),
-        e.cost_usd,
-        e.model.as_deref(),
-        e.message_id.map(|v| v as i64),
-        e.request_id.map(|v| v as i64),
-        e.session_key as i64,
-        e.is_sidechain,
-        e.usage_limit_reset.map(|t| t.as_second()),
-        cost.usd,
-        cost.unpriced,
-        slot.is_some(),
-        slot.map(|s| s.0),
-        slot.map(|s| s.1 as i64),
-    ];
-    // A value left out would keep the previous row's binding.
-    debug_assert_eq!(values.len(), LINE_VALUES);
-    for (k, value) in values.iter().enumerate() {
-        insert.raw_bind_parameter(first + k, value)?;
-    }
     Ok(())
 }
 
@@ -803,6 +713,17 @@ fn judge_cold_batch(
     }
 }
 
+/// What the cold load's writer keeps from batch to batch.
+#[derive(Default)]
+struct ColdWriter {
+    models: packed::Models,
+    /// Where every line with a message id is, for the buckets written at
+    /// the end.
+    placed: Vec<(u64, Pos)>,
+    lines: Vec<Line>,
+    buf: Vec<u8>,
+}
+
 /// Stores one judged cold batch: its lines, the demotions it causes, and its
 /// files' read positions, in one transaction.
 fn write_cold_batch(
@@ -810,39 +731,32 @@ fn write_cold_batch(
     batch: &ColdBatch,
     ids: &[i64],
     order: &[&TranscriptFile],
+    writer: &mut ColdWriter,
     report: &mut SyncReport,
 ) -> Result<(), StoreError> {
     let ids = &ids[batch.files.clone()];
     let files = &order[batch.files.clone()];
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
-        let mut insert = tx.prepare_cached(INSERT_LINE)?;
-        let mut insert_many = tx.prepare_cached(&insert_lines_sql(ROWS_PER_INSERT))?;
         let mut rows = batch.rows.iter();
-        let mut pending = Vec::with_capacity(ROWS_PER_INSERT);
         for (k, scan) in batch.scans.iter().enumerate() {
             report.stats.merge(&scan.stats);
+            writer.lines.clear();
             for (e, (cost, slot)) in scan.entries.iter().zip(rows.by_ref()) {
-                pending.push((ids[k], e, *cost, *slot));
-                if pending.len() == ROWS_PER_INSERT {
-                    for (i, (id, e, cost, slot)) in pending.drain(..).enumerate() {
-                        bind_line(&mut insert_many, 1 + i * LINE_VALUES, id, e, cost, slot)?;
-                    }
-                    insert_many.raw_execute()?;
+                let model = writer.models.id(&tx, e.model.as_deref())?;
+                writer.lines.push(Line::new(e, model, *cost, *slot));
+                if let Some(m) = e.message_id {
+                    writer.placed.push((m, (ids[k], e.offset)));
                 }
             }
-        }
-        // The rest one at a time: the many-row statement takes only full sets.
-        for (id, e, cost, slot) in pending {
-            insert_line(&mut insert, id, e, cost, slot)?;
+            // A cold load's files are new: nothing stored to merge with.
+            packed::put_new(&tx, ids[k], &writer.lines, &mut writer.buf)?;
         }
         report.new_lines += batch.rows.len() as u64;
-        let mut unkeep = tx.prepare_cached(
-            "UPDATE lines SET kept = 0, slot_file = NULL, slot_offset = NULL WHERE file_id = ?1 AND offset = ?2",
-        )?;
-        for (file, offset) in &batch.demote {
-            unkeep.execute(params![file, *offset as i64])?;
-        }
+        packed::modify_at(&tx, batch.demote.iter().copied(), |_, l| {
+            l.slot = None;
+            true
+        })?;
         let mut done = tx.prepare_cached(
             "UPDATE files SET read_to = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1",
         )?;
@@ -910,66 +824,56 @@ fn upsert_file(
     }
 }
 
-/// Columns of [`row_entry`] plus the row's position.
-const LINE_COLUMNS: &str = "l.ts_ms, l.input, l.output, l.cache_create, l.cache_read, l.cache_1h, l.speed,
-    l.cost_usd, l.model, l.message_id, l.request_id, l.session_key, l.sidechain, l.reset_s, l.offset,
-    l.file_id, l.kept, l.slot_file, l.slot_offset";
-
 /// A stored line as de-duplication sees it, with its current verdict.
 struct StoredLine {
     entry: UsageEntry,
     pos: Pos,
-    kept: bool,
     slot: Option<Pos>,
 }
 
-fn read_line(r: &rusqlite::Row<'_>, origin: &Arc<Origin>) -> rusqlite::Result<StoredLine> {
-    let model = r
-        .get::<_, Option<String>>(8)?
-        .map(|m| Arc::from(m.as_str()));
-    let entry = row_entry(r, origin.clone(), model)?;
-    let pos = (r.get::<_, i64>(15)?, entry.offset);
-    let slot = match (r.get::<_, Option<i64>>(17)?, r.get::<_, Option<i64>>(18)?) {
-        (Some(f), Some(o)) => Some((f, o as u64)),
-        _ => None,
-    };
-    Ok(StoredLine {
-        entry,
-        pos,
-        kept: r.get(16)?,
-        slot,
-    })
+impl StoredLine {
+    fn new(pos: Pos, line: &Line, models: &packed::Models, origin: &Arc<Origin>) -> StoredLine {
+        StoredLine {
+            entry: line.entry(origin.clone(), models),
+            pos,
+            slot: line.slot,
+        }
+    }
 }
 
-/// Writes the verdicts that differ from what is stored; returns the earliest
-/// timestamp among lines whose verdict changed.
-fn apply_verdicts(
-    tx: &Transaction<'_>,
+/// The verdicts that differ from what is stored, added to `changes`
+/// (position to its new slot, `None` for a copy that no longer counts).
+/// Returns the earliest timestamp among those lines.
+fn verdict_changes(
     lines: &[StoredLine],
     kept: Vec<Kept<Pos>>,
-) -> Result<Option<i64>, StoreError> {
+    changes: &mut FxHashMap<Pos, Option<Pos>>,
+) -> Option<i64> {
     let winners: FxHashMap<Pos, Pos> = kept.into_iter().map(|k| (k.winner, k.slot)).collect();
-    let mut set = tx.prepare_cached(
-        "UPDATE lines SET kept = ?3, slot_file = ?4, slot_offset = ?5 WHERE file_id = ?1 AND offset = ?2",
-    )?;
     let mut earliest: Option<i64> = None;
     for line in lines {
         let want = winners.get(&line.pos).copied();
-        let now_kept = want.is_some();
-        if now_kept == line.kept && (!now_kept || want == line.slot) {
+        if want == line.slot {
             continue;
         }
-        set.execute(params![
-            line.pos.0,
-            line.pos.1 as i64,
-            now_kept,
-            want.map(|s| s.0),
-            want.map(|s| s.1 as i64),
-        ])?;
+        changes.insert(line.pos, want);
         let t = line.entry.timestamp.as_millisecond();
         earliest = Some(earliest.map_or(t, |x: i64| x.min(t)));
     }
-    Ok(earliest)
+    earliest
+}
+
+/// Writes verdicts found by [`verdict_changes`].
+fn apply_verdicts(
+    tx: &Transaction<'_>,
+    changes: FxHashMap<Pos, Option<Pos>>,
+) -> Result<(), StoreError> {
+    packed::modify_at(tx, changes.keys().copied(), |pos, l| {
+        let want = changes.get(&pos).copied().flatten();
+        let changed = l.slot != want;
+        l.slot = want;
+        changed
+    })
 }
 
 /// Placeholder origin: de-duplication never looks at project or session names.
@@ -981,22 +885,94 @@ fn no_origin() -> Arc<Origin> {
     })
 }
 
-/// Recomputes every response's verdict from all stored lines.
+/// The paths of files by id, looked up once each: de-duplication and the
+/// windows order lines by path, then offset (reading order).
+struct Paths<'t> {
+    tx: &'t Transaction<'t>,
+    known: FxHashMap<i64, Arc<[u8]>>,
+}
+
+impl<'t> Paths<'t> {
+    fn new(tx: &'t Transaction<'t>) -> Self {
+        Paths {
+            tx,
+            known: FxHashMap::default(),
+        }
+    }
+
+    /// Every file's path at once (for reads of the whole history).
+    fn all(tx: &'t Transaction<'t>) -> Result<Self, StoreError> {
+        let mut paths = Paths::new(tx);
+        let mut stmt = tx.prepare_cached("SELECT id, path FROM files")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            paths
+                .known
+                .insert(r.get(0)?, Arc::from(packed::blob(r, 1)?));
+        }
+        Ok(paths)
+    }
+
+    fn of(&mut self, id: i64) -> Result<Arc<[u8]>, StoreError> {
+        if let Some(p) = self.known.get(&id) {
+            return Ok(p.clone());
+        }
+        let p: Vec<u8> = self
+            .tx
+            .prepare_cached("SELECT path FROM files WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?
+            .unwrap_or_default();
+        let p: Arc<[u8]> = Arc::from(p);
+        self.known.insert(id, p.clone());
+        Ok(p)
+    }
+
+    /// Sorts `items` by the reading order of the position `pos` gives.
+    fn sort_by_pos<T>(
+        &mut self,
+        items: &mut [T],
+        pos: impl Fn(&T) -> Pos,
+    ) -> Result<(), StoreError> {
+        for item in items.iter() {
+            self.of(pos(item).0)?;
+        }
+        let known = &self.known;
+        items.sort_by(|a, b| {
+            let (pa, pb) = (pos(a), pos(b));
+            known[&pa.0]
+                .cmp(&known[&pb.0])
+                .then(pa.1.cmp(&pb.1))
+                .then(pa.0.cmp(&pb.0))
+        });
+        Ok(())
+    }
+}
+
+/// Recomputes every response's verdict from all stored lines, and the
+/// message-id buckets with them.
 fn dedup_all(tx: &Transaction<'_>) -> Result<(), StoreError> {
     let origin = no_origin();
-    let mut stmt = tx.prepare(&format!(
-        "SELECT {LINE_COLUMNS} FROM lines l JOIN files f ON f.id = l.file_id
-         WHERE l.message_id IS NOT NULL ORDER BY f.path, l.offset"
-    ))?;
-    let lines: Vec<StoredLine> = stmt
-        .query_map([], |r| read_line(r, &origin))?
-        .collect::<Result<_, _>>()?;
+    let models = packed::Models::load(tx)?;
+    let mut paths = Paths::all(tx)?;
+    let mut lines: Vec<StoredLine> = Vec::new();
+    let mut buckets: Vec<(u64, Pos)> = Vec::new();
+    packed::scan(tx, packed::Scan::All, |file, l| {
+        if let Some(m) = l.message_id {
+            buckets.push((m, l.pos(file)));
+            lines.push(StoredLine::new(l.pos(file), &l, &models, &origin));
+        }
+        Ok(())
+    })?;
+    packed::set_buckets(tx, buckets)?;
+    paths.sort_by_pos(&mut lines, |l| l.pos)?;
     let mut d: Deduper<Pos> = Deduper::with_capacity(lines.len());
     for l in &lines {
         d.push_at(l.entry.clone(), l.pos);
     }
-    apply_verdicts(tx, &lines, d.finish_kept())?;
-    Ok(())
+    let mut changes = FxHashMap::default();
+    verdict_changes(&lines, d.finish_kept(), &mut changes);
+    apply_verdicts(tx, changes)
 }
 
 /// Recomputes the verdicts of the responses with these message ids (each
@@ -1009,42 +985,53 @@ fn dedup_groups(
     fresh: &FxHashSet<Pos>,
 ) -> Result<(Option<i64>, bool), StoreError> {
     let origin = no_origin();
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {LINE_COLUMNS} FROM lines l JOIN files f ON f.id = l.file_id
-         WHERE l.message_id = ?1 ORDER BY f.path, l.offset"
-    ))?;
+    let models = packed::Models::load(tx)?;
+    let mut paths = Paths::new(tx);
+    let found = packed::positions_of(tx, ids.iter().copied())?;
+    let stored = packed::lines_at(tx, found.values().flatten().copied())?;
     let mut earliest: Option<i64> = None;
     let mut all_fresh = true;
-    for id in ids {
-        let lines: Vec<StoredLine> = stmt
-            .query_map([*id as i64], |r| read_line(r, &origin))?
-            .collect::<Result<_, _>>()?;
+    let mut changes = FxHashMap::default();
+    for (id, positions) in found {
+        let mut lines: Vec<StoredLine> = positions
+            .iter()
+            .filter_map(|p| stored.get(p).map(|l| (p, l)))
+            // A bucket can still name a line since replaced by another.
+            .filter(|(_, l)| l.message_id == Some(id))
+            .map(|(p, l)| StoredLine::new(*p, l, &models, &origin))
+            .collect();
+        paths.sort_by_pos(&mut lines, |l| l.pos)?;
         all_fresh &= lines.iter().all(|l| fresh.contains(&l.pos));
         let mut d: Deduper<Pos> = Deduper::default();
         for l in &lines {
             d.push_at(l.entry.clone(), l.pos);
         }
-        if let Some(t) = apply_verdicts(tx, &lines, d.finish_kept())? {
+        if let Some(t) = verdict_changes(&lines, d.finish_kept(), &mut changes) {
             earliest = Some(earliest.map_or(t, |x| x.min(t)));
         }
     }
+    apply_verdicts(tx, changes)?;
     Ok((earliest, all_fresh))
 }
 
 /// New prices: every line's calculated cost again.
 fn reprice(tx: &Transaction<'_>, resolver: &mut PriceResolver<'_>) -> Result<(), StoreError> {
     let origin = no_origin();
-    let lines: Vec<StoredLine> = {
-        let mut stmt = tx.prepare(&format!("SELECT {LINE_COLUMNS} FROM lines l"))?;
-        stmt.query_map([], |r| read_line(r, &origin))?
-            .collect::<Result<_, _>>()?
-    };
-    let mut set = tx.prepare_cached(
-        "UPDATE lines SET calc_cost = ?3, unpriced = ?4 WHERE file_id = ?1 AND offset = ?2",
-    )?;
-    for l in &lines {
-        let c = crate::commands::usage::cost_of(&l.entry, CostMode::Calculate, resolver);
-        set.execute(params![l.pos.0, l.pos.1 as i64, c.usd, c.unpriced])?;
+    let models = packed::Models::load(tx)?;
+    let files: Vec<i64> = tx
+        .prepare("SELECT DISTINCT file_id FROM chunks")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for file in files {
+        packed::modify_file(tx, file, |l| {
+            let c = crate::commands::usage::cost_of(
+                &l.entry(origin.clone(), &models),
+                CostMode::Calculate,
+                resolver,
+            );
+            l.calc_cost = c.usd;
+            l.unpriced = c.unpriced;
+        })?;
     }
     Ok(())
 }
@@ -1066,10 +1053,13 @@ fn rebuild_blocks(tx: &Transaction<'_>, from: Option<i64>) -> Result<(), StoreEr
             .ok(),
     };
     let (from_start, from_first) = restart.map_or((i64::MIN, i64::MIN), |r| r);
+    // The latest counted entry before the restart: the windows before it
+    // hold every counted entry before `from_first`, and no change reaches
+    // them.
     let prev_last: Option<i64> = if restart.is_some() {
         tx.query_row(
-            "SELECT max(ts_ms) FROM lines WHERE kept = 1 AND ts_ms < ?1",
-            [from_first],
+            "SELECT max(last_ms) FROM blocks WHERE is_gap = 0 AND start_ms < ?1",
+            [from_start],
             |r| r.get(0),
         )?
     } else {
@@ -1094,30 +1084,24 @@ fn kept_since(
     from: i64,
     strictly: bool,
 ) -> Result<(Vec<UsageEntry>, Vec<f64>), StoreError> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT l.ts_ms, l.input, l.output, l.cache_create, l.cache_read, l.cache_1h, l.speed,
-                l.cost_usd, l.model, l.message_id, l.request_id, l.session_key, l.sidechain,
-                l.reset_s, l.offset, l.calc_cost
-         FROM lines l JOIN files s ON s.id = l.slot_file
-         WHERE l.kept = 1 AND l.ts_ms {} ?1
-         ORDER BY l.ts_ms, s.path, l.slot_offset",
-        if strictly { ">" } else { ">=" }
-    ))?;
+    let models = packed::Models::load(tx)?;
+    let mut lines: Vec<Line> = Vec::new();
+    packed::scan(tx, packed::Scan::Since(from), |_, l| {
+        if l.kept() && (l.ts_ms > from || (l.ts_ms == from && !strictly)) {
+            lines.push(l);
+        }
+        Ok(())
+    })?;
+    // Time order, reading order (of where each response was first seen) on ties.
+    let mut paths = Paths::new(tx);
+    paths.sort_by_pos(&mut lines, |l| l.slot.unwrap_or_default())?;
+    lines.sort_by_key(|l| l.ts_ms);
     let origin = no_origin();
-    let mut models: FxHashMap<String, Arc<str>> = FxHashMap::default();
-    let mut rows = stmt.query([from])?;
-    let mut entries: Vec<UsageEntry> = Vec::new();
-    let mut calc: Vec<f64> = Vec::new();
-    while let Some(r) = rows.next()? {
-        let model = r.get::<_, Option<String>>(8)?.map(|m| {
-            models
-                .entry(m.clone())
-                .or_insert_with(|| Arc::from(m.as_str()))
-                .clone()
-        });
-        entries.push(row_entry(r, origin.clone(), model)?);
-        calc.push(r.get(15)?);
-    }
+    let calc = lines.iter().map(|l| l.calc_cost).collect();
+    let entries = lines
+        .iter()
+        .map(|l| l.entry(origin.clone(), &models))
+        .collect();
     Ok((entries, calc))
 }
 
@@ -1209,64 +1193,4 @@ fn insert_blocks(
         ])?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{EntryCost, Origin};
-    use crate::ingest::parse::LineParser;
-
-    /// A line stored by the many-row statement reads back exactly as the
-    /// same line stored alone: every value lands in its own column.
-    #[test]
-    fn many_row_inserts_store_what_single_inserts_do() {
-        let store = Store::open_in_memory().unwrap();
-        let origin = Arc::new(Origin {
-            project: Arc::from("p"),
-            session_id: "s".into(),
-            project_path: "p".into(),
-        });
-        let line = br#"{"timestamp":"2026-11-20T10:00:00.000Z","sessionId":"s","requestId":"r1","isSidechain":true,"costUSD":0.5,"message":{"id":"m1","model":"claude-opus-4-5","usage":{"input_tokens":3,"output_tokens":5,"cache_creation_input_tokens":7,"cache_read_input_tokens":11,"cache_creation":{"ephemeral_5m_input_tokens":2,"ephemeral_1h_input_tokens":5},"speed":"fast"}}}"#;
-        let entry = LineParser::new().parse_line(line, &origin).unwrap();
-        let cost = EntryCost {
-            usd: 0.25,
-            unpriced: true,
-        };
-        let one = store.conn.prepare(INSERT_LINE).unwrap();
-        assert_eq!(one.parameter_count(), LINE_VALUES);
-        drop(one);
-        let mut many = store
-            .conn
-            .prepare(&insert_lines_sql(ROWS_PER_INSERT))
-            .unwrap();
-        assert_eq!(many.parameter_count(), LINE_VALUES * ROWS_PER_INSERT);
-        for i in 0..ROWS_PER_INSERT {
-            let mut e = entry.clone();
-            e.offset = i as u64;
-            bind_line(&mut many, 1 + i * LINE_VALUES, 2, &e, cost, Some((9, 40))).unwrap();
-        }
-        assert_eq!(many.raw_execute().unwrap(), ROWS_PER_INSERT);
-        drop(many);
-        let mut single = store.conn.prepare_cached(INSERT_LINE).unwrap();
-        insert_line(&mut single, 1, &entry, cost, Some((9, 40))).unwrap();
-        drop(single);
-
-        let rows: Vec<Vec<rusqlite::types::Value>> = store
-            .conn
-            .prepare("SELECT * FROM lines ORDER BY file_id, offset")
-            .unwrap()
-            .query_map([], |r| {
-                (2..r.as_ref().column_count())
-                    .map(|i| r.get::<_, rusqlite::types::Value>(i))
-                    .collect()
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(rows.len(), ROWS_PER_INSERT + 1);
-        // All but file id and offset: the same values, in the same columns.
-        assert!(rows.iter().all(|r| *r == rows[0]), "{rows:?}");
-        assert!(rows[0].contains(&rusqlite::types::Value::Real(0.25)));
-    }
 }

@@ -53,7 +53,9 @@ fn progress(home: &Path) -> Option<(Option<String>, i64)> {
     }
     let conn = open_db(home);
     let lines: i64 = conn
-        .query_row("SELECT count(*) FROM lines", [], |r| r.get(0))
+        .query_row("SELECT coalesce(sum(lines), 0) FROM chunks", [], |r| {
+            r.get(0)
+        })
         .ok()?;
     Some((dirty_flag(&conn), lines))
 }
