@@ -71,7 +71,7 @@ const CHECKPOINT_ON_CLOSE_AFTER: u64 = 1 << 20;
 /// SQLite's page cache per connection, in KiB.
 const CACHE_KIB: i64 = 8192;
 /// The page cache during a cold ingest (see `Store::cold_sync`).
-const COLD_CACHE_KIB: i64 = 4096;
+const COLD_CACHE_KIB: i64 = 1024;
 
 pub struct Store {
     conn: Connection,
