@@ -54,7 +54,36 @@ pub struct Kept<P> {
 pub struct Deduper<P = ()> {
     kept: Vec<Kept<P>>,
     exact: FxHashMap<ExactKey, usize>,
-    seen_in: FxHashMap<SeenIn, Vec<usize>>,
+    seen_in: FxHashMap<SeenIn, Slots>,
+}
+
+/// The responses seen in one session under one message id: nearly always
+/// one, held inline (a cold load has 100,000 of them: a small vector each
+/// cost 5 MB and as many allocations to make and free).
+enum Slots {
+    One(usize),
+    Many(Vec<usize>),
+}
+
+impl Slots {
+    fn as_slice(&self) -> &[usize] {
+        match self {
+            Slots::One(i) => std::slice::from_ref(i),
+            Slots::Many(v) => v,
+        }
+    }
+
+    fn add(&mut self, i: usize) {
+        match self {
+            Slots::One(j) if *j == i => {}
+            Slots::One(j) => *self = Slots::Many(vec![*j, i]),
+            Slots::Many(v) => {
+                if !v.contains(&i) {
+                    v.push(i);
+                }
+            }
+        }
+    }
 }
 
 impl<P> Default for Deduper<P> {
@@ -111,7 +140,7 @@ impl<P: Copy> Deduper<P> {
         };
         let found = self.exact.get(&exact).copied().or_else(|| {
             self.seen_in.get(&seen_in).and_then(|slots| {
-                slots.iter().copied().find(|&i| {
+                slots.as_slice().iter().copied().find(|&i| {
                     let kept = &self.kept[i].entry;
                     (entry.is_sidechain || kept.is_sidechain) && kept.timestamp == entry.timestamp
                 })
@@ -139,10 +168,10 @@ impl<P: Copy> Deduper<P> {
                 i
             }
         };
-        let slots = self.seen_in.entry(seen_in).or_default();
-        if !slots.contains(&i) {
-            slots.push(i);
-        }
+        self.seen_in
+            .entry(seen_in)
+            .and_modify(|slots| slots.add(i))
+            .or_insert(Slots::One(i));
         Pushed {
             index: i,
             displaced,

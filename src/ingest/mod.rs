@@ -103,6 +103,12 @@ fn parse_held(
 impl Scanner {
     /// Reads `file` from byte `start`, returning entries and counts.
     pub fn scan(&mut self, file: &TranscriptFile, start: u64) -> FileScan {
+        self.scan_part(file, start, None)
+    }
+
+    /// Reads `file[start..end]` (to the end of the file when `end` is
+    /// `None`); a bounded part ends just after a newline (see [`parts_of`]).
+    fn scan_part(&mut self, file: &TranscriptFile, start: u64, end: Option<u64>) -> FileScan {
         let mut out = FileScan {
             end_offset: start,
             ..Default::default()
@@ -163,7 +169,7 @@ impl Scanner {
                 }
             }
         };
-        let result = read_file(&mut handle, start, &mut self.buf, on_line);
+        let result = read_file(&mut handle, start, end, &mut self.buf, on_line);
         match result {
             Ok(end) => out.end_offset = end,
             Err(_) => {
@@ -171,6 +177,7 @@ impl Scanner {
                 out.stats.unreadable_files = 1;
             }
         }
+        let streamed = !oversized_usage.is_empty();
         for (offset, len) in oversized_usage {
             match self.parse_oversized(file, offset, len, &ctx) {
                 Ok(mut entry) => {
@@ -179,6 +186,10 @@ impl Scanner {
                 }
                 Err(reason) => out.stats.skip(reason),
             }
+        }
+        if streamed {
+            // Entries in file order, however the file was cut into parts.
+            out.entries.sort_by_key(|e| e.offset);
         }
         out.stats.entries = out.entries.len() as u64;
         out.stats.bytes = out.end_offset.saturating_sub(start);
@@ -212,12 +223,16 @@ const MAP_FROM_BYTES: u64 = 64 * 1024;
 fn read_file(
     handle: &mut File,
     start: u64,
+    end: Option<u64>,
     buf: &mut Vec<u8>,
     on_line: impl FnMut(Line<'_>),
 ) -> std::io::Result<u64> {
     #[cfg(target_os = "linux")]
     {
-        let end = handle.metadata()?.len();
+        let end = match end {
+            Some(end) => end,
+            None => handle.metadata()?.len(),
+        };
         // A file that cannot be mapped (a special file, no address space
         // left) is still read the plain way.
         if end.saturating_sub(start) >= MAP_FROM_BYTES
@@ -234,7 +249,13 @@ fn read_file(
             return Ok(read_to);
         }
     }
-    reader::read_lines(handle, start, buf, on_line)
+    match end {
+        Some(end) => {
+            let mut part = handle.take(end.saturating_sub(start));
+            reader::read_lines(&mut part, start, buf, on_line)
+        }
+        None => reader::read_lines(handle, start, buf, on_line),
+    }
 }
 
 thread_local! {
@@ -251,27 +272,273 @@ fn with_scanner<T>(f: impl FnOnce(&mut Scanner) -> T) -> T {
 /// it saves (a warm run reads the few new bytes of one transcript).
 const PARALLEL_FROM_BYTES: u64 = 8 << 20;
 
+/// A big transcript is read in parts of about this size, each by whichever
+/// core is free, so one 64 MiB transcript does not leave the other core idle.
+const PART_BYTES: u64 = 8 << 20;
+
+/// How far past a part's nominal end its newline is looked for; a line
+/// longer than this is left whole inside one part.
+const PART_NEWLINE_SEARCH: u64 = 1 << 20;
+
+/// Where to cut `file[start..]` into parts: each is `(start, end)` with `end`
+/// just past a newline, the last one open (`None`: to the end of the file).
+fn parts_of(file: &TranscriptFile, start: u64, part_bytes: u64) -> Vec<(u64, Option<u64>)> {
+    let mut parts = Vec::new();
+    let mut from = start;
+    if file.size.saturating_sub(start) >= 2 * part_bytes
+        && let Ok(handle) = File::open(&file.path)
+    {
+        let mut chunk = vec![0u8; 64 * 1024];
+        while file.size.saturating_sub(from) >= 2 * part_bytes {
+            match newline_after(&handle, from + part_bytes, &mut chunk) {
+                Some(cut) => {
+                    parts.push((from, Some(cut)));
+                    from = cut;
+                }
+                None => break,
+            }
+        }
+    }
+    parts.push((from, None));
+    parts
+}
+
+/// The offset just past the first newline at or after `at`, looked for
+/// within [`PART_NEWLINE_SEARCH`] bytes.
+#[cfg(unix)]
+fn newline_after(handle: &File, at: u64, chunk: &mut [u8]) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut pos = at;
+    while pos - at < PART_NEWLINE_SEARCH {
+        let n = match handle.read_at(chunk, pos) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => n,
+        };
+        if let Some(i) = memchr::memchr(b'\n', &chunk[..n]) {
+            return Some(pos + i as u64 + 1);
+        }
+        pos += n as u64;
+    }
+    None
+}
+
+#[cfg(not(unix))]
+fn newline_after(_: &File, _: u64, _: &mut [u8]) -> Option<u64> {
+    None
+}
+
+/// One file's parts read separately, as one read of the whole range would
+/// have returned them.
+fn merge_parts(start: u64, parts: Vec<FileScan>) -> FileScan {
+    let mut out = FileScan {
+        end_offset: start,
+        ..Default::default()
+    };
+    let mut failed = false;
+    for part in parts {
+        failed |= part.stats.unreadable_files > 0;
+        out.stats.merge(&part.stats);
+        out.entries.extend(part.entries);
+        out.end_offset = part.end_offset;
+    }
+    if failed {
+        // As a single read that failed mid-file: nothing counts as consumed.
+        out.end_offset = start;
+        out.stats.unreadable_files = 1;
+    }
+    out.stats.files = 1;
+    out.stats.entries = out.entries.len() as u64;
+    out.stats.bytes = out.end_offset.saturating_sub(start);
+    out
+}
+
+/// A piece of work for the parsing threads: part `part` of job `job`.
+struct Part<'a> {
+    file: &'a TranscriptFile,
+    start: u64,
+    end: Option<u64>,
+}
+
+/// The parts of every job, in job order, and how many each job has.
+fn split_jobs<'a>(
+    jobs: &[(&'a TranscriptFile, u64)],
+    part_bytes: u64,
+) -> (Vec<Part<'a>>, Vec<usize>) {
+    let mut parts = Vec::new();
+    let mut counts = Vec::with_capacity(jobs.len());
+    for (file, start) in jobs {
+        let cuts = parts_of(file, *start, part_bytes);
+        counts.push(cuts.len());
+        parts.extend(
+            cuts.into_iter()
+                .map(|(start, end)| Part { file, start, end }),
+        );
+    }
+    (parts, counts)
+}
+
+/// Puts parsed parts (in part order) back together per job.
+fn assemble(
+    jobs: &[(&TranscriptFile, u64)],
+    counts: &[usize],
+    scans: impl IntoIterator<Item = FileScan>,
+) -> Vec<FileScan> {
+    let mut scans = scans.into_iter();
+    jobs.iter()
+        .zip(counts)
+        .map(|((_, start), &n)| merge_parts(*start, scans.by_ref().take(n).collect()))
+        .collect()
+}
+
+fn scan_one(p: &Part<'_>) -> FileScan {
+    with_scanner(|scanner| scanner.scan_part(p.file, p.start, p.end))
+}
+
 /// Reads each file from its start offset, in parallel when there is enough
 /// to read; results in input order.
 pub fn scan_ranges(jobs: &[(&TranscriptFile, u64)]) -> Vec<FileScan> {
-    let left = |i: usize| jobs[i].0.size.saturating_sub(jobs[i].1);
-    let mut order: Vec<usize> = (0..jobs.len()).collect();
-    // Largest first so one huge file does not start last and run alone.
-    order.sort_by_key(|&i| std::cmp::Reverse(left(i)));
-    let scan = |&i: &usize| {
-        (
-            i,
-            with_scanner(|scanner| scanner.scan(jobs[i].0, jobs[i].1)),
-        )
-    };
-    let total: u64 = (0..jobs.len()).map(left).sum();
-    let mut scans: Vec<(usize, FileScan)> = if total < PARALLEL_FROM_BYTES {
-        order.iter().map(scan).collect()
-    } else {
-        order.par_iter().map(scan).collect()
-    };
+    scan_ranges_in(jobs, PARALLEL_FROM_BYTES, PART_BYTES)
+}
+
+fn scan_ranges_in(
+    jobs: &[(&TranscriptFile, u64)],
+    parallel_from: u64,
+    part_bytes: u64,
+) -> Vec<FileScan> {
+    let total: u64 = jobs.iter().map(|(f, s)| f.size.saturating_sub(*s)).sum();
+    if total < parallel_from {
+        return jobs
+            .iter()
+            .map(|(f, s)| with_scanner(|scanner| scanner.scan(f, *s)))
+            .collect();
+    }
+    let (parts, counts) = split_jobs(jobs, part_bytes);
+    let left = |p: &Part<'_>| p.end.unwrap_or(p.file.size).saturating_sub(p.start);
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    // Largest first so one big part does not start last and run alone.
+    order.sort_by_key(|&i| std::cmp::Reverse(left(&parts[i])));
+    let mut scans: Vec<(usize, FileScan)> = order
+        .par_iter()
+        .map(|&i| (i, scan_one(&parts[i])))
+        .collect();
     scans.sort_by_key(|(i, _)| *i);
-    scans.into_iter().map(|(_, s)| s).collect()
+    assemble(jobs, &counts, scans.into_iter().map(|(_, s)| s))
+}
+
+/// Batches ahead of the one being delivered that the parsing threads may
+/// read: enough that they never wait for a slow consumer's last step,
+/// little enough to bound memory.
+const BATCHES_AHEAD: usize = 2;
+
+/// Reads batches of jobs one after another and hands each batch's scans (in
+/// job order) to `deliver` on the calling thread, in batch order, until it
+/// returns false. Unlike [`scan_ranges`] per batch, the parsing threads go
+/// on to the next batch while the last files of one are still being read,
+/// so no core waits at a batch's end (a cold 1 GiB load has 33 of them).
+pub fn scan_batches(
+    batches: &[Vec<(&TranscriptFile, u64)>],
+    deliver: impl FnMut(usize, Vec<FileScan>) -> bool,
+) {
+    scan_batches_in(batches, PART_BYTES, deliver);
+}
+
+fn scan_batches_in(
+    batches: &[Vec<(&TranscriptFile, u64)>],
+    part_bytes: u64,
+    mut deliver: impl FnMut(usize, Vec<FileScan>) -> bool,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex, MutexGuard};
+
+    struct State {
+        /// Per batch: parsed parts, in part order.
+        done: Vec<Vec<Option<FileScan>>>,
+        left: Vec<usize>,
+        delivered: usize,
+        stop: bool,
+    }
+    let split: Vec<(Vec<Part<'_>>, Vec<usize>)> =
+        batches.iter().map(|b| split_jobs(b, part_bytes)).collect();
+    // Every part in batch order, as (batch, index in batch).
+    let queue: Vec<(usize, usize)> = split
+        .iter()
+        .enumerate()
+        .flat_map(|(b, (parts, _))| (0..parts.len()).map(move |i| (b, i)))
+        .collect();
+    let state = Mutex::new(State {
+        done: split
+            .iter()
+            .map(|(p, _)| p.iter().map(|_| None).collect())
+            .collect(),
+        left: split.iter().map(|(p, _)| p.len()).collect(),
+        delivered: 0,
+        stop: false,
+    });
+    let changed = Condvar::new();
+    let next = AtomicUsize::new(0);
+    // A panic elsewhere must not leave a waiter blocked on a poisoned lock.
+    let lock = || -> MutexGuard<'_, State> { state.lock().unwrap_or_else(|e| e.into_inner()) };
+    /// Wakes everyone with `stop` set if a parsing thread unwinds.
+    struct StopOnPanic<'a>(&'a dyn Fn());
+    impl Drop for StopOnPanic<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                (self.0)();
+            }
+        }
+    }
+    let stop_all = || {
+        lock().stop = true;
+        changed.notify_all();
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..rayon::current_num_threads().max(1) {
+            scope.spawn(|| {
+                let _guard = StopOnPanic(&stop_all);
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(b, i)) = queue.get(k) else { break };
+                    {
+                        let mut st = lock();
+                        while b >= st.delivered + BATCHES_AHEAD && !st.stop {
+                            st = changed.wait(st).unwrap_or_else(|e| e.into_inner());
+                        }
+                        if st.stop {
+                            break;
+                        }
+                    }
+                    let scan = scan_one(&split[b].0[i]);
+                    let mut st = lock();
+                    st.done[b][i] = Some(scan);
+                    st.left[b] -= 1;
+                    if st.left[b] == 0 {
+                        changed.notify_all();
+                    }
+                }
+            });
+        }
+        for (b, (_, counts)) in split.iter().enumerate() {
+            let parts = {
+                let mut st = lock();
+                while st.left[b] > 0 && !st.stop {
+                    st = changed.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+                if st.stop {
+                    return;
+                }
+                std::mem::take(&mut st.done[b])
+            };
+            let scans = assemble(&batches[b], counts, parts.into_iter().flatten());
+            let more = deliver(b, scans);
+            let mut st = lock();
+            st.delivered = b + 1;
+            st.stop |= !more;
+            changed.notify_all();
+            if !more {
+                return;
+            }
+        }
+    });
 }
 
 /// Reads every file whole, in parallel. Entries come back in reading order
@@ -286,4 +553,121 @@ pub fn scan_all(files: &[TranscriptFile]) -> (Vec<UsageEntry>, LineStats) {
         entries.extend(scan.entries);
     }
     (entries, stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A generated history (malformed lines included), with a line still
+    /// being written at the end of one transcript.
+    fn history() -> (tempfile::TempDir, Vec<TranscriptFile>) {
+        let dir = tempfile::tempdir().unwrap();
+        let now = "2026-11-20T12:00:00Z".parse().unwrap();
+        crate::synth::generate(
+            dir.path(),
+            &crate::synth::SynthOptions::new(7, 3 << 20, now),
+        )
+        .unwrap();
+        let roots = discover::Roots {
+            projects_dirs: vec![dir.path().join("projects")],
+            explanation: None,
+            named_but_missing: false,
+        };
+        let (mut files, _) = discover::find_transcripts(&roots);
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let biggest = files.iter_mut().max_by_key(|f| f.size).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&biggest.path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, br#"{"type":"assistant","message":{"usage":"#).unwrap();
+        biggest.size = f.metadata().unwrap().len();
+        (dir, files)
+    }
+
+    fn same(a: &FileScan, b: &FileScan) {
+        assert_eq!(a.entries, b.entries);
+        assert_eq!(a.stats, b.stats);
+        assert_eq!(a.end_offset, b.end_offset);
+    }
+
+    /// Cut into many small parts, in parallel or batch by batch, every file
+    /// reads exactly as one read of it does: same entries in the same order,
+    /// same counts, same end.
+    #[test]
+    fn reading_in_parts_gives_what_one_read_gives() {
+        let (_dir, files) = history();
+        // Whole files, and some from a line in the middle (a warm run).
+        let jobs: Vec<(&TranscriptFile, u64)> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let start = if i % 3 == 0 {
+                    line_start_near(f, f.size / 2)
+                } else {
+                    0
+                };
+                (f, start)
+            })
+            .collect();
+        let whole: Vec<FileScan> = jobs
+            .iter()
+            .map(|(f, s)| Scanner::default().scan(f, *s))
+            .collect();
+        assert!(whole.iter().map(|s| s.entries.len()).sum::<usize>() > 500);
+        // Parts read with read() (below the map threshold) and mapped.
+        for part in [4096, 80 * 1024] {
+            let (_, counts) = split_jobs(&jobs, part);
+            assert!(
+                counts.iter().any(|&n| n > 2),
+                "files are cut into parts of {part}"
+            );
+
+            let parted = scan_ranges_in(&jobs, 0, part);
+            for (a, b) in whole.iter().zip(&parted) {
+                same(a, b);
+            }
+
+            let batches: Vec<Vec<(&TranscriptFile, u64)>> =
+                jobs.chunks(7).map(<[_]>::to_vec).collect();
+            let mut got: Vec<(usize, Vec<FileScan>)> = Vec::new();
+            scan_batches_in(&batches, part, |b, scans| {
+                got.push((b, scans));
+                true
+            });
+            let order: Vec<usize> = got.iter().map(|g| g.0).collect();
+            assert_eq!(order, (0..batches.len()).collect::<Vec<_>>());
+            let batched: Vec<FileScan> = got.into_iter().flat_map(|g| g.1).collect();
+            assert_eq!(batched.len(), whole.len());
+            for (a, b) in whole.iter().zip(&batched) {
+                same(a, b);
+            }
+        }
+    }
+
+    /// A consumer that stops gets nothing more, and the readers stop too.
+    #[test]
+    fn batches_stop_when_the_consumer_does() {
+        let (_dir, files) = history();
+        let jobs: Vec<(&TranscriptFile, u64)> = files.iter().map(|f| (f, 0)).collect();
+        let batches: Vec<Vec<(&TranscriptFile, u64)>> = jobs.chunks(3).map(<[_]>::to_vec).collect();
+        assert!(batches.len() > 3);
+        let mut seen = Vec::new();
+        scan_batches_in(&batches, 4096, |b, _| {
+            seen.push(b);
+            b < 1
+        });
+        assert_eq!(seen, [0, 1]);
+    }
+
+    /// The offset of the first line starting at or after `at`.
+    fn line_start_near(f: &TranscriptFile, at: u64) -> u64 {
+        let bytes = std::fs::read(&f.path).unwrap();
+        let at = at as usize;
+        bytes[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(0, |i| (at + i + 1) as u64)
+    }
 }

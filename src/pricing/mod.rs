@@ -436,7 +436,8 @@ pub fn is_synthetic(model: &str) -> bool {
 #[derive(Debug)]
 pub struct PriceResolver<'a> {
     table: &'a PriceTable,
-    memo: HashMap<Box<str>, Option<usize>>,
+    // FxHash: a cold load looks a name up 290,000 times.
+    memo: rustc_hash::FxHashMap<Box<str>, Option<usize>>,
     unknown: BTreeMap<Box<str>, u64>,
 }
 
@@ -444,7 +445,7 @@ impl<'a> PriceResolver<'a> {
     pub fn new(table: &'a PriceTable) -> PriceResolver<'a> {
         PriceResolver {
             table,
-            memo: HashMap::new(),
+            memo: rustc_hash::FxHashMap::default(),
             unknown: BTreeMap::new(),
         }
     }

@@ -13,7 +13,7 @@ use crate::blocks::{self, Block, Timed};
 use crate::dedup::{Deduper, Kept};
 use crate::domain::{Origin, UsageEntry};
 use crate::ingest::discover::TranscriptFile;
-use crate::ingest::{FileScan, LineStats, scan_ranges};
+use crate::ingest::{FileScan, LineStats, scan_batches, scan_ranges};
 use crate::pricing::{CostMode, PriceResolver, PriceTable};
 
 /// Bytes of transcript read between two commits on a cold run: bounds memory
@@ -401,8 +401,9 @@ impl Store {
             i = j;
         }
         // Three stages, each on its own thread, so the cores never wait on
-        // one another: a reader parses batch after batch (on the parsing
-        // pool), a producer de-duplicates and prices them, and this thread
+        // one another: a reader parses batch after batch (on parsing threads
+        // that run ahead into the next batch), a producer de-duplicates and
+        // prices them, and this thread
         // writes them to SQLite. With the reader and producer as one thread,
         // the pool sat idle while each batch was judged (1 GiB: about 15 %
         // of both cores). At most one batch waits in each channel, and a
@@ -415,15 +416,14 @@ impl Store {
         let ids = &ids;
         std::thread::scope(|scope| -> Result<(), StoreError> {
             scope.spawn(move || {
-                for range in batches {
-                    let jobs: Vec<(&TranscriptFile, u64)> =
-                        order[range.clone()].iter().map(|f| (*f, 0)).collect();
-                    let scans = scan_ranges(&jobs);
-                    if send_scans.send((range, scans)).is_err() {
-                        // The judge stopped: nothing more to read.
-                        break;
-                    }
-                }
+                let jobs: Vec<Vec<(&TranscriptFile, u64)>> = batches
+                    .iter()
+                    .map(|range| order[range.clone()].iter().map(|f| (*f, 0)).collect())
+                    .collect();
+                // Stops reading when the judge has stopped.
+                scan_batches(&jobs, |b, scans| {
+                    send_scans.send((batches[b].clone(), scans)).is_ok()
+                });
             });
             let producer = scope.spawn(move || {
                 let mut resolver = PriceResolver::new(prices);
