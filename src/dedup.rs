@@ -59,10 +59,12 @@ pub struct Deduper<P = ()> {
 
 /// The responses seen in one session under one message id: nearly always
 /// one, held inline (a cold load has 100,000 of them: a small vector each
-/// cost 5 MB and as many allocations to make and free).
+/// cost 5 MB and as many allocations to make and free). The rare list is
+/// boxed so a map entry stays 32 bytes.
 enum Slots {
     One(usize),
-    Many(Vec<usize>),
+    #[expect(clippy::box_collection, reason = "keeps the common case 16 bytes")]
+    Many(Box<Vec<usize>>),
 }
 
 impl Slots {
@@ -74,9 +76,10 @@ impl Slots {
     }
 
     fn add(&mut self, i: usize) {
+        const _: () = assert!(std::mem::size_of::<Slots>() == 16);
         match self {
             Slots::One(j) if *j == i => {}
-            Slots::One(j) => *self = Slots::Many(vec![*j, i]),
+            Slots::One(j) => *self = Slots::Many(Box::new(vec![*j, i])),
             Slots::Many(v) => {
                 if !v.contains(&i) {
                     v.push(i);
