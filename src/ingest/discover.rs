@@ -140,7 +140,7 @@ pub fn find_transcripts(roots: &Roots) -> (Vec<TranscriptFile>, WalkStats) {
     let mut files = Vec::new();
     let mut stats = WalkStats::default();
     for root in &roots.projects_dirs {
-        walk(root, root, &mut files, &mut stats, &mut Vec::new());
+        walk_root(root, &mut files, &mut stats, &mut Vec::new());
     }
     sort_files(&mut files);
     (files, stats)
@@ -184,7 +184,7 @@ pub fn walk_all(roots: &Roots) -> Walk {
         ..Walk::default()
     };
     for root in &roots.projects_dirs {
-        walk(root, root, &mut w.files, &mut w.stats, &mut w.dirs);
+        walk_root(root, &mut w.files, &mut w.stats, &mut w.dirs);
     }
     sort_files(&mut w.files);
     w
@@ -405,14 +405,75 @@ fn walk(
     stats: &mut WalkStats,
     dirs: &mut Vec<DirStamp>,
 ) {
+    for d in visit(root, dir, out, stats, dirs) {
+        walk(root, &d, out, stats, dirs);
+    }
+}
+
+/// Lists one directory and notes its time; returns its subdirectories.
+fn visit(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<TranscriptFile>,
+    stats: &mut WalkStats,
+    dirs: &mut Vec<DirStamp>,
+) -> Vec<PathBuf> {
     let mtime = fs::metadata(dir).ok().map(|m| file_identity(&m).2);
     let mut sub = Vec::new();
     let listed = list_dir(root, dir, out, stats, &mut sub);
     if let Some(t) = mtime {
         dirs.push(stamp_listed(dir, t, listed));
     }
-    for d in sub {
-        walk(root, &d, out, stats, dirs);
+    sub
+}
+
+/// [`walk`] from a root, its subdirectories (the projects) spread over the
+/// cores: a cold run starts with this walk, most of it `stat` calls
+/// waiting on the kernel.
+fn walk_root(
+    root: &Path,
+    out: &mut Vec<TranscriptFile>,
+    stats: &mut WalkStats,
+    dirs: &mut Vec<DirStamp>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let sub = visit(root, root, out, stats, dirs);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(sub.len());
+    if threads < 2 {
+        for d in sub {
+            walk(root, &d, out, stats, dirs);
+        }
+        return;
+    }
+    let next = AtomicUsize::new(0);
+    let found: Vec<(Vec<TranscriptFile>, WalkStats, Vec<DirStamp>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut found = (Vec::new(), WalkStats::default(), Vec::new());
+                    while let Some(d) = sub.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        walk(root, d, &mut found.0, &mut found.1, &mut found.2);
+                    }
+                    found
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    for (files, s, d) in found {
+        out.extend(files);
+        stats.unreadable_dirs += s.unreadable_dirs;
+        stats.symlinks += s.symlinks;
+        stats.non_file_jsonl += s.non_file_jsonl;
+        dirs.extend(d);
     }
 }
 

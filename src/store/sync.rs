@@ -426,19 +426,20 @@ impl Store {
                 });
             });
             let producer = scope.spawn(move || {
-                let mut resolver = PriceResolver::new(prices);
-                let mut deduper: Deduper<Pos> = Deduper::default();
+                let mut judge = ColdJudge::new(prices);
                 for (range, scans) in scanned.iter() {
-                    let batch = judge_cold_batch(range, scans, ids, &mut deduper, &mut resolver);
+                    let batch = judge.judge(range, scans, ids);
                     if send.send(batch).is_err() {
                         // The writer stopped on an error: dropping `scanned`
                         // stops the reader too.
                         break;
                     }
                 }
-                // Ends the writer's loop, which then writes the buckets.
+                // Ends the writer's loop, which then writes the buckets
+                // while this thread computes the windows (and frees the
+                // counted copies).
                 drop(send);
-                counted_in_time_order(deduper, &mut resolver)
+                judge.windows()
             });
             // Owned here so that an error return drops it, which stops the
             // producer instead of leaving it blocked on a full channel.
@@ -449,15 +450,14 @@ impl Store {
             }
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             // Every line is in: the buckets are written while the producer
-            // orders and prices the counted copies.
-            packed::set_buckets(&tx, std::mem::take(&mut writer.placed))?;
-            let (kept, order, calc) = match producer.join() {
-                Ok(counted) => counted,
+            // computes the windows.
+            packed::set_buckets_from_runs(&tx, &writer.placed, &writer.runs)?;
+            let [auto, calculate, display] = match producer.join() {
+                Ok(windows) => windows,
                 Err(panic) => std::panic::resume_unwind(panic),
             };
-            let entries: Vec<&UsageEntry> = order.iter().map(|&i| &kept[i].entry).collect();
             tx.execute("DELETE FROM blocks", [])?;
-            write_blocks(&tx, None, &entries, &calc)?;
+            insert_blocks(&tx, &auto, &calculate, &display)?;
             report.windows = WindowUpdate::Recomputed;
             set_meta(&tx, "prices", price_mark)?;
             set_meta(&tx, "dirty", "0")?;
@@ -647,30 +647,6 @@ fn add_file_stats(
     Ok(())
 }
 
-/// The counted copies, the order of their windows (time, then reading
-/// order on ties; indexes into the copies, so the sort moves 24-byte keys
-/// instead of whole entries) and their calculated prices in that order.
-fn counted_in_time_order(
-    deduper: Deduper<Pos>,
-    resolver: &mut PriceResolver<'_>,
-) -> (Vec<crate::dedup::Kept<Pos>>, Vec<usize>, Vec<f64>) {
-    let kept = deduper.finish_kept();
-    let mut keys: Vec<(jiff::Timestamp, Pos, usize)> = kept
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.entry.timestamp, k.slot, i))
-        .collect();
-    keys.sort_unstable();
-    let order: Vec<usize> = keys.into_iter().map(|(_, _, i)| i).collect();
-    let calc = order
-        .iter()
-        .map(|&i| {
-            crate::commands::usage::cost_of(&kept[i].entry, CostMode::Calculate, resolver).usd
-        })
-        .collect();
-    (kept, order, calc)
-}
-
 /// A cold batch read and judged, ready to be written.
 struct ColdBatch {
     /// The files read (indexes into the cold run's path order).
@@ -683,48 +659,88 @@ struct ColdBatch {
     demote: Vec<Pos>,
 }
 
-/// De-duplicates and prices one cold batch, in reading order.
-fn judge_cold_batch(
-    files: std::ops::Range<usize>,
-    scans: Vec<FileScan>,
-    ids: &[i64],
-    deduper: &mut Deduper<Pos>,
-    resolver: &mut PriceResolver<'_>,
-) -> ColdBatch {
-    let ids = &ids[files.clone()];
-    let first_id_of_batch = ids[0];
-    let mut placed: Vec<(Pos, usize)> = Vec::new();
-    let mut demote: Vec<Pos> = Vec::new();
-    for (k, scan) in scans.iter().enumerate() {
-        for e in &scan.entries {
-            let pos = (ids[k], e.offset);
-            let pushed = deduper.push_at(e.clone(), pos);
-            if let Some(old) = pushed.displaced
-                && old.0 < first_id_of_batch
-            {
-                demote.push(old);
-            }
-            placed.push((pos, pushed.index));
+/// The cold load's de-duplication and pricing, batch after batch, and in
+/// the end the windows over the counted copies.
+struct ColdJudge<'p> {
+    resolver: PriceResolver<'p>,
+    deduper: Deduper<Pos>,
+    /// The calculated price of each response's counted copy (by its index
+    /// in the deduper), kept from when the copy was read: the windows need
+    /// it, and pricing 100,000 copies again sat in the serial end of the run.
+    calc: Vec<f64>,
+}
+
+impl<'p> ColdJudge<'p> {
+    fn new(prices: &'p PriceTable) -> Self {
+        ColdJudge {
+            resolver: PriceResolver::new(prices),
+            deduper: Deduper::default(),
+            calc: Vec::new(),
         }
     }
-    // Verdicts as they stand after this batch: a later batch that displaces
-    // one of these lines demotes it then.
-    let kept = deduper.kept();
-    let entries = scans.iter().flat_map(|scan| &scan.entries);
-    let rows = entries
-        .zip(&placed)
-        .map(|(e, &(pos, index))| {
-            let verdict = &kept[index];
-            let slot = (verdict.winner == pos).then_some(verdict.slot);
-            let cost = crate::commands::usage::cost_of(e, CostMode::Calculate, resolver);
-            (cost, slot)
-        })
-        .collect();
-    ColdBatch {
-        files,
-        scans,
-        rows,
-        demote,
+
+    /// De-duplicates and prices one cold batch, in reading order.
+    fn judge(
+        &mut self,
+        files: std::ops::Range<usize>,
+        scans: Vec<FileScan>,
+        ids: &[i64],
+    ) -> ColdBatch {
+        let ids = &ids[files.clone()];
+        let first_id_of_batch = ids[0];
+        let mut placed: Vec<(Pos, usize, crate::domain::EntryCost)> = Vec::new();
+        let mut demote: Vec<Pos> = Vec::new();
+        for (k, scan) in scans.iter().enumerate() {
+            for e in &scan.entries {
+                let pos = (ids[k], e.offset);
+                let cost =
+                    crate::commands::usage::cost_of(e, CostMode::Calculate, &mut self.resolver);
+                let pushed = self.deduper.push_at(e.clone(), pos);
+                if pushed.index == self.calc.len() {
+                    self.calc.push(cost.usd);
+                } else if self.deduper.kept()[pushed.index].winner == pos {
+                    self.calc[pushed.index] = cost.usd;
+                }
+                if let Some(old) = pushed.displaced
+                    && old.0 < first_id_of_batch
+                {
+                    demote.push(old);
+                }
+                placed.push((pos, pushed.index, cost));
+            }
+        }
+        // Verdicts as they stand after this batch: a later batch that
+        // displaces one of these lines demotes it then.
+        let kept = self.deduper.kept();
+        let rows = placed
+            .into_iter()
+            .map(|(pos, index, cost)| {
+                let verdict = &kept[index];
+                (cost, (verdict.winner == pos).then_some(verdict.slot))
+            })
+            .collect();
+        ColdBatch {
+            files,
+            scans,
+            rows,
+            demote,
+        }
+    }
+
+    /// The windows over the counted copies under each cost mode, taken in
+    /// time order (reading order on ties).
+    fn windows(self) -> [Vec<Block>; 3] {
+        let kept = self.deduper.finish_kept();
+        // Sorting 24-byte keys, not 200-byte entries.
+        let mut keys: Vec<(jiff::Timestamp, Pos, usize)> = kept
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.entry.timestamp, k.slot, i))
+            .collect();
+        keys.sort_unstable();
+        let entries: Vec<&UsageEntry> = keys.iter().map(|k| &kept[k.2].entry).collect();
+        let calc: Vec<f64> = keys.iter().map(|k| self.calc[k.2]).collect();
+        windows(None, &entries, &calc)
     }
 }
 
@@ -733,8 +749,9 @@ fn judge_cold_batch(
 struct ColdWriter {
     models: packed::Models,
     /// Where every line with a message id is, for the buckets written at
-    /// the end.
+    /// the end: one sorted run per batch.
     placed: Vec<(u64, Pos)>,
+    runs: Vec<usize>,
     lines: Vec<Line>,
     buf: Vec<u8>,
 }
@@ -768,6 +785,9 @@ fn write_cold_batch(
             packed::put_new(&tx, ids[k], &writer.lines, &mut writer.buf)?;
         }
         report.new_lines += batch.rows.len() as u64;
+        let run_start = writer.runs.last().copied().unwrap_or(0);
+        packed::sort_for_buckets(&mut writer.placed[run_start..]);
+        writer.runs.push(writer.placed.len());
         packed::modify_at(&tx, batch.demote.iter().copied(), |_, l| {
             l.slot = None;
             true
@@ -1158,6 +1178,13 @@ fn write_blocks(
     entries: &[&UsageEntry],
     calc: &[f64],
 ) -> Result<(), StoreError> {
+    let [auto, calculate, display] = windows(prev_last, entries, calc);
+    insert_blocks(tx, &auto, &calculate, &display)
+}
+
+/// The windows over `entries` (time order, following an entry at
+/// `prev_last` when given) under each cost mode: auto, calculate, display.
+fn windows(prev_last: Option<i64>, entries: &[&UsageEntry], calc: &[f64]) -> [Vec<Block>; 3] {
     let length = blocks::window_length(super::STORED_WINDOW_HOURS);
     // Activity is judged when read; stored windows use a clock far in the past.
     let never = jiff::Timestamp::MIN;
@@ -1172,7 +1199,7 @@ fn write_blocks(
     let auto = by_mode(&|i| entries[i].cost_usd.unwrap_or(calc[i]));
     let calculate = by_mode(&|i| calc[i]);
     let display = by_mode(&|i| entries[i].cost_usd.unwrap_or(0.0));
-    insert_blocks(tx, &auto, &calculate, &display)
+    [auto, calculate, display]
 }
 
 /// Stores windows computed under the three cost modes (same windows, three
