@@ -201,10 +201,29 @@ impl LineParser {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Err(SkipReason::Blank);
         }
-        if self.usage_finder.find(line).is_none() {
+        if !self.has_usage_marker(line) {
             return Err(SkipReason::NoUsage);
         }
         Ok(())
+    }
+
+    /// Whether the usage marker is in `line`. In a response's line the
+    /// usage object comes after the content, so the last KiB is searched
+    /// first: a search from the start would read nearly the whole line.
+    /// (memchr's reverse search is not vectorised, and was slower.)
+    fn has_usage_marker(&self, line: &[u8]) -> bool {
+        const TAIL: usize = 1024;
+        if line.len() <= 2 * TAIL {
+            return self.usage_finder.find(line).is_some();
+        }
+        let cut = line.len() - TAIL;
+        // The head overlaps the tail by less than a marker, so a marker
+        // across the cut is found in the head.
+        self.usage_finder.find(&line[cut..]).is_some()
+            || self
+                .usage_finder
+                .find(&line[..cut + USAGE_MARKER.len() - 1])
+                .is_some()
     }
 
     pub fn parse_line(

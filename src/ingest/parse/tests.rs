@@ -314,3 +314,29 @@ fn oversized_lines_parse_from_a_reader_with_the_same_rules() {
         Some(SkipReason::InvalidJson)
     );
 }
+
+/// The prefilter's split search (the last KiB, then the rest) finds the
+/// marker wherever it is, across the cut too, and nothing where it is not.
+#[test]
+fn the_usage_marker_is_found_wherever_it_sits() {
+    let parser = LineParser::new();
+    for len in [10usize, 2047, 2048, 2049, 3000, 70_000] {
+        let cut = len.saturating_sub(1024);
+        let mut places: Vec<usize> = (0..8).collect();
+        places.extend(cut.saturating_sub(10)..cut + 10);
+        places.extend(len.saturating_sub(USAGE_MARKER.len() + 8)..len);
+        for at in places {
+            let mut line = vec![b'x'; len];
+            if at + USAGE_MARKER.len() <= len {
+                line[at..at + USAGE_MARKER.len()].copy_from_slice(USAGE_MARKER);
+            }
+            let expected = line.windows(USAGE_MARKER.len()).any(|w| w == USAGE_MARKER);
+            assert_eq!(
+                parser.has_usage_marker(&line),
+                expected,
+                "len {len}, at {at}"
+            );
+        }
+        assert!(!parser.has_usage_marker(&vec![b'x'; len]));
+    }
+}
