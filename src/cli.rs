@@ -19,6 +19,28 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Whether the command prints a report and exits, so that a reader
+    /// going away (`csm daily | head`) should simply end it. Long-running
+    /// commands and those that talk to sockets (daemon, dashboard,
+    /// notifications, downloads) keep write errors as errors.
+    pub fn ends_with_its_reader(&self) -> bool {
+        matches!(
+            self.command,
+            None | Some(
+                Command::Blocks(_)
+                    | Command::Daily(_)
+                    | Command::Weekly(_)
+                    | Command::Monthly(_)
+                    | Command::Session(_)
+                    | Command::Doctor(_)
+                    | Command::Db(_)
+                    | Command::Period(_)
+                    | Command::Status(_)
+                    | Command::Completions { .. }
+            )
+        )
+    }
+
     /// `csm hook` and `csm statusline` with no flags, recognised without clap
     /// (building the full parser is a measurable part of a call that must
     /// take milliseconds); anything else goes through clap.

@@ -403,6 +403,42 @@ fn doctor_names_unknown_models() {
     );
 }
 
+/// A report whose reader goes away (`csm completions bash | head -c 10`)
+/// ends quietly, not with a panic about a broken pipe.
+#[cfg(unix)]
+#[test]
+fn a_report_ends_quietly_when_its_reader_goes() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let sb = Sandbox::new();
+    // Over 100 KiB: more than a pipe holds, so csm is still writing when
+    // the read end closes.
+    let mut child = sb
+        .clean_command(env!("CARGO_BIN_EXE_csm"), &sb.csm_home())
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    out.read_exact(&mut first).unwrap();
+    drop(out);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        status.success() || status.signal() == Some(libc::SIGPIPE),
+        "{status:?}"
+    );
+}
+
 #[test]
 fn help_and_version() {
     let sb = Sandbox::new();

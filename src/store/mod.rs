@@ -183,7 +183,12 @@ impl Store {
                     .conn
                     .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
             }
-            schema::migrate(&mut store.conn)?;
+            if schema::migrate(&mut store.conn)? {
+                // The old rows' pages are free: give them back to the file
+                // system once (a 1 GiB history's store: 43 MB to 16 MB). A
+                // failure only leaves the file larger.
+                let _ = store.conn.execute_batch("VACUUM");
+            }
         }
         Ok(store)
     }

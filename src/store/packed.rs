@@ -768,15 +768,16 @@ pub(super) fn positions_of(
 
 /// Migration 3: moves the rows of the version-2 `lines` table into chunks
 /// and buckets, then drops the table. Stores hold history the transcripts
-/// no longer have, so every row is carried over.
-pub(super) fn migrate_rows(conn: &Connection) -> Result<(), StoreError> {
+/// no longer have, so every row is carried over. Returns whether there
+/// were rows (their pages are then free).
+pub(super) fn migrate_rows(conn: &Connection) -> Result<bool, StoreError> {
     let has_lines: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lines')",
         [],
         |r| r.get(0),
     )?;
     if !has_lines {
-        return Ok(());
+        return Ok(false);
     }
     let mut models = Models::load(conn)?;
     let mut buckets: Vec<BucketEntry> = Vec::new();
@@ -842,7 +843,7 @@ pub(super) fn migrate_rows(conn: &Connection) -> Result<(), StoreError> {
     }
     set_buckets(conn, buckets)?;
     conn.execute_batch("DROP TABLE lines;")?;
-    Ok(())
+    Ok(file.is_some())
 }
 
 #[cfg(test)]

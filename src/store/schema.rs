@@ -171,8 +171,9 @@ const PACKING_STEP: usize = 2;
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the schema up to date. A store from a newer csm is refused rather
-/// than misread.
-pub fn migrate(conn: &mut Connection) -> Result<(), super::StoreError> {
+/// than misread. Returns whether rows moved, leaving free pages behind.
+pub fn migrate(conn: &mut Connection) -> Result<bool, super::StoreError> {
+    let mut moved = false;
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > VERSION {
         return Err(super::StoreError::TooNew {
@@ -189,12 +190,12 @@ pub fn migrate(conn: &mut Connection) -> Result<(), super::StoreError> {
         }
         tx.execute_batch(step)?;
         if i == PACKING_STEP {
-            super::packed::migrate_rows(&tx)?;
+            moved |= super::packed::migrate_rows(&tx)?;
         }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
     }
-    Ok(())
+    Ok(moved)
 }
 
 #[cfg(test)]
@@ -215,7 +216,7 @@ mod tests {
         conn.execute("INSERT INTO meta VALUES ('k', 'v')", [])
             .unwrap();
 
-        migrate(&mut conn).unwrap();
+        assert!(!migrate(&mut conn).unwrap(), "no lines to move");
         assert_eq!(version(&conn), VERSION);
         let kept: String = conn
             .query_row("SELECT value FROM meta WHERE key = 'k'", [], |r| r.get(0))
@@ -254,7 +255,8 @@ mod tests {
         )
         .unwrap();
 
-        migrate(&mut conn).unwrap();
+        assert!(migrate(&mut conn).unwrap(), "rows moved");
+        assert!(!migrate(&mut conn).unwrap(), "nothing more to move");
         let gone: bool = conn
             .query_row(
                 "SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'lines')",
