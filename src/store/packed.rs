@@ -632,16 +632,12 @@ fn bucket_of(message_id: u64) -> i64 {
 type BucketEntry = (u64, Pos);
 
 fn decode_bucket(data: &[u8]) -> Vec<BucketEntry> {
-    data.chunks_exact(BUCKET_ENTRY)
-        .map(|b| {
-            let word = |i: usize| {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(&b[i * 8..i * 8 + 8]);
-                u64::from_le_bytes(w)
-            };
-            (word(0), (word(1) as i64, word(2)))
-        })
-        .collect()
+    let mut bytes = Bytes { data, at: 0 };
+    let mut out = Vec::with_capacity(data.len() / BUCKET_ENTRY);
+    while let (Some(m), Some(file), Some(offset)) = (bytes.word(), bytes.word(), bytes.word()) {
+        out.push((m, (file as i64, offset)));
+    }
+    out
 }
 
 fn put_bucket(
