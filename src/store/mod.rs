@@ -8,6 +8,9 @@
 //! it is recomputed per message id) and the five-hour windows (recomputed from
 //! the earliest change on). A run therefore gives exactly what one pass over
 //! all transcripts would, however many runs came before.
+//!
+//! The lines are stored packed, in chunks of a transcript's lines with
+//! message-id buckets beside them (`packed.rs`, `docs/store-packed.md`).
 
 mod alerts;
 mod claude;
