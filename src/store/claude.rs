@@ -242,17 +242,13 @@ impl Store {
 
     /// Cost of the counted entries from `since` on under `mode`.
     pub fn cost_since(&self, since: Timestamp, mode: CostMode) -> Result<f64, StoreError> {
-        let from = since.as_millisecond();
         let mut total = 0.0;
-        super::packed::scan(&self.conn, super::packed::Scan::Since(from), |_, l| {
-            if l.kept() && l.ts_ms >= from {
-                total += match mode {
-                    CostMode::Auto => l.cost_usd.unwrap_or(l.calc_cost),
-                    CostMode::Calculate => l.calc_cost,
-                    CostMode::Display => l.cost_usd.unwrap_or(0.0),
-                };
-            }
-            Ok(())
+        super::packed::scan_counted_since(&self.conn, since.as_millisecond(), false, |_, l| {
+            total += match mode {
+                CostMode::Auto => l.cost_usd.unwrap_or(l.calc_cost),
+                CostMode::Calculate => l.calc_cost,
+                CostMode::Display => l.cost_usd.unwrap_or(0.0),
+            };
         })?;
         Ok(total)
     }

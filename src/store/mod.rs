@@ -236,14 +236,10 @@ impl Store {
 
     /// Counted entries from `since` on, in time order (reading order on ties).
     pub fn entries_since(&self, since: Timestamp) -> Result<Vec<UsageEntry>, StoreError> {
-        let from = since.as_millisecond();
         let files = self.files_by_id()?;
         let mut lines: Vec<(i64, packed::Line)> = Vec::new();
-        packed::scan(&self.conn, packed::Scan::Since(from), |file, l| {
-            if l.kept() && l.ts_ms >= from {
-                lines.push((file, l));
-            }
-            Ok(())
+        packed::scan_counted_since(&self.conn, since.as_millisecond(), false, |file, l| {
+            lines.push((file, l));
         })?;
         let mut entries =
             self.ordered_entries(lines, &files, |(_, l)| l.slot.unwrap_or_default())?;
@@ -289,13 +285,7 @@ impl Store {
                 .map(|f| f.path.as_slice())
                 .unwrap_or_default()
         };
-        lines.sort_by(|a, b| {
-            let (pa, pb) = (at(a), at(b));
-            path(pa.0)
-                .cmp(path(pb.0))
-                .then(pa.1.cmp(&pb.1))
-                .then(pa.0.cmp(&pb.0))
-        });
+        packed::sort_in_reading_order(&mut lines, path, at);
         let models = packed::Models::load(&self.conn)?;
         let unknown = Arc::new(Origin {
             project: Arc::from("unknown"),

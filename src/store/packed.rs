@@ -616,6 +616,39 @@ pub(super) fn scan(
     Ok(())
 }
 
+/// Calls `f` with every counted line at or after `from` (after it, when
+/// `strictly`) and its file id, in no particular order.
+pub(super) fn scan_counted_since(
+    conn: &Connection,
+    from: i64,
+    strictly: bool,
+    mut f: impl FnMut(i64, Line),
+) -> Result<(), StoreError> {
+    scan(conn, Scan::Since(from), |file, l| {
+        if l.kept() && (l.ts_ms > from || (l.ts_ms == from && !strictly)) {
+            f(file, l);
+        }
+        Ok(())
+    })
+}
+
+/// Sorts `items` in reading order of the position `pos` gives: by the path
+/// of its file (`path`), then offset; the file id only separates rows that
+/// share a path.
+pub(super) fn sort_in_reading_order<'p, T>(
+    items: &mut [T],
+    path: impl Fn(i64) -> &'p [u8],
+    pos: impl Fn(&T) -> Pos,
+) {
+    items.sort_by(|a, b| {
+        let (pa, pb) = (pos(a), pos(b));
+        path(pa.0)
+            .cmp(path(pb.0))
+            .then(pa.1.cmp(&pb.1))
+            .then(pa.0.cmp(&pb.0))
+    });
+}
+
 /// Lines and counted lines over the whole store.
 pub(super) fn counts(conn: &Connection) -> Result<(u64, u64), StoreError> {
     Ok(conn.query_row(

@@ -403,11 +403,11 @@ impl Store {
         // Three stages, each on its own thread, so the cores never wait on
         // one another: a reader parses batch after batch (on parsing threads
         // that run ahead into the next batch), a producer de-duplicates and
-        // prices them, and this thread
-        // writes them to SQLite. With the reader and producer as one thread,
-        // the pool sat idle while each batch was judged (1 GiB: about 15 %
-        // of both cores). At most one batch waits in each channel, and a
-        // parsed batch holds only its entries, so memory stays bounded.
+        // prices them, and this thread writes them to SQLite. With the
+        // reader and producer as one thread, the pool sat idle while each
+        // batch was judged (1 GiB: about 15 % of both cores). At most one
+        // batch waits in each channel, and a parsed batch holds only its
+        // entries, so memory stays bounded.
         let (send_scans, scanned) =
             std::sync::mpsc::sync_channel::<(std::ops::Range<usize>, Vec<FileScan>)>(1);
         let (send, judged) = std::sync::mpsc::sync_channel::<ColdBatch>(1);
@@ -973,13 +973,8 @@ impl<'t> Paths<'t> {
             self.of(pos(item).0)?;
         }
         let known = &self.known;
-        items.sort_by(|a, b| {
-            let (pa, pb) = (pos(a), pos(b));
-            known[&pa.0]
-                .cmp(&known[&pb.0])
-                .then(pa.1.cmp(&pb.1))
-                .then(pa.0.cmp(&pb.0))
-        });
+        let path = |id: i64| known.get(&id).map_or(&[][..], |p| &p[..]);
+        packed::sort_in_reading_order(items, path, pos);
         Ok(())
     }
 }
@@ -1121,12 +1116,7 @@ fn kept_since(
 ) -> Result<(Vec<UsageEntry>, Vec<f64>), StoreError> {
     let models = packed::Models::load(tx)?;
     let mut lines: Vec<Line> = Vec::new();
-    packed::scan(tx, packed::Scan::Since(from), |_, l| {
-        if l.kept() && (l.ts_ms > from || (l.ts_ms == from && !strictly)) {
-            lines.push(l);
-        }
-        Ok(())
-    })?;
+    packed::scan_counted_since(tx, from, strictly, |_, l| lines.push(l))?;
     // Time order, reading order (of where each response was first seen) on ties.
     let mut paths = Paths::new(tx);
     paths.sort_by_pos(&mut lines, |l| l.slot.unwrap_or_default())?;
