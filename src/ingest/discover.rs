@@ -429,7 +429,9 @@ fn visit(
 
 /// [`walk`] from a root, its subdirectories (the projects) spread over the
 /// cores: a cold run starts with this walk, most of it `stat` calls
-/// waiting on the kernel.
+/// waiting on the kernel. Not [`map_spread`]: a root has a handful of
+/// projects, far below its threshold, and rayon's pool for the walk cost
+/// memory and gained nothing when measured.
 fn walk_root(
     root: &Path,
     out: &mut Vec<TranscriptFile>,
@@ -438,9 +440,7 @@ fn walk_root(
 ) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let sub = visit(root, root, out, stats, dirs);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(sub.len());
+    let threads = super::cores().min(sub.len());
     if threads < 2 {
         for d in sub {
             walk(root, &d, out, stats, dirs);

@@ -357,7 +357,7 @@ fn merge_parts(start: u64, parts: Vec<FileScan>) -> FileScan {
     out
 }
 
-/// A piece of work for the parsing threads: part `part` of job `job`.
+/// A piece of work for the parsing threads: `file[start..end]`.
 struct Part<'a> {
     file: &'a TranscriptFile,
     start: u64,
@@ -430,6 +430,13 @@ fn scan_ranges_in(
     assemble(jobs, &counts, scans.into_iter().map(|(_, s)| s))
 }
 
+/// Threads for the cold load's own thread sets (the walk, the parsing).
+/// Asked of the system rather than of rayon, which would start its pool
+/// only to answer.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Batches ahead of the one being delivered that the parsing threads may
 /// read: enough that they never wait for a slow consumer's last step,
 /// little enough to bound memory.
@@ -497,7 +504,7 @@ fn scan_batches_in(
         changed.notify_all();
     };
     std::thread::scope(|scope| {
-        for _ in 0..rayon::current_num_threads().max(1) {
+        for _ in 0..cores() {
             scope.spawn(|| {
                 let _guard = StopOnPanic(&stop_all);
                 loop {
