@@ -107,6 +107,29 @@ impl Marks<'_> {
 /// a grammar error the walk meets anyway. In a clean line a string ends at
 /// the next unescaped quote, with nothing inside it to check.
 fn mark_line(line: &[u8], quotes: &mut Vec<u64>, escapes: &mut Vec<u64>) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU was just found to have AVX2.
+        return unsafe { mark_line_avx2(line, quotes, escapes) };
+    }
+    mark_line_with(line, quotes, escapes, chunk_marks)
+}
+
+/// [`mark_line`] with 32-byte compares: marking is most of the quick
+/// reader's own time, and half the instructions of the 16-byte version.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn mark_line_avx2(line: &[u8], quotes: &mut Vec<u64>, escapes: &mut Vec<u64>) -> bool {
+    mark_line_with(line, quotes, escapes, |chunk| chunk_marks_avx2(chunk))
+}
+
+#[inline(always)]
+fn mark_line_with(
+    line: &[u8],
+    quotes: &mut Vec<u64>,
+    escapes: &mut Vec<u64>,
+    marks_of: impl Fn(&[u8; 64]) -> (u64, u64, u64),
+) -> bool {
     quotes.clear();
     escapes.clear();
     let chunks = line.chunks_exact(64);
@@ -119,7 +142,7 @@ fn mark_line(line: &[u8], quotes: &mut Vec<u64>, escapes: &mut Vec<u64>) -> bool
         let Ok(chunk) = <&[u8; 64]>::try_from(chunk) else {
             return false;
         };
-        let (quote, escape, control) = chunk_marks(chunk);
+        let (quote, escape, control) = marks_of(chunk);
         if control != 0 {
             return false;
         }
@@ -206,6 +229,31 @@ fn chunk_marks(chunk: &[u8; 64]) -> (u64, u64, u64) {
             // max(v, 0x1f) == 0x1f exactly when v <= 0x1f (unsigned).
             out.2 |= bits(_mm_cmpeq_epi8(_mm_max_epu8(v, below), below));
         }
+    }
+    out
+}
+
+/// [`chunk_marks`] with 32-byte compares.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn chunk_marks_avx2(chunk: &[u8; 64]) -> (u64, u64, u64) {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_max_epu8, _mm256_movemask_epi8,
+        _mm256_set1_epi8,
+    };
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let escape = _mm256_set1_epi8(b'\\' as i8);
+    let below = _mm256_set1_epi8(0x1f);
+    let mut out = (0u64, 0u64, 0u64);
+    for half in 0..2 {
+        // SAFETY: each load reads 32 bytes inside `chunk`; unaligned loads
+        // are allowed.
+        let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().add(32 * half).cast::<__m256i>()) };
+        let bits = |m| u64::from(_mm256_movemask_epi8(m) as u32) << (32 * half);
+        out.0 |= bits(_mm256_cmpeq_epi8(v, quote));
+        out.1 |= bits(_mm256_cmpeq_epi8(v, escape));
+        // max(v, 0x1f) == 0x1f exactly when v <= 0x1f (unsigned).
+        out.2 |= bits(_mm256_cmpeq_epi8(_mm256_max_epu8(v, below), below));
     }
     out
 }
@@ -812,6 +860,11 @@ mod tests {
             chunk[..32].copy_from_slice(&low);
             chunk[32..].copy_from_slice(&high);
             proptest::prop_assert_eq!(chunk_marks(&chunk), chunk_marks_portable(&chunk));
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                let wide = unsafe { chunk_marks_avx2(&chunk) };
+                proptest::prop_assert_eq!(wide, chunk_marks_portable(&chunk));
+            }
         }
     }
 
