@@ -4,12 +4,10 @@
 //! Every `.jsonl` under `--dir` is visited on all cores, largest first, and
 //! one of these is done to it:
 //!
-//! - `touch`: map it and read one byte a page (the kernel's share alone);
-//! - `lines`: map it and count its newlines;
-//! - `usage`: map it and count the `"usage"` markers in the whole file;
-//! - `split`: map it, and for each line, look for the marker in that line
-//!   (what the reader does today);
 //! - `read`: `read()` it through a 1 MiB buffer and count newlines;
+//! - `lines`: csm's line reader, counting the lines it hands out;
+//! - `split`: csm's line reader, and for each line the usage pre-filter
+//!   (what the reading threads do before parsing);
 //! - `parse`: gather the lines holding the marker (not timed), then parse
 //!   them all on one thread, with csm's parser and with serde_json alone
 //!   (`READ_FLOOR_PARSER=quick` or `serde_only` runs just one).
@@ -20,24 +18,17 @@
 //!
 //! It prints the wall time of the pass and what it counted.
 
-#[cfg(target_os = "linux")]
 fn main() -> anyhow::Result<()> {
     floor::main()
 }
 
-#[cfg(not(target_os = "linux"))]
-fn main() {
-    eprintln!("read_floor maps files the way csm does on Linux only");
-}
-
-#[cfg(target_os = "linux")]
 mod floor {
     use std::io::Read;
     use std::path::{Path, PathBuf};
     use std::time::Instant;
 
-    use claude_session_monitor::ingest::mapped::Mapping;
-    use claude_session_monitor::ingest::parse::USAGE_MARKER;
+    use claude_session_monitor::ingest::parse::{LineParser, USAGE_MARKER};
+    use claude_session_monitor::ingest::reader::{Line, read_lines};
     use memchr::memmem;
     use rayon::prelude::*;
 
@@ -103,36 +94,24 @@ mod floor {
                 n += memchr::memchr_iter(b'\n', &buf[..got]).count() as u64;
             }
         }
-        let len = file.metadata()?.len();
-        if len == 0 {
-            return Ok(0);
-        }
-        // csm's own map (read-ahead advice and truncation guard included).
-        let map = Mapping::new(&file, 0, len)?
-            .ok_or_else(|| anyhow::anyhow!("{}: could not be mapped", path.display()))?;
-        let data = map.bytes();
-        let finder = memmem::Finder::new(USAGE_MARKER);
-        let n = match mode {
-            "touch" => data.iter().step_by(4096).map(|&b| u64::from(b)).sum(),
-            "lines" => memchr::memchr_iter(b'\n', data).count() as u64,
-            "usage" => finder.find_iter(data).count() as u64,
-            _ => {
-                let mut from = 0;
-                let mut n = 0;
-                for nl in memchr::memchr_iter(b'\n', data) {
-                    n += u64::from(finder.find(&data[from..nl]).is_some());
-                    from = nl + 1;
-                }
-                n
-            }
-        };
+        let parser = LineParser::new();
+        let mut n = 0;
+        let mut buf = Vec::new();
+        read_lines(&mut file, 0, &mut buf, |line| {
+            let Line::Held { bytes, .. } = line else {
+                return;
+            };
+            n += match mode {
+                "lines" => 1,
+                _ => u64::from(parser.prefilter(bytes).is_ok()),
+            };
+        })?;
         Ok(n)
     }
 
     /// Per-line parse cost over the history's real usage lines.
     fn parse_floor(files: &[(PathBuf, u64)]) -> anyhow::Result<()> {
         use claude_session_monitor::domain::Origin;
-        use claude_session_monitor::ingest::parse::LineParser;
         use std::sync::Arc;
 
         let finder = memmem::Finder::new(USAGE_MARKER);

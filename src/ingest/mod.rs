@@ -2,8 +2,6 @@
 //! usage lines into typed entries and count everything else by reason.
 
 pub mod discover;
-#[cfg(target_os = "linux")]
-pub mod mapped;
 pub mod parse;
 pub mod reader;
 
@@ -74,30 +72,11 @@ pub struct FileScan {
     pub end_offset: u64,
 }
 
-/// Per-thread reusable state: the line buffers and the parser's interned names.
+/// Per-thread reusable state: the line buffer and the parser's interned names.
 #[derive(Default)]
 pub struct Scanner {
     parser: LineParser,
     buf: Vec<u8>,
-    /// The line being parsed, copied out of the bytes read. When those are
-    /// a mapped file, another process rewriting the file changes them in
-    /// place, and parsing reads some bytes twice (check, then convert), so
-    /// it must see one version. Read buffers take the same (cheap) path.
-    line: Vec<u8>,
-}
-
-/// Parses a line that may live in a mapped file, through a private copy
-/// (see [`Scanner::line`]); lines the pre-filter drops are never copied.
-fn parse_held(
-    parser: &mut LineParser,
-    copy: &mut Vec<u8>,
-    bytes: &[u8],
-    ctx: &Arc<Origin>,
-) -> Result<UsageEntry, SkipReason> {
-    parser.prefilter(bytes)?;
-    copy.clear();
-    copy.extend_from_slice(bytes);
-    parser.parse_candidate(copy, ctx)
 }
 
 impl Scanner {
@@ -127,14 +106,13 @@ impl Scanner {
             }
         };
         let parser = &mut self.parser;
-        let copy = &mut self.line;
         let stats = &mut out.stats;
         let entries = &mut out.entries;
         let mut oversized_usage = Vec::new();
         let on_line = |line: Line<'_>| {
             stats.lines += 1;
             match line {
-                Line::Held { bytes, offset } => match parse_held(parser, copy, bytes, &ctx) {
+                Line::Held { bytes, offset } => match parser.parse_line(bytes, &ctx) {
                     Ok(mut entry) => {
                         entry.offset = offset;
                         entries.push(entry);
@@ -146,7 +124,7 @@ impl Scanner {
                 // it again; anything else is left for later.
                 Line::Unterminated { bytes, offset } => {
                     stats.lines -= 1;
-                    match parse_held(parser, copy, bytes, &ctx) {
+                    match parser.parse_line(bytes, &ctx) {
                         Ok(mut entry) => {
                             entry.offset = offset;
                             stats.unterminated_entries += 1;
@@ -213,18 +191,14 @@ impl Scanner {
     }
 }
 
-/// From this many bytes to read, a file is mapped rather than read (see
-/// [`mapped`]); below it the copy is cheaper than the map. Unmapping makes
-/// the kernel interrupt the other core to flush its address cache, which
-/// costs a virtual machine dearly: on a cold 1 GiB load, mapping from
-/// 64 KiB on took 0.82 s, from 256 KiB 0.74 s, from 1 MiB 0.93 s (the
-/// copies then cost more than the interrupts saved; 20 runs each). From
-/// 512 KiB: 0.79 s against 0.73 s for 256 KiB in another run.
-#[cfg(target_os = "linux")]
-const MAP_FROM_BYTES: u64 = 256 * 1024;
-
-/// Hands `on_line` every line of `handle` from `start` (its current position),
-/// returning the end of the last complete line, as [`reader::read_lines`].
+/// Hands `on_line` every line of `handle` from `start` (its current position)
+/// to `end` (the end of the file when `None`), returning the end of the last
+/// complete line, as [`reader::read_lines`].
+///
+/// Files are read, not mapped: with reads landing on aligned addresses (see
+/// [`reader::read_lines`]) a cold 1 GiB load took 0.70 s against 0.84 s
+/// when files of 256 KiB and more were mapped, whose page faults, unmaps and
+/// the interrupts each unmap sends the other core cost more than the copy.
 fn read_file(
     handle: &mut File,
     start: u64,
@@ -232,28 +206,6 @@ fn read_file(
     buf: &mut Vec<u8>,
     on_line: impl FnMut(Line<'_>),
 ) -> std::io::Result<u64> {
-    #[cfg(target_os = "linux")]
-    {
-        let end = match end {
-            Some(end) => end,
-            None => handle.metadata()?.len(),
-        };
-        // A file that cannot be mapped (a special file, no address space
-        // left) is still read the plain way.
-        if end.saturating_sub(start) >= MAP_FROM_BYTES
-            && let Ok(Some(map)) = mapped::Mapping::new(handle, start, end)
-        {
-            let read_to =
-                reader::split_lines(map.bytes(), start, |upto| map.release(upto), on_line);
-            // Truncated while read: like a read that failed mid-file. A cut
-            // inside the last page reads as zeros without any fault, hence
-            // the second look at the size.
-            if map.cut_short() || handle.metadata()?.len() < end {
-                return Err(std::io::Error::other("transcript shrank while read"));
-            }
-            return Ok(read_to);
-        }
-    }
     match end {
         Some(end) => {
             let mut part = handle.take(end.saturating_sub(start));
