@@ -95,7 +95,11 @@ impl Scanner {
         out.stats.files = 1;
         let ctx = file.origin.clone();
         let opened = File::open(&file.path).and_then(|mut f| {
-            f.seek(SeekFrom::Start(start))?;
+            // A new file is read from its start: no seek (one system call
+            // per file of a cold load).
+            if start > 0 {
+                f.seek(SeekFrom::Start(start))?;
+            }
             Ok(f)
         });
         let mut handle = match opened {

@@ -319,7 +319,7 @@ impl<'a> Cursor<'a, '_> {
         }
         loop {
             self.ws();
-            let key = self.plain_string()?;
+            let key = self.plain_string()?.as_bytes();
             self.eat(b':')?;
             self.ws();
             member(self, key)?;
@@ -337,7 +337,7 @@ impl<'a> Cursor<'a, '_> {
 
     /// A string with no escapes and nothing serde_json could refuse: no
     /// control characters, valid UTF-8. Returns its contents.
-    fn plain_string(&mut self) -> Option<&'a [u8]> {
+    fn plain_string(&mut self) -> Option<&'a str> {
         if self.peek()? != b'"' {
             return None;
         }
@@ -356,11 +356,14 @@ impl<'a> Cursor<'a, '_> {
         if self.b[start + len] != b'"' {
             return None;
         }
-        if !s.is_ascii() {
-            std::str::from_utf8(s).ok()?;
-        }
+        let text = if s.is_ascii() {
+            // SAFETY: ASCII bytes are UTF-8.
+            unsafe { std::str::from_utf8_unchecked(s) }
+        } else {
+            std::str::from_utf8(s).ok()?
+        };
         self.i = start + len + 1;
-        Some(s)
+        Some(text)
     }
 
     /// `null` or a plain string, as an `Option<Cow<str>>` field.
@@ -369,9 +372,7 @@ impl<'a> Cursor<'a, '_> {
             self.literal(b"null")?;
             return Some(None);
         }
-        let s = self.plain_string()?;
-        // plain_string checked the bytes; this cannot fail.
-        Some(Some(Cow::Borrowed(std::str::from_utf8(s).ok()?)))
+        Some(Some(Cow::Borrowed(self.plain_string()?)))
     }
 
     fn opt_bool(&mut self) -> Option<Option<bool>> {
@@ -567,8 +568,8 @@ impl<'a> Cursor<'a, '_> {
             return Some(None);
         }
         match self.plain_string()? {
-            b"standard" => Some(Some(RawSpeed::Standard)),
-            b"fast" => Some(Some(RawSpeed::Fast)),
+            "standard" => Some(Some(RawSpeed::Standard)),
+            "fast" => Some(Some(RawSpeed::Fast)),
             _ => None,
         }
     }
