@@ -30,7 +30,7 @@ pub(super) struct Scratch {
     stack: Vec<u8>,
     /// The line's [`Marks`].
     quotes: Vec<u64>,
-    escapes: Vec<u64>,
+    stops: Vec<u64>,
 }
 
 /// Reads `line` as serde_json would, if the line is plain (see above).
@@ -38,15 +38,15 @@ pub(super) fn read_line<'a>(line: &'a [u8], scratch: &mut Scratch) -> Option<Raw
     let Scratch {
         stack,
         quotes,
-        escapes,
+        stops,
     } = scratch;
     stack.clear();
-    let clean = mark_line(line, quotes, escapes);
+    let clean = mark_line(line, quotes, stops);
     let mut c = Cursor {
         b: line,
         i: 0,
         stack,
-        marks: clean.then_some(Marks { quotes, escapes }),
+        marks: clean.then_some(Marks { quotes, stops }),
     };
     c.ws();
     let raw = c.raw_line()?;
@@ -69,34 +69,32 @@ struct Cursor<'a, 's> {
 struct Marks<'s> {
     /// The quotes that open or close a string (escaped ones are cleared).
     quotes: &'s [u64],
-    /// Every backslash.
-    escapes: &'s [u64],
+    /// The string-delimiting quotes, every backslash and every byte past
+    /// ASCII: from a string's opening quote, the next of these is its
+    /// closing quote exactly when the string is plain ASCII with no escape.
+    stops: &'s [u64],
+}
+
+/// The first set bit at or after `from` in a bit map of a line.
+fn next_bit(words: &[u64], from: usize) -> Option<usize> {
+    let mut w = from / 64;
+    let mut word = words.get(w)? & (!0u64 << (from % 64));
+    while word == 0 {
+        w += 1;
+        word = *words.get(w)?;
+    }
+    Some(w * 64 + word.trailing_zeros() as usize)
 }
 
 impl Marks<'_> {
     /// The first string-delimiting quote at or after `from`.
     fn next_quote(&self, from: usize) -> Option<usize> {
-        let mut w = from / 64;
-        let mut word = self.quotes.get(w)? & (!0u64 << (from % 64));
-        while word == 0 {
-            w += 1;
-            word = *self.quotes.get(w)?;
-        }
-        Some(w * 64 + word.trailing_zeros() as usize)
+        next_bit(self.quotes, from)
     }
 
-    /// Whether a backslash lies in `from..to`.
-    fn any_escape(&self, from: usize, to: usize) -> bool {
-        (from / 64..to.div_ceil(64)).any(|w| {
-            let lo = if w == from / 64 { from % 64 } else { 0 };
-            let hi = if w == to / 64 { to % 64 } else { 64 };
-            let span = if hi - lo == 64 {
-                !0
-            } else {
-                ((1u64 << (hi - lo)) - 1) << lo
-            };
-            self.escapes.get(w).is_some_and(|word| word & span != 0)
-        })
+    /// The first quote, backslash or non-ASCII byte at or after `from`.
+    fn next_stop(&self, from: usize) -> Option<usize> {
+        next_bit(self.stops, from)
     }
 }
 
@@ -106,32 +104,32 @@ impl Marks<'_> {
 /// the left, as a string reader takes them; a backslash outside a string is
 /// a grammar error the walk meets anyway. In a clean line a string ends at
 /// the next unescaped quote, with nothing inside it to check.
-fn mark_line(line: &[u8], quotes: &mut Vec<u64>, escapes: &mut Vec<u64>) -> bool {
+fn mark_line(line: &[u8], quotes: &mut Vec<u64>, stops: &mut Vec<u64>) -> bool {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU was just found to have AVX2.
-        return unsafe { mark_line_avx2(line, quotes, escapes) };
+        return unsafe { mark_line_avx2(line, quotes, stops) };
     }
-    mark_line_with(line, quotes, escapes, chunk_marks)
+    mark_line_with(line, quotes, stops, chunk_marks)
 }
 
 /// [`mark_line`] with 32-byte compares: marking is most of the quick
 /// reader's own time, and half the instructions of the 16-byte version.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn mark_line_avx2(line: &[u8], quotes: &mut Vec<u64>, escapes: &mut Vec<u64>) -> bool {
-    mark_line_with(line, quotes, escapes, |chunk| chunk_marks_avx2(chunk))
+fn mark_line_avx2(line: &[u8], quotes: &mut Vec<u64>, stops: &mut Vec<u64>) -> bool {
+    mark_line_with(line, quotes, stops, |chunk| chunk_marks_avx2(chunk))
 }
 
 #[inline(always)]
 fn mark_line_with(
     line: &[u8],
     quotes: &mut Vec<u64>,
-    escapes: &mut Vec<u64>,
-    marks_of: impl Fn(&[u8; 64]) -> (u64, u64, u64),
+    stops: &mut Vec<u64>,
+    marks_of: impl Fn(&[u8; 64]) -> Chunk,
 ) -> bool {
     quotes.clear();
-    escapes.clear();
+    stops.clear();
     let chunks = line.chunks_exact(64);
     let mut pad = [b' '; 64];
     let rest = chunks.remainder();
@@ -142,7 +140,12 @@ fn mark_line_with(
         let Ok(chunk) = <&[u8; 64]>::try_from(chunk) else {
             return false;
         };
-        let (quote, escape, control) = marks_of(chunk);
+        let Chunk {
+            quote,
+            escape,
+            control,
+            high,
+        } = marks_of(chunk);
         if control != 0 {
             return false;
         }
@@ -150,8 +153,9 @@ fn mark_line_with(
         if escaped != 0 && !valid_escapes(line, w * 64, escaped) {
             return false;
         }
-        quotes.push(quote & !escaped);
-        escapes.push(escape);
+        let quote = quote & !escaped;
+        quotes.push(quote);
+        stops.push(quote | escape | high);
     }
     true
 }
@@ -208,13 +212,24 @@ fn valid_escapes(line: &[u8], base: usize, escaped: u64) -> bool {
     true
 }
 
-/// Quotes, backslashes and bytes below 0x20 in 64 bytes, as bit maps.
+/// The bytes of interest in 64 bytes of a line, one bit a byte.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Chunk {
+    quote: u64,
+    escape: u64,
+    /// Below 0x20.
+    control: u64,
+    /// Past ASCII.
+    high: u64,
+}
+
+/// The [`Chunk`] of 64 bytes.
 #[cfg(target_arch = "x86_64")]
-fn chunk_marks(chunk: &[u8; 64]) -> (u64, u64, u64) {
+fn chunk_marks(chunk: &[u8; 64]) -> Chunk {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_set1_epi8,
     };
-    let mut out = (0u64, 0u64, 0u64);
+    let mut out = Chunk::default();
     // SAFETY: SSE2 is part of every x86_64 CPU; each load reads 16 bytes
     // inside `chunk`, and unaligned loads are allowed.
     unsafe {
@@ -224,10 +239,12 @@ fn chunk_marks(chunk: &[u8; 64]) -> (u64, u64, u64) {
         for i in 0..4 {
             let v = _mm_loadu_si128(chunk.as_ptr().add(16 * i).cast::<__m128i>());
             let bits = |m| u64::from(_mm_movemask_epi8(m) as u16) << (16 * i);
-            out.0 |= bits(_mm_cmpeq_epi8(v, quote));
-            out.1 |= bits(_mm_cmpeq_epi8(v, escape));
+            out.quote |= bits(_mm_cmpeq_epi8(v, quote));
+            out.escape |= bits(_mm_cmpeq_epi8(v, escape));
             // max(v, 0x1f) == 0x1f exactly when v <= 0x1f (unsigned).
-            out.2 |= bits(_mm_cmpeq_epi8(_mm_max_epu8(v, below), below));
+            out.control |= bits(_mm_cmpeq_epi8(_mm_max_epu8(v, below), below));
+            // A byte's top bit is what the mask collects.
+            out.high |= bits(v);
         }
     }
     out
@@ -236,7 +253,7 @@ fn chunk_marks(chunk: &[u8; 64]) -> (u64, u64, u64) {
 /// [`chunk_marks`] with 32-byte compares.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn chunk_marks_avx2(chunk: &[u8; 64]) -> (u64, u64, u64) {
+fn chunk_marks_avx2(chunk: &[u8; 64]) -> Chunk {
     use std::arch::x86_64::{
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_max_epu8, _mm256_movemask_epi8,
         _mm256_set1_epi8,
@@ -244,39 +261,38 @@ fn chunk_marks_avx2(chunk: &[u8; 64]) -> (u64, u64, u64) {
     let quote = _mm256_set1_epi8(b'"' as i8);
     let escape = _mm256_set1_epi8(b'\\' as i8);
     let below = _mm256_set1_epi8(0x1f);
-    let mut out = (0u64, 0u64, 0u64);
+    let mut out = Chunk::default();
     for half in 0..2 {
         // SAFETY: each load reads 32 bytes inside `chunk`; unaligned loads
         // are allowed.
         let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().add(32 * half).cast::<__m256i>()) };
         let bits = |m| u64::from(_mm256_movemask_epi8(m) as u32) << (32 * half);
-        out.0 |= bits(_mm256_cmpeq_epi8(v, quote));
-        out.1 |= bits(_mm256_cmpeq_epi8(v, escape));
+        out.quote |= bits(_mm256_cmpeq_epi8(v, quote));
+        out.escape |= bits(_mm256_cmpeq_epi8(v, escape));
         // max(v, 0x1f) == 0x1f exactly when v <= 0x1f (unsigned).
-        out.2 |= bits(_mm256_cmpeq_epi8(_mm256_max_epu8(v, below), below));
+        out.control |= bits(_mm256_cmpeq_epi8(_mm256_max_epu8(v, below), below));
+        out.high |= bits(v);
     }
     out
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn chunk_marks(chunk: &[u8; 64]) -> (u64, u64, u64) {
+fn chunk_marks(chunk: &[u8; 64]) -> Chunk {
     chunk_marks_portable(chunk)
 }
 
 /// [`chunk_marks`] a byte at a time: the reference the SIMD one is tested
 /// against, and the version for other CPUs.
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-fn chunk_marks_portable(chunk: &[u8; 64]) -> (u64, u64, u64) {
-    chunk
-        .iter()
-        .enumerate()
-        .fold((0, 0, 0), |(q, e, c), (i, &b)| {
-            (
-                q | u64::from(b == b'"') << i,
-                e | u64::from(b == b'\\') << i,
-                c | u64::from(b < 0x20) << i,
-            )
-        })
+fn chunk_marks_portable(chunk: &[u8; 64]) -> Chunk {
+    let mut out = Chunk::default();
+    for (i, &b) in chunk.iter().enumerate() {
+        out.quote |= u64::from(b == b'"') << i;
+        out.escape |= u64::from(b == b'\\') << i;
+        out.control |= u64::from(b < 0x20) << i;
+        out.high |= u64::from(b >= 0x80) << i;
+    }
+    out
 }
 
 impl<'a> Cursor<'a, '_> {
@@ -342,18 +358,28 @@ impl<'a> Cursor<'a, '_> {
             return None;
         }
         let start = self.i + 1;
-        let len = match self.marks {
+        let s = match self.marks {
             Some(marks) => {
+                let stop = marks.next_stop(start)?;
+                if self.b[stop] == b'"' {
+                    // Nothing but ASCII before the closing quote.
+                    self.i = stop + 1;
+                    // SAFETY: ASCII bytes are UTF-8.
+                    return Some(unsafe { std::str::from_utf8_unchecked(&self.b[start..stop]) });
+                }
+                // A backslash or a byte past ASCII comes first.
                 let end = marks.next_quote(start)?;
-                if marks.any_escape(start, end) {
+                &self.b[start..end]
+            }
+            None => {
+                let len = find_stop(&self.b[start..])?;
+                if self.b[start + len] != b'"' {
                     return None;
                 }
-                end - start
+                &self.b[start..start + len]
             }
-            None => find_stop(&self.b[start..])?,
         };
-        let s = &self.b[start..start + len];
-        if self.b[start + len] != b'"' {
+        if s.contains(&b'\\') {
             return None;
         }
         let text = if s.is_ascii() {
@@ -362,7 +388,7 @@ impl<'a> Cursor<'a, '_> {
         } else {
             std::str::from_utf8(s).ok()?
         };
-        self.i = start + len + 1;
+        self.i = start + s.len() + 1;
         Some(text)
     }
 
