@@ -71,11 +71,6 @@ impl StoreError {
 /// to it, instead of being checkpointed on close (see [`Store`]'s `Drop`).
 const CHECKPOINT_ON_CLOSE_AFTER: u64 = 1 << 20;
 
-/// The page size of a new store (an existing one keeps its own). A chunk
-/// of packed lines is about 6 KB, more than a 4 KiB page holds without an
-/// overflow page; and a cold load of a 1 GiB history wrote 15,000 pages.
-const PAGE_BYTES: i64 = 16 * 1024;
-
 /// SQLite's page cache per connection, in KiB.
 const CACHE_KIB: i64 = 8192;
 /// The page cache during a cold ingest (see `Store::cold_sync`).
@@ -165,7 +160,6 @@ impl Store {
         lock_path: Option<PathBuf>,
     ) -> Result<Store, StoreError> {
         conn.busy_timeout(Duration::from_secs(60))?;
-        conn.pragma_update(None, "page_size", PAGE_BYTES)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
