@@ -4,10 +4,11 @@
 //! Most of a usage line is message content csm never looks at; serde_json
 //! walks it eight bytes at a time and runs every key of the line's own
 //! objects through UTF-8 validation and a field visitor. This reader first
-//! maps the line's quotes and backslashes 64 bytes at a time (SIMD compares
-//! and carry arithmetic, no loop per escape), so that in a clean line a
-//! string is skipped by looking up its closing quote; it compares keys as
-//! bytes. (A line with a raw control byte or a bad escape is walked byte by
+//! maps the line's quotes, backslashes and non-ASCII bytes 64 bytes at a
+//! time (SIMD compares and carry arithmetic, no loop per escape), so that in
+//! a clean line a string is skipped by looking up its closing quote, and a
+//! key or kept value is known plain ASCII when no other mark comes first;
+//! it compares keys as bytes. (A line with a raw control byte or a bad escape is walked byte by
 //! byte instead, which is rare.) It only answers when
 //! the line is plain: valid JSON by the same rules serde_json applies, the
 //! fields csm reads holding the types it expects, with no escapes in keys or
@@ -113,8 +114,8 @@ fn mark_line(line: &[u8], quotes: &mut Vec<u64>, stops: &mut Vec<u64>) -> bool {
     mark_line_with(line, quotes, stops, chunk_marks)
 }
 
-/// [`mark_line`] with 32-byte compares: marking is most of the quick
-/// reader's own time, and half the instructions of the 16-byte version.
+/// [`mark_line`] with 32-byte compares, half as many as the 16-byte
+/// version's.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn mark_line_avx2(line: &[u8], quotes: &mut Vec<u64>, stops: &mut Vec<u64>) -> bool {
