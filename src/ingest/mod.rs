@@ -211,13 +211,8 @@ fn read_file(
     buf: &mut Vec<u8>,
     on_line: impl FnMut(Line<'_>),
 ) -> std::io::Result<u64> {
-    match end {
-        Some(end) => {
-            let mut part = handle.take(end.saturating_sub(start));
-            reader::read_lines(&mut part, start, buf, on_line)
-        }
-        None => reader::read_lines(handle, start, buf, on_line),
-    }
+    let left = end.map_or(u64::MAX, |end| end.saturating_sub(start));
+    reader::read_lines(&mut handle.take(left), start, buf, on_line)
 }
 
 thread_local! {

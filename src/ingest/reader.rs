@@ -94,8 +94,8 @@ pub fn read_lines<R: Read>(
 
         while let Some(pos) = memchr::memchr(b'\n', &buf[search_from..filled]) {
             let nl = search_from + pos;
-            if nl - begin >= MAX_HELD_LINE && oversized.is_none() {
-                oversized = Some(OversizedScan::default());
+            if nl - begin >= MAX_HELD_LINE {
+                oversized.get_or_insert_default();
             }
             if let Some(mut scan) = oversized.take() {
                 scan.feed(&finder, &buf[begin..nl]);
@@ -116,8 +116,8 @@ pub fn read_lines<R: Read>(
             begin = nl + 1;
             search_from = begin;
         }
-        if oversized.is_none() && filled - begin >= MAX_HELD_LINE {
-            oversized = Some(OversizedScan::default());
+        if filled - begin >= MAX_HELD_LINE {
+            oversized.get_or_insert_default();
         }
         if let Some(scan) = &mut oversized {
             // Too long to hold: look for the marker as the line goes by.
