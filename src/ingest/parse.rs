@@ -247,14 +247,17 @@ impl LineParser {
         } else {
             None
         };
-        let raw: RawLine<'_> = match quick {
-            Some(raw) => raw,
+        let (raw, rejected_null) = match quick {
+            Some(q) => (q.raw, q.rejected_null),
             None => match serde_json::from_slice(line) {
-                Ok(raw) => raw,
+                Ok(raw) => (
+                    raw,
+                    self.may_hold_rejected_null(line) && has_rejected_null(line),
+                ),
                 Err(e) => return Err(classify_error(&e, line)),
             },
         };
-        if self.may_hold_rejected_null(line) && has_rejected_null(line) {
+        if rejected_null {
             return Err(SkipReason::NullField);
         }
         let reset_source = Some(line);

@@ -34,8 +34,18 @@ pub(super) struct Scratch {
     stops: Vec<u64>,
 }
 
+/// What the quick reader makes of a plain line.
+pub(super) struct Quick<'a> {
+    /// The line as serde_json reads it.
+    pub raw: RawLine<'a>,
+    /// Whether a member named in `NULL_REJECT_KEYS` holds `null`, at any
+    /// depth: the walk passes every member, so it answers the null rule
+    /// without a second search of the line.
+    pub rejected_null: bool,
+}
+
 /// Reads `line` as serde_json would, if the line is plain (see above).
-pub(super) fn read_line<'a>(line: &'a [u8], scratch: &mut Scratch) -> Option<RawLine<'a>> {
+pub(super) fn read_line<'a>(line: &'a [u8], scratch: &mut Scratch) -> Option<Quick<'a>> {
     let Scratch {
         stack,
         quotes,
@@ -48,11 +58,15 @@ pub(super) fn read_line<'a>(line: &'a [u8], scratch: &mut Scratch) -> Option<Raw
         i: 0,
         stack,
         marks: clean.then_some(Marks { quotes, stops }),
+        rejected_null: false,
     };
     c.ws();
     let raw = c.raw_line()?;
     c.ws();
-    (c.i == line.len()).then_some(raw)
+    (c.i == line.len()).then_some(Quick {
+        raw,
+        rejected_null: c.rejected_null,
+    })
 }
 
 struct Cursor<'a, 's> {
@@ -63,6 +77,8 @@ struct Cursor<'a, 's> {
     /// Present when the line is clean (see [`mark_line`]): strings are then
     /// found from these marks instead of byte by byte.
     marks: Option<Marks<'s>>,
+    /// A member named in `NULL_REJECT_KEYS` was found holding `null`.
+    rejected_null: bool,
 }
 
 /// Bit maps of a clean line, one bit a byte, 64 bytes a word.
@@ -339,6 +355,7 @@ impl<'a> Cursor<'a, '_> {
             let key = self.plain_string()?.as_bytes();
             self.eat(b':')?;
             self.ws();
+            self.note_null(key);
             member(self, key)?;
             self.ws();
             match self.peek()? {
@@ -442,6 +459,22 @@ impl<'a> Cursor<'a, '_> {
         self.uint().map(Some)
     }
 
+    /// `null` or a number, as an `Option<f64>` field. The number's text is
+    /// found here by the grammar, and turned into a float by serde_json
+    /// itself: its rounding is not always the nearest float (no
+    /// `float_roundtrip`), and the two readings must agree to the bit.
+    fn opt_f64(&mut self) -> Option<Option<f64>> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            return Some(None);
+        }
+        let start = self.i;
+        self.skip_number()?;
+        serde_json::from_slice::<f64>(&self.b[start..self.i])
+            .ok()
+            .map(Some)
+    }
+
     fn raw_line(&mut self) -> Option<RawLine<'a>> {
         let mut raw = RawLine {
             timestamp: None,
@@ -470,8 +503,7 @@ impl<'a> Cursor<'a, '_> {
                 2 => raw.request_id = c.opt_str()?,
                 3 => raw.session_id = c.opt_str()?,
                 4 => raw.version = c.opt_str()?,
-                // Rare, and a float is serde_json's to round.
-                5 => c.literal(b"null")?,
+                5 => raw.cost_usd = c.opt_f64()?,
                 6 => raw.is_sidechain = c.opt_bool()?,
                 _ => raw.is_api_error = c.opt_bool()?,
             }
@@ -662,8 +694,21 @@ impl<'a> Cursor<'a, '_> {
         if self.peek()? != b'"' {
             return None;
         }
+        let start = self.i + 1;
         self.skip_string()?;
-        self.eat(b':')
+        let key = &self.b[start..self.i - 1];
+        self.eat(b':')?;
+        self.ws();
+        self.note_null(key);
+        Some(())
+    }
+
+    /// At a member's value: notes a `null` under a rejecting key. Only
+    /// valid lines are answered, where a value starting with `n` is `null`.
+    fn note_null(&mut self, key: &[u8]) {
+        if self.peek() == Some(b'n') && super::is_rejecting_key(key) {
+            self.rejected_null = true;
+        }
     }
 
     /// At an opening quote: skips to just past the closing one.
@@ -768,7 +813,7 @@ pub fn agrees_with_serde(line: &[u8]) -> bool {
     match read_line(line, &mut Scratch::default()) {
         None => true,
         Some(fast) => match serde_json::from_slice::<RawLine<'_>>(line) {
-            Ok(slow) => fast == slow,
+            Ok(slow) => fast.raw == slow && fast.rejected_null == super::has_rejected_null(line),
             Err(_) => false,
         },
     }
@@ -779,7 +824,7 @@ mod tests {
     use super::*;
 
     fn quick(line: &str) -> Option<RawLine<'_>> {
-        read_line(line.as_bytes(), &mut Scratch::default())
+        read_line(line.as_bytes(), &mut Scratch::default()).map(|q| q.raw)
     }
 
     const LINE: &str = r#"{"parentUuid":null,"isSidechain":false,"cwd":"/w","sessionId":"s1","version":"2.0.14","message":{"model":"claude-sonnet-4-5","id":"m1","type":"message","content":[{"type":"text","text":"a \"quoted\" \\ line\n\u00e9 ü"},{"type":"tool_use","input":{"n":[1,-2.5e3,0,true,null,{}],"e":[]}}],"usage":{"input_tokens":3,"cache_creation_input_tokens":10,"cache_read_input_tokens":200,"cache_creation":{"ephemeral_5m_input_tokens":4,"ephemeral_1h_input_tokens":6},"output_tokens":5,"service_tier":"standard","speed":"fast"}},"requestId":"r1","type":"assistant","timestamp":"2025-06-01T10:00:00.000Z"}"#;
@@ -818,7 +863,8 @@ mod tests {
             ),
             LINE.replace(r#""input_tokens":3"#, r#""input_tokens":-3"#),
             LINE.replace(r#""input_tokens":3"#, r#""input_tokens":03"#),
-            LINE.replace(r#""parentUuid":null"#, r#""costUSD":0.5"#),
+            // A cost serde_json cannot hold in a float.
+            LINE.replace(r#""parentUuid":null"#, r#""costUSD":1e400"#),
             // Null where serde_json refuses it, a missing required count.
             LINE.replace(
                 r#""ephemeral_1h_input_tokens":6"#,
@@ -841,6 +887,74 @@ mod tests {
         for line in &cases {
             assert!(quick(line).is_none(), "should defer: {line}");
             assert!(agrees_with_serde(line.as_bytes()));
+        }
+    }
+
+    /// The null rule is answered by the walk, at any depth and through
+    /// escaped keys, and never by text inside a string.
+    #[test]
+    fn the_walk_finds_a_null_under_a_rejecting_key() {
+        let cases = [
+            (LINE.to_string(), false),
+            (LINE.replace(r#""cwd":"/w""#, r#""cwd":null"#), true),
+            (
+                LINE.replace(r#""model":"claude-sonnet-4-5""#, r#""model":null"#),
+                true,
+            ),
+            (
+                LINE.replace(r#""e":[]"#, r#""e":[{"x":{"id":null}}]"#),
+                true,
+            ),
+            (LINE.replace(r#""e":[]"#, r#""e":{"id" : null}"#), true),
+            (
+                LINE.replace(r#""e":[]"#, r#""e":{"idx":null,"ID":null}"#),
+                false,
+            ),
+            (LINE.replace(r#""e":[]"#, r#""e":["id",null]"#), false),
+            (LINE.replace("a \"quoted", r#""id":null"#), false),
+        ];
+        for (line, rejected) in &cases {
+            let read = read_line(line.as_bytes(), &mut Scratch::default())
+                .unwrap_or_else(|| panic!("should be quick: {line}"));
+            assert_eq!(read.rejected_null, *rejected, "{line}");
+            assert_eq!(
+                super::super::has_rejected_null(line.as_bytes()),
+                *rejected,
+                "{line}"
+            );
+            assert!(agrees_with_serde(line.as_bytes()), "{line}");
+        }
+    }
+
+    /// Older transcripts carry a `costUSD` on every usage line; the number
+    /// becomes the same float serde_json makes of it, to the bit.
+    #[test]
+    fn costs_are_read_quickly_and_rounded_as_serde_rounds_them() {
+        for cost in [
+            "0.5",
+            "0",
+            "-0",
+            "-0.0",
+            "12",
+            "0.08196",
+            "1e-7",
+            "2.5E+3",
+            "0.30000000000000004",
+            "2.2250738585072011e-308",
+            "9007199254740993",
+            "123456789012345678901234567890",
+            "0.1234567890123456789012345678901234567890",
+        ] {
+            let line = LINE.replace(r#""parentUuid":null"#, &format!(r#""costUSD":{cost}"#));
+            let raw = quick(&line).unwrap_or_else(|| panic!("should be quick: {cost}"));
+            let slow: RawLine<'_> = serde_json::from_str(&line).unwrap();
+            assert_eq!(
+                raw.cost_usd.map(f64::to_bits),
+                slow.cost_usd.map(f64::to_bits),
+                "{cost}"
+            );
+            assert!(raw.cost_usd.is_some(), "{cost}");
+            assert!(agrees_with_serde(line.as_bytes()), "{cost}");
         }
     }
 
