@@ -357,35 +357,10 @@ impl Store {
             .pragma_update(None, "cache_size", -super::COLD_CACHE_KIB)?;
         let mut order: Vec<&TranscriptFile> = files.iter().collect();
         order.sort_by(|a, b| path_bytes(a).cmp(path_bytes(b)));
-        // File ids follow path order, so (file id, offset) sorts like reading order.
-        let mut ids = Vec::with_capacity(order.len());
-        {
-            let tx = self
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            set_meta(&tx, "dirty", "1")?;
-            for f in &order {
-                // Size and time are recorded with the lines (below): a row that
-                // says "nothing read yet" must not look up to date if the run dies.
-                let blank = TranscriptFile {
-                    size: 0,
-                    mtime_ns: 0,
-                    ..(*f).clone()
-                };
-                ids.push(upsert_file(
-                    &tx,
-                    &Job {
-                        file: &blank,
-                        start: 0,
-                        id: None,
-                        returning: false,
-                    },
-                    0,
-                    true,
-                )?);
-            }
-            tx.commit()?;
-        }
+        // File ids follow path order, so (file id, offset) sorts like
+        // reading order. The table is empty (a first run), so they are
+        // chosen here and the reading starts while the rows go in.
+        let ids: Vec<i64> = (1..=order.len() as i64).collect();
         report.files_read = order.len();
         let batch_bytes = batch_bytes();
         let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
@@ -444,6 +419,15 @@ impl Store {
             // Owned here so that an error return drops it, which stops the
             // producer instead of leaving it blocked on a full channel.
             let judged = judged;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            set_meta(&tx, "dirty", "1")?;
+            for (f, &id) in order.iter().zip(ids) {
+                // Size and time are recorded with the lines (below): a row
+                // that says "nothing read yet" must not look up to date if
+                // the run dies.
+                insert_file(&tx, f, Some(id), 0, 0, 0)?;
+            }
+            tx.commit()?;
             let mut writer = ColdWriter::default();
             for batch in judged.iter() {
                 write_cold_batch(conn, &batch, ids, order, &mut writer, report)?;
@@ -828,7 +812,6 @@ fn upsert_file(
 ) -> Result<i64, StoreError> {
     let f = job.file;
     let mtime_ns = recorded_mtime(f, readable);
-    let o = &f.origin;
     match job.id {
         Some(id) => {
             tx.prepare_cached(
@@ -838,25 +821,37 @@ fn upsert_file(
             .execute(params![id, f.device as i64, f.inode as i64, f.size as i64, mtime_ns, read_to as i64])?;
             Ok(id)
         }
-        None => {
-            tx.prepare_cached(
-                "INSERT INTO files (path, project, session_id, project_path, device, inode, size, mtime_ns, read_to)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                    path_bytes(f),
-                    &*o.project,
-                    o.session_id,
-                    o.project_path,
-                    f.device as i64,
-                    f.inode as i64,
-                    f.size as i64,
-                    mtime_ns,
-                    read_to as i64
-                ])?;
-            Ok(tx.last_insert_rowid())
-        }
+        None => insert_file(tx, f, None, f.size, mtime_ns, read_to),
     }
+}
+
+/// A new row for `f`, numbered `id` or, without one, after the last row.
+fn insert_file(
+    tx: &Transaction<'_>,
+    f: &TranscriptFile,
+    id: Option<i64>,
+    size: u64,
+    mtime_ns: i64,
+    read_to: u64,
+) -> Result<i64, StoreError> {
+    let o = &f.origin;
+    tx.prepare_cached(
+        "INSERT INTO files (id, path, project, session_id, project_path, device, inode, size, mtime_ns, read_to)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        id,
+        path_bytes(f),
+        &*o.project,
+        o.session_id,
+        o.project_path,
+        f.device as i64,
+        f.inode as i64,
+        size as i64,
+        mtime_ns,
+        read_to as i64
+    ])?;
+    Ok(tx.last_insert_rowid())
 }
 
 /// A stored line as de-duplication sees it, with its current verdict.
