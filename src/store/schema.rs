@@ -162,11 +162,17 @@ const MIGRATIONS: &[&str] = &[
         data   BLOB NOT NULL
     );
     "#,
+    // 4: the buckets' entries as varints (see packed::decode_bucket),
+    // written again from the chunks by `packed::rebuild_buckets`.
+    "",
 ];
 
 /// The step that packs the lines: after its tables exist, the rows of
 /// `lines` move into them.
 const PACKING_STEP: usize = 2;
+
+/// The step that re-encodes the message-id buckets.
+const BUCKETS_STEP: usize = 3;
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -191,6 +197,9 @@ pub fn migrate(conn: &mut Connection) -> Result<bool, super::StoreError> {
         tx.execute_batch(step)?;
         if i == PACKING_STEP {
             moved |= super::packed::migrate_rows(&tx)?;
+        }
+        if i == BUCKETS_STEP {
+            super::packed::rebuild_buckets(&tx)?;
         }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
@@ -310,6 +319,52 @@ mod tests {
         let found = packed::positions_of(&conn, [-5i64 as u64]).unwrap();
         assert_eq!(found[&(-5i64 as u64)], [(1, 10), (2, 0)]);
         assert_eq!(packed::counts(&conn).unwrap(), (3, 1));
+    }
+
+    /// A version-3 store's buckets (24 bytes an entry) are written again
+    /// in the new encoding, and still find every copy of a response.
+    #[test]
+    fn the_buckets_are_rewritten_from_the_chunks() {
+        use super::super::packed;
+        let mut conn = Connection::open_in_memory().unwrap();
+        for step in &MIGRATIONS[..BUCKETS_STEP] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO files (id, path, project, session_id, project_path, device, inode, size, mtime_ns, read_to)
+                 VALUES (1, x'2f61', 'p', 's', '/p', 1, 2, 30, 4, 30),
+                        (2, x'2f62', 'p', 't', '/p', 1, 3, 30, 4, 30);",
+        )
+        .unwrap();
+        let id = u64::MAX - 3;
+        let mut buf = Vec::new();
+        for (file, offsets) in [(1, [0u64, 40]), (2, [7, 90])] {
+            let lines: Vec<packed::Line> = offsets
+                .iter()
+                .map(|&o| packed::Line::for_tests(o, 1000, Some(if o == 40 { 12 } else { id })))
+                .collect();
+            packed::put_new(&conn, file, &lines, &mut buf).unwrap();
+        }
+        // What version 3 wrote: message id, file id and offset as 8-byte words.
+        let old: Vec<u8> = [(id, 1u64, 0u64), (id, 2, 7), (id, 2, 90)]
+            .iter()
+            .flat_map(|(m, f, o)| [m.to_le_bytes(), f.to_le_bytes(), o.to_le_bytes()])
+            .flatten()
+            .collect();
+        conn.execute("DELETE FROM message_buckets", []).unwrap();
+        conn.execute(
+            "INSERT INTO message_buckets VALUES (?1, ?2)",
+            rusqlite::params![(id % 4096) as i64, old],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", BUCKETS_STEP as i64)
+            .unwrap();
+
+        assert!(!migrate(&mut conn).unwrap());
+        assert_eq!(version(&conn), VERSION);
+        let found = packed::positions_of(&conn, [id, 12]).unwrap();
+        assert_eq!(found[&id], [(1, 0), (2, 7), (2, 90)]);
+        assert_eq!(found[&12], [(1, 40)]);
     }
 
     #[test]
