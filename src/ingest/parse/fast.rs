@@ -127,7 +127,9 @@ fn mark_line(line: &[u8], quotes: &mut Vec<u64>, stops: &mut Vec<u64>) -> bool {
         // SAFETY: the CPU was just found to have AVX2.
         return unsafe { mark_line_avx2(line, quotes, stops) };
     }
-    mark_line_with(line, quotes, stops, chunk_marks)
+    mark_line_with(line, quotes, stops, chunk_marks, |_, base, escaped| {
+        valid_escapes(line, base, escaped)
+    })
 }
 
 /// [`mark_line`] with 32-byte compares, half as many as the 16-byte
@@ -135,7 +137,13 @@ fn mark_line(line: &[u8], quotes: &mut Vec<u64>, stops: &mut Vec<u64>) -> bool {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn mark_line_avx2(line: &[u8], quotes: &mut Vec<u64>, stops: &mut Vec<u64>) -> bool {
-    mark_line_with(line, quotes, stops, |chunk| chunk_marks_avx2(chunk))
+    mark_line_with(
+        line,
+        quotes,
+        stops,
+        |chunk| chunk_marks_avx2(chunk),
+        |chunk, base, escaped| valid_escapes_avx2(chunk, line, base, escaped),
+    )
 }
 
 #[inline(always)]
@@ -144,6 +152,7 @@ fn mark_line_with(
     quotes: &mut Vec<u64>,
     stops: &mut Vec<u64>,
     marks_of: impl Fn(&[u8; 64]) -> Chunk,
+    escapes_ok: impl Fn(&[u8; 64], usize, u64) -> bool,
 ) -> bool {
     quotes.clear();
     stops.clear();
@@ -167,7 +176,7 @@ fn mark_line_with(
             return false;
         }
         let escaped = escaped_bytes(escape, &mut carry);
-        if escaped != 0 && !valid_escapes(line, w * 64, escaped) {
+        if escaped != 0 && !escapes_ok(chunk, w * 64, escaped) {
             return false;
         }
         let quote = quote & !escaped;
@@ -212,9 +221,12 @@ fn valid_escapes(line: &[u8], base: usize, escaped: u64) -> bool {
     if bad {
         return false;
     }
-    if !unicode {
-        return true;
-    }
+    !unicode || hex_after_u(line, base, escaped)
+}
+
+/// Whether each escaped `u` among the bits of `escaped` (a word starting
+/// at `base`) has four hex digits after it.
+fn hex_after_u(line: &[u8], base: usize, escaped: u64) -> bool {
     let mut bits = escaped;
     while bits != 0 {
         let at = base + bits.trailing_zeros() as usize;
@@ -227,6 +239,57 @@ fn valid_escapes(line: &[u8], base: usize, escaped: u64) -> bool {
         }
     }
     true
+}
+
+/// [`valid_escapes`] for the word `chunk` (the line's bytes from `base`,
+/// padded with spaces), with every byte classed at once: text with many
+/// escapes spent more in the loop over them than in marking the line.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn valid_escapes_avx2(chunk: &[u8; 64], line: &[u8], base: usize, escaped: u64) -> bool {
+    let (not_letter, u) = escape_letters_avx2(chunk);
+    escaped & not_letter == 0 && (escaped & u == 0 || hex_after_u(line, base, escaped & u))
+}
+
+/// The bytes of `chunk` that may not follow a backslash (anything but
+/// `" \ / b f n r t u`), and its `u`s. A byte is a letter when the
+/// classes of its low and high nibble (table look-ups) share a bit: one
+/// bit per high nibble among 2, 5, 6 and 7, set at the low nibbles that
+/// make a letter with it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn escape_letters_avx2(chunk: &[u8; 64]) -> (u64, u64) {
+    use std::arch::x86_64::{
+        __m256i, _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8,
+        _mm256_set1_epi8, _mm256_setr_epi8, _mm256_setzero_si256, _mm256_shuffle_epi8,
+        _mm256_srli_epi16,
+    };
+    // High nibble 2 (`"` `/`): 1, 5 (`\`): 2, 6 (`b` `f` `n`): 4, 7 (`r` `t` `u`): 8.
+    #[rustfmt::skip]
+    let by_low = _mm256_setr_epi8(
+        0, 0, 1 | 4 | 8, 0, 8, 8, 4, 0, 0, 0, 0, 0, 2, 0, 4, 1,
+        0, 0, 1 | 4 | 8, 0, 8, 8, 4, 0, 0, 0, 0, 0, 2, 0, 4, 1,
+    );
+    #[rustfmt::skip]
+    let by_high = _mm256_setr_epi8(
+        0, 0, 1, 0, 0, 2, 4, 8, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 1, 0, 0, 2, 4, 8, 0, 0, 0, 0, 0, 0, 0, 0,
+    );
+    let nibble = _mm256_set1_epi8(0x0f);
+    let u = _mm256_set1_epi8(b'u' as i8);
+    let (mut not_letter, mut us) = (0u64, 0u64);
+    for half in 0..2 {
+        // SAFETY: each load reads 32 bytes inside `chunk`; unaligned loads
+        // are allowed.
+        let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().add(32 * half).cast::<__m256i>()) };
+        let low = _mm256_shuffle_epi8(by_low, _mm256_and_si256(v, nibble));
+        let high = _mm256_shuffle_epi8(by_high, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
+        let letter = _mm256_and_si256(low, high);
+        let bits = |m| u64::from(_mm256_movemask_epi8(m) as u32) << (32 * half);
+        not_letter |= bits(_mm256_cmpeq_epi8(letter, _mm256_setzero_si256()));
+        us |= bits(_mm256_cmpeq_epi8(v, u));
+    }
+    (not_letter, us)
 }
 
 /// The bytes of interest in 64 bytes of a line, one bit a byte.
@@ -989,6 +1052,52 @@ mod tests {
         }
         assert!(usage > 500, "{usage} usage lines");
         assert!(quick * 100 >= usage * 95, "{quick} of {usage} read quickly");
+    }
+
+    /// The table look-ups class every byte value as the byte loop does,
+    /// and the whole check agrees with it on words full of escapes.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn simd_escape_letters_match_the_byte_loop() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        for start in (0..=255u8).step_by(64) {
+            let chunk: [u8; 64] = std::array::from_fn(|i| start + i as u8);
+            // SAFETY: the CPU was just found to have AVX2.
+            let (not_letter, u) = unsafe { escape_letters_avx2(&chunk) };
+            for (i, b) in chunk.iter().enumerate() {
+                let letter = b"\"\\/bfnrtu".contains(b);
+                assert_eq!(not_letter >> i & 1 == 0, letter, "{b:#x}");
+                assert_eq!(u >> i & 1 == 1, *b == b'u', "{b:#x}");
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    proptest::proptest! {
+        #[test]
+        fn simd_escape_check_matches_the_byte_loop(
+            picks in proptest::array::uniform32(0usize..24),
+            more in proptest::array::uniform32(0usize..24),
+            tail in proptest::array::uniform4(0usize..24),
+            escaped in proptest::num::u64::ANY,
+        ) {
+            if !std::arch::is_x86_feature_detected!("avx2") {
+                return Ok(());
+            }
+            const BYTES: &[u8] = b"\"\\/bfnrtuuuu0aF9gx \x01\x80\xff";
+            let line: Vec<u8> = picks
+                .iter()
+                .chain(&more)
+                .chain(&tail)
+                .map(|&i| BYTES[i % BYTES.len()])
+                .collect();
+            let chunk: [u8; 64] = line[..64].try_into().unwrap();
+            // SAFETY: the CPU was just found to have AVX2.
+            let fast = unsafe { valid_escapes_avx2(&chunk, &line, 0, escaped) };
+            proptest::prop_assert_eq!(fast, valid_escapes(&line, 0, escaped));
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
