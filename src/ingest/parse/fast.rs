@@ -93,6 +93,7 @@ struct Marks<'s> {
 }
 
 /// The first set bit at or after `from` in a bit map of a line.
+#[inline(always)]
 fn next_bit(words: &[u64], from: usize) -> Option<usize> {
     let mut w = from / 64;
     let mut word = words.get(w)? & (!0u64 << (from % 64));
@@ -105,11 +106,13 @@ fn next_bit(words: &[u64], from: usize) -> Option<usize> {
 
 impl Marks<'_> {
     /// The first string-delimiting quote at or after `from`.
+    #[inline(always)]
     fn next_quote(&self, from: usize) -> Option<usize> {
         next_bit(self.quotes, from)
     }
 
     /// The first quote, backslash or non-ASCII byte at or after `from`.
+    #[inline(always)]
     fn next_stop(&self, from: usize) -> Option<usize> {
         next_bit(self.stops, from)
     }
@@ -433,21 +436,33 @@ impl<'a> Cursor<'a, '_> {
     }
 
     /// A string with no escapes and nothing serde_json could refuse: no
-    /// control characters, valid UTF-8. Returns its contents.
+    /// control characters, valid UTF-8. Returns its contents. Inlined, as
+    /// it reads every key of csm's objects: the call cost about as much as
+    /// the look-up.
+    #[inline(always)]
     fn plain_string(&mut self) -> Option<&'a str> {
         if self.peek()? != b'"' {
             return None;
         }
         let start = self.i + 1;
+        if let Some(marks) = self.marks {
+            let stop = marks.next_stop(start)?;
+            if self.b[stop] == b'"' {
+                // Nothing but ASCII before the closing quote.
+                self.i = stop + 1;
+                // SAFETY: ASCII bytes are UTF-8.
+                return Some(unsafe { std::str::from_utf8_unchecked(&self.b[start..stop]) });
+            }
+        }
+        self.plain_string_rest(start)
+    }
+
+    /// [`Self::plain_string`] past a quick answer: a string with a
+    /// backslash or a byte past ASCII, or a line without marks.
+    #[inline(never)]
+    fn plain_string_rest(&mut self, start: usize) -> Option<&'a str> {
         let s = match self.marks {
             Some(marks) => {
-                let stop = marks.next_stop(start)?;
-                if self.b[stop] == b'"' {
-                    // Nothing but ASCII before the closing quote.
-                    self.i = stop + 1;
-                    // SAFETY: ASCII bytes are UTF-8.
-                    return Some(unsafe { std::str::from_utf8_unchecked(&self.b[start..stop]) });
-                }
                 // A backslash or a byte past ASCII comes first.
                 let end = marks.next_quote(start)?;
                 &self.b[start..end]
@@ -584,7 +599,17 @@ impl<'a> Cursor<'a, '_> {
         mut read: impl FnMut(&mut Self, usize) -> Option<()>,
     ) -> Option<()> {
         let mut seen = 0u32;
-        self.object(|c, key| match names.iter().position(|name| *name == key) {
+        // Length and end bytes first: most keys are told apart without a
+        // comparison of the whole (a call to memcmp each).
+        let named = |key: &[u8]| {
+            names.iter().position(|name| {
+                name.len() == key.len()
+                    && name.first() == key.first()
+                    && name.last() == key.last()
+                    && *name == key
+            })
+        };
+        self.object(|c, key| match named(key) {
             Some(field) if seen & (1 << field) == 0 => {
                 seen |= 1 << field;
                 read(c, field)
@@ -775,12 +800,19 @@ impl<'a> Cursor<'a, '_> {
     }
 
     /// At an opening quote: skips to just past the closing one.
+    #[inline(always)]
     fn skip_string(&mut self) -> Option<()> {
         self.i += 1;
         if let Some(marks) = self.marks {
             self.i = marks.next_quote(self.i)? + 1;
             return Some(());
         }
+        self.skip_string_unmarked()
+    }
+
+    /// [`Self::skip_string`] in a line without marks, checking escapes.
+    #[inline(never)]
+    fn skip_string_unmarked(&mut self) -> Option<()> {
         loop {
             let rest = &self.b[self.i..];
             let at = find_stop(rest)?;

@@ -340,3 +340,22 @@ fn the_usage_marker_is_found_wherever_it_sits() {
         assert!(!parser.has_usage_marker(&vec![b'x'; len]));
     }
 }
+
+proptest::proptest! {
+    /// The byte scan accepts what "two all-digit parts, then a part that
+    /// starts with a digit" (split on the first two dots) accepts.
+    #[test]
+    fn versions_read_by_bytes_as_by_parts(v in "[0-9.a-]{0,9}") {
+        let mut parts = v.splitn(3, '.');
+        let digits = |s: Option<&str>| {
+            s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let (a, b) = (parts.next(), parts.next());
+        let want = digits(a)
+            && digits(b)
+            && parts
+                .next()
+                .is_some_and(|c| c.as_bytes().first().is_some_and(u8::is_ascii_digit));
+        proptest::prop_assert_eq!(is_version(&v), want, "{}", v);
+    }
+}
