@@ -600,7 +600,7 @@ fn add_file_stats(
     stats: &LineStats,
     from_start: bool,
 ) -> Result<(), StoreError> {
-    let (mut lines, mut counts) = if from_start {
+    let before = if from_start {
         (0u64, FileCounts::default())
     } else {
         tx.prepare_cached("SELECT lines_read, skipped FROM files WHERE id = ?1")?
@@ -614,6 +614,15 @@ fn add_file_stats(
                 )
             })?
     };
+    let (lines, skipped) = file_counts(before, stats);
+    tx.prepare_cached("UPDATE files SET lines_read = ?2, skipped = ?3 WHERE id = ?1")?
+        .execute(params![id, lines, skipped])?;
+    Ok(())
+}
+
+/// A file's `lines_read` and `skipped` columns: what reading it found,
+/// added to what they held.
+fn file_counts((mut lines, mut counts): (u64, FileCounts), stats: &LineStats) -> (i64, String) {
     counts.skipped.resize(stats.skipped.len(), 0);
     lines += stats.lines;
     for (a, b) in counts.skipped.iter_mut().zip(stats.skipped) {
@@ -622,13 +631,10 @@ fn add_file_stats(
     counts.oversized += stats.oversized_lines;
     counts.unreadable = stats.unreadable_files;
     counts.partial_tail = stats.partial_tail_bytes;
-    tx.prepare_cached("UPDATE files SET lines_read = ?2, skipped = ?3 WHERE id = ?1")?
-        .execute(params![
-            id,
-            lines as i64,
-            serde_json::to_string(&counts).unwrap_or_else(|_| "{}".into())
-        ])?;
-    Ok(())
+    (
+        lines as i64,
+        serde_json::to_string(&counts).unwrap_or_else(|_| "{}".into()),
+    )
 }
 
 /// A cold batch read and judged, ready to be written.
@@ -777,17 +783,20 @@ fn write_cold_batch(
             true
         })?;
         let mut done = tx.prepare_cached(
-            "UPDATE files SET read_to = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1",
+            "UPDATE files SET read_to = ?2, size = ?3, mtime_ns = ?4, lines_read = ?5, skipped = ?6
+             WHERE id = ?1",
         )?;
         for (k, scan) in batch.scans.iter().enumerate() {
             let f = files[k];
+            let (lines, skipped) = file_counts(Default::default(), &scan.stats);
             done.execute(params![
                 ids[k],
                 scan.end_offset as i64,
                 f.size as i64,
-                recorded_mtime(f, scan.stats.unreadable_files == 0)
+                recorded_mtime(f, scan.stats.unreadable_files == 0),
+                lines,
+                skipped
             ])?;
-            add_file_stats(&tx, ids[k], &scan.stats, true)?;
         }
     }
     tx.commit()?;
@@ -1174,16 +1183,32 @@ fn windows(prev_last: Option<i64>, entries: &[&UsageEntry], calc: &[f64]) -> [Ve
     // Activity is judged when read; stored windows use a clock far in the past.
     let never = jiff::Timestamp::MIN;
     let prev = prev_last.map(super::ms);
-    let by_mode = |cost: &dyn Fn(usize) -> f64| -> Vec<Block> {
-        let timed = entries.iter().enumerate().map(|(i, e)| Timed {
-            entry: e,
-            cost: cost(i),
-        });
-        blocks::identify_blocks_after(prev, timed, never, length)
-    };
-    let auto = by_mode(&|i| entries[i].cost_usd.unwrap_or(calc[i]));
-    let calculate = by_mode(&|i| calc[i]);
-    let display = by_mode(&|i| entries[i].cost_usd.unwrap_or(0.0));
+    // The modes differ only in what an entry costs: the windows are found
+    // once, then each other mode's costs are summed over the same entries
+    // in the same order, the very sums a pass of its own would make. Three
+    // passes were the end of a cold load, with the other core idle.
+    let timed = entries
+        .iter()
+        .zip(calc)
+        .map(|(e, &cost)| Timed { entry: e, cost });
+    let calculate = blocks::identify_blocks_after(prev, timed, never, length);
+    let mut auto = calculate.clone();
+    let mut display = calculate.clone();
+    let mut from = 0;
+    for (a, d) in auto.iter_mut().zip(&mut display) {
+        // A window holds the next `entries` entries; a gap holds none.
+        let to = from + a.entries;
+        let these = entries.get(from..to).unwrap_or_default();
+        let costs = calc.get(from..to).unwrap_or_default();
+        a.cost_usd = these
+            .iter()
+            .zip(costs)
+            .fold(0.0, |sum, (e, c)| sum + e.cost_usd.unwrap_or(*c));
+        d.cost_usd = these
+            .iter()
+            .fold(0.0, |sum, e| sum + e.cost_usd.unwrap_or(0.0));
+        from = to;
+    }
     [auto, calculate, display]
 }
 
@@ -1220,4 +1245,61 @@ fn insert_blocks(
         ])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Finding the windows once and summing the other modes' costs gives
+    /// what a pass per mode gives, to the bit.
+    #[test]
+    fn windows_of_all_modes_equal_a_pass_per_mode() {
+        let start = jiff::Timestamp::from_second(1_750_000_000).unwrap();
+        let mut at = start;
+        let entries: Vec<UsageEntry> = (0..400u64)
+            .map(|i| {
+                // Mostly minutes apart, now and then a break past a window.
+                let step = if i % 37 == 0 {
+                    7 * 3600
+                } else {
+                    60 + (i * 7919) % 900
+                };
+                at = at
+                    .checked_add(jiff::SignedDuration::from_secs(step as i64))
+                    .unwrap();
+                UsageEntry {
+                    cost_usd: (i % 3 == 0).then_some(0.1 + i as f64 / 7.0),
+                    ..crate::domain::sample_entry(at, i)
+                }
+            })
+            .collect();
+        let refs: Vec<&UsageEntry> = entries.iter().collect();
+        let calc: Vec<f64> = (0..entries.len()).map(|i| i as f64 / 3.0 + 0.01).collect();
+        let length = blocks::window_length(super::super::STORED_WINDOW_HOURS);
+        let pass = |cost: &dyn Fn(usize) -> f64| {
+            let timed = refs.iter().enumerate().map(|(i, e)| Timed {
+                entry: e,
+                cost: cost(i),
+            });
+            blocks::identify_blocks_after(None, timed, jiff::Timestamp::MIN, length)
+        };
+        let want = [
+            pass(&|i| entries[i].cost_usd.unwrap_or(calc[i])),
+            pass(&|i| calc[i]),
+            pass(&|i| entries[i].cost_usd.unwrap_or(0.0)),
+        ];
+        let got = windows(None, &refs, &calc);
+        assert!(want[0].iter().filter(|b| b.is_gap).count() > 5);
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.len(), w.len());
+            for (a, b) in g.iter().zip(w) {
+                assert_eq!(a.cost_usd.to_bits(), b.cost_usd.to_bits());
+                assert_eq!(
+                    (a.start, a.entries, a.is_gap),
+                    (b.start, b.entries, b.is_gap)
+                );
+            }
+        }
+    }
 }
