@@ -8,14 +8,16 @@
 //! time (SIMD compares and carry arithmetic, no loop per escape), so that in
 //! a clean line a string is skipped by looking up its closing quote, and a
 //! key or kept value is known plain ASCII when no other mark comes first;
-//! it compares keys as bytes. (A line with a raw control byte or a bad escape is walked byte by
-//! byte instead, which is rare.) It only answers when
-//! the line is plain: valid JSON by the same rules serde_json applies, the
-//! fields csm reads holding the types it expects, with no escapes in keys or
-//! in the strings it keeps, no duplicate fields and no number it would have
-//! to round. On anything else it answers `None` and the caller asks
-//! serde_json, so it never decides a doubtful case: it can only be faster,
-//! not different. `agrees_with_serde` checks that claim (tests, fuzzing).
+//! it compares keys as bytes. (A line with a raw control byte or a bad
+//! escape is walked byte by byte instead, which is rare.) It only answers
+//! when the line is plain: valid JSON by the same rules serde_json applies,
+//! the fields csm reads holding the types it expects, with no escapes in
+//! keys or in the strings it keeps, no duplicate fields and no count it
+//! would have to round (a `costUSD` float is made by serde_json itself from
+//! the number's text). On anything else it answers `None` and the caller
+//! asks serde_json, so it never decides a doubtful case: it can only be
+//! faster, not different. `agrees_with_serde` checks that claim (tests,
+//! fuzzing), and that the walk answers the `null` rule as a search would.
 
 use std::borrow::Cow;
 
