@@ -60,6 +60,20 @@ impl Block {
         self.tokens.total()
     }
 
+    /// The rule every face uses for "the current window": a real window
+    /// whose span contains `now`. A window that starts after `now` (an entry
+    /// from a device whose clock runs fast) is never current; `is_active`
+    /// keeps ccusage's own judgement for `blocks --json`.
+    pub fn is_current_at(&self, now: Timestamp) -> bool {
+        !self.is_gap && span_contains(self.start, self.end, now)
+    }
+
+    /// A real window that has not started at `now`: its entries are dated in
+    /// the future, so no face counts it.
+    pub fn is_future_at(&self, now: Timestamp) -> bool {
+        !self.is_gap && self.start > now
+    }
+
     /// Usage per minute between the first and last entry of an active window.
     pub fn burn_rate(&self) -> Option<BurnRate> {
         if !self.is_active || self.is_gap {
@@ -93,6 +107,127 @@ impl Block {
             remaining_minutes: remaining as i64,
         })
     }
+}
+
+/// Whether `[start, end)` contains `now`: the one span test behind
+/// [`Block::is_current_at`], also used on stored window rows.
+pub fn span_contains(start: Timestamp, end: Timestamp, now: Timestamp) -> bool {
+    start <= now && now < end
+}
+
+/// The current window at `now` ([`Block::is_current_at`]) among blocks sorted by start.
+pub fn current(blocks: &[Block], now: Timestamp) -> Option<&Block> {
+    blocks.iter().rev().find(|b| b.is_current_at(now))
+}
+
+/// The newest real window that has started by `now` (current or over).
+pub fn latest_started(blocks: &[Block], now: Timestamp) -> Option<&Block> {
+    blocks.iter().rev().find(|b| !b.is_gap && b.start <= now)
+}
+
+/// Entries dated after `now`: how many, and the newest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FutureEntries {
+    pub entries: usize,
+    pub newest: Timestamp,
+}
+
+impl FutureEntries {
+    /// Adds entries at `times` that lie after `now`.
+    pub fn count(
+        times: impl IntoIterator<Item = Timestamp>,
+        now: Timestamp,
+    ) -> Option<FutureEntries> {
+        let mut out: Option<FutureEntries> = None;
+        for t in times.into_iter().filter(|t| *t > now) {
+            let f = out.get_or_insert(FutureEntries {
+                entries: 0,
+                newest: t,
+            });
+            f.entries += 1;
+            f.newest = f.newest.max(t);
+        }
+        out
+    }
+}
+
+/// Pace of the current window: usage over the last [`PACE_SPAN`] of
+/// activity, as a rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pace {
+    /// All four token kinds, cache reads included (as the token bar counts them).
+    pub tokens_per_minute: f64,
+    /// Input and output tokens only (no cache reads or writes).
+    pub input_output_per_minute: f64,
+    pub cost_per_hour: f64,
+    /// What the rate is measured over.
+    pub basis: PaceBasis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaceBasis {
+    /// The last 30 minutes.
+    Recent,
+    /// The window so far (it is younger than 30 minutes).
+    Window,
+}
+
+/// How far back the pace looks.
+pub const PACE_SPAN: SignedDuration = SignedDuration::from_mins(30);
+
+/// The pace at `now` of a window whose entries (time, tokens, cost) are
+/// given: usage of the last 30 minutes over 30 minutes, so it decays while
+/// the user is idle; while the window's first entry is less than 30 minutes
+/// old, usage over the time since that entry (at least a minute). Entries
+/// dated after `now` are left out. None without usage in the span.
+pub fn pace(
+    entries: impl IntoIterator<Item = (Timestamp, TokenCounts, f64)>,
+    first_entry: Timestamp,
+    now: Timestamp,
+) -> Option<Pace> {
+    let since = now.saturating_sub(PACE_SPAN).unwrap_or(now);
+    let (span, basis) = if first_entry > since {
+        let age = now.duration_since(first_entry).max(SignedDuration::from_mins(1));
+        (age, PaceBasis::Window)
+    } else {
+        (PACE_SPAN, PaceBasis::Recent)
+    };
+    let (mut tokens, mut cost) = (TokenCounts::default(), 0.0f64);
+    for (t, n, c) in entries {
+        if t > since && t <= now {
+            tokens.add(&n);
+            cost += c;
+        }
+    }
+    if tokens.total() == 0 && cost == 0.0 {
+        return None;
+    }
+    let minutes = span.as_secs_f64() / 60.0;
+    Some(Pace {
+        tokens_per_minute: tokens.total() as f64 / minutes,
+        input_output_per_minute: tokens.input_tokens.saturating_add(tokens.output_tokens) as f64
+            / minutes,
+        cost_per_hour: cost / minutes * 60.0,
+        basis,
+    })
+}
+
+/// When `tokens` reach `limit` at `per_minute` from `now`, if before `end`:
+/// the one limit-reached projection every face shows.
+pub fn limit_reached_at(
+    tokens: u64,
+    limit: u64,
+    per_minute: f64,
+    now: Timestamp,
+    end: Timestamp,
+) -> Option<Timestamp> {
+    if tokens >= limit || per_minute <= 0.0 || !per_minute.is_finite() {
+        return None;
+    }
+    let minutes = (limit - tokens) as f64 / per_minute;
+    now.checked_add(SignedDuration::from_secs((minutes * 60.0).min(1e12) as i64))
+        .ok()
+        .filter(|t| *t < end)
 }
 
 /// Window length from hours, truncated to milliseconds as ccusage does.
@@ -276,7 +411,9 @@ impl BlockFilter {
             blocks.retain(|b| b.start >= cutoff || b.is_active);
         }
         if self.active_only {
-            blocks.retain(|b| b.is_active);
+            // The window the other faces call current, not ccusage's flag
+            // (which a window dated in the future also carries).
+            blocks.retain(|b| b.is_current_at(now));
         }
         blocks
     }

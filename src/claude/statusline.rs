@@ -298,9 +298,12 @@ pub fn figures(
     let token_limit = match s.token_limit {
         TokenLimit::Fixed(n) => Some(n),
         TokenLimit::Max => {
-            let before = block
-                .as_ref()
-                .map_or(now, |_| rows.last().map_or(now, |r| r.start));
+            // Completed windows only: those before the current one.
+            let before = rows
+                .iter()
+                .rev()
+                .find(|r| crate::blocks::span_contains(r.start, r.end, now))
+                .map_or(now, |r| r.start);
             Some(
                 store
                     .max_block_tokens_before(before)?
@@ -310,10 +313,13 @@ pub fn figures(
         }
         TokenLimit::P90 => {
             let blocks = store.blocks(s.mode, now)?;
-            let max = crate::period::completed_maxima(&blocks)
+            let kept = crate::period::Maxima {
+                tokens: s.kept_max_tokens,
+                cost_usd: 0.0,
+            };
+            crate::period::limits(&blocks, kept, TokenLimit::P90, now)
+                .1
                 .tokens
-                .max(s.kept_max_tokens);
-            crate::period::resolve_token_limit(TokenLimit::P90, &blocks, now, max).tokens
         }
     };
     let figures = StoreFigures {
@@ -328,14 +334,14 @@ pub fn figures(
     Ok((figures, Some(cache)))
 }
 
-/// The last window, when it is still active at `now` (before its end and
-/// less than a window length after its last entry, as `blocks` judges it).
+/// The window whose span contains `now` (`Block::is_current_at`'s rule);
+/// a window dated ahead of `now` is never it.
 fn active_block(rows: &[BlockRow], now: Timestamp) -> Option<ActiveBlock> {
-    let b = rows.last()?;
-    let length = crate::blocks::window_length(crate::store::STORED_WINDOW_HOURS);
-    let last = b.last_entry.unwrap_or(b.start);
-    let recent = now.duration_since(last) < length;
-    (now < b.end && recent).then_some(ActiveBlock {
+    let b = rows
+        .iter()
+        .rev()
+        .find(|b| crate::blocks::span_contains(b.start, b.end, now))?;
+    Some(ActiveBlock {
         cost_usd: b.cost_usd,
         end: b.end,
         tokens: b.tokens,

@@ -320,6 +320,11 @@ impl crate::daemon::UpdateHook for AlertsHook {
                 .recent_alerts(10)
                 .into_iter()
                 .map(|a| crate::snapshot::AlertInfo {
+                    severity: Some(
+                        crate::tui::data::Severity::of(&a.rule, &a.key)
+                            .as_str()
+                            .to_string(),
+                    ),
                     key: a.key,
                     rule: a.rule,
                     sent_at: a.sent_at,

@@ -33,10 +33,8 @@ pub fn run(ctx: &Context, args: &PeriodArgs) -> Result<ExitCode> {
         tokens: original_monitor_max_tokens(&ctx.base_dir).unwrap_or(0),
         cost_usd: 0.0,
     };
-    let maxima = period::completed_maxima(&blocks).merge(kept);
-    let limit =
-        period::resolve_token_limit(ctx.config.token_limit, &blocks, ctx.now, maxima.tokens);
-    let active = blocks.iter().rev().find(|b| b.is_active);
+    let (maxima, limit) = period::limits(&blocks, kept, ctx.config.token_limit, ctx.now);
+    let active = crate::blocks::current(&blocks, ctx.now);
     let Some((current, past)) = summaries.split_first() else {
         return Err(anyhow!("no billing period"));
     };
@@ -79,8 +77,9 @@ pub fn run(ctx: &Context, args: &PeriodArgs) -> Result<ExitCode> {
     let p = current;
     let tz_name = ctx.tz().iana_name().unwrap_or("local time");
     println!(
-        "Billing period  {} → {} ({tz_name}, starts on day {})",
-        p.period.start_date, p.period.end_date, settings.start_day
+        "Billing period  {} ({tz_name}, starts on day {})",
+        p.period.range_label(),
+        settings.start_day
     );
     let s = &p.sessions;
     let sessions = if s.over > 0 {
@@ -128,9 +127,15 @@ pub fn run(ctx: &Context, args: &PeriodArgs) -> Result<ExitCode> {
         };
         let mut t = table::new_table(st, &["Period", "Sessions", "Tokens", "Cost (USD)"]);
         for h in summaries.iter() {
+            let s = &h.sessions;
+            let sessions = if s.over > 0 {
+                format!("{} of {} (over by {})", s.used, s.limit, s.over)
+            } else {
+                format!("{} of {}", s.used, s.limit)
+            };
             t.add_row(vec![
-                format!("{} → {}", h.period.start_date, h.period.end_date),
-                h.sessions.used.to_string(),
+                h.period.range_label(),
+                sessions,
                 thousands(h.total_tokens),
                 usd(h.cost_usd),
             ]);
@@ -147,6 +152,7 @@ fn summary_json(s: &PeriodSummary) -> Value {
         "end": iso_ms(s.period.end),
         "startDate": s.period.start_date.to_string(),
         "endDate": s.period.end_date.to_string(),
+        "lastDate": s.period.last_date().to_string(),
         "sessions": {
             "used": s.sessions.used,
             "limit": s.sessions.limit,

@@ -66,7 +66,7 @@ pub fn in_process(mut ctx: Context, now: Timestamp) -> Result<Snapshot> {
     } else {
         Box::new(StoreFeed::new(Arc::clone(&ctx), kept))
     };
-    feed.update(true)?;
+    feed.update(true, now)?;
     let (_, _, snap) = snapshot::from_feed(feed.as_ref(), &ctx, now, "in-process")
         .context("cannot compute the billing period")?;
     Ok(snap)

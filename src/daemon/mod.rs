@@ -280,11 +280,12 @@ impl Daemon {
     }
 
     fn ingest(&mut self, trigger: Trigger) -> Result<bool> {
+        let now = self.clock.now();
         match trigger {
-            Trigger::Start => self.feed.update(true),
-            Trigger::Files => self.feed.reload(false).map(|()| true),
-            Trigger::Poll => self.feed.update(false),
-            Trigger::Clock if !self.loaded => self.feed.update(true),
+            Trigger::Start => self.feed.update(true, now),
+            Trigger::Files => self.feed.reload(false, now).map(|()| true),
+            Trigger::Poll => self.feed.update(false, now),
+            Trigger::Clock if !self.loaded => self.feed.update(true, now),
             Trigger::Clock => Ok(false),
         }
     }
@@ -303,7 +304,7 @@ impl Daemon {
                 "the history store was corrupt ({e:#}); moved it aside and rebuilding from the transcripts"
             );
             self.feed = StoreFeed::new(Arc::clone(&self.ctx), self.kept);
-            result = self.feed.update(true);
+            result = self.feed.update(true, self.clock.now());
         }
         let now = self.clock.now();
         if matches!(result, Ok(true)) {
@@ -548,6 +549,7 @@ mod tests {
                     sent_at: u.now,
                     title: "t".into(),
                     body: "b".into(),
+                    severity: None,
                 }];
             }
         }

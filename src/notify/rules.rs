@@ -153,12 +153,13 @@ pub struct AlertInput {
 }
 
 impl AlertInput {
-    /// From the blocks of the history (sorted by start, gaps included; their
-    /// `is_active` is recomputed at `now`) and the token limit in use.
+    /// From the blocks of the history (sorted by start, gaps included) and
+    /// the token limit in use. The window is the current one at `now`
+    /// ([`Block::is_current_at`]); windows dated ahead of `now` are ignored.
     pub fn from_blocks(blocks: &[Block], limit: Option<u64>, now: Timestamp) -> AlertInput {
-        let last_real = blocks.iter().rev().find(|b| !b.is_gap);
+        let last_real = crate::blocks::latest_started(blocks, now);
         let window = last_real
-            .filter(|b| is_active(b, now))
+            .filter(|b| b.is_current_at(now))
             .map(|b| WindowInput {
                 start: b.start,
                 end: b.end,
@@ -169,7 +170,11 @@ impl AlertInput {
             window,
             last_entry: last_real.and_then(|b| b.actual_end),
             official: None,
-            usage_limit_reset: blocks.iter().filter_map(|b| b.usage_limit_reset).max(),
+            usage_limit_reset: blocks
+                .iter()
+                .filter(|b| !b.is_future_at(now))
+                .filter_map(|b| b.usage_limit_reset)
+                .max(),
             source_failures: 0,
             last_error: None,
         }
@@ -183,9 +188,8 @@ impl AlertInput {
         token_limit: TokenLimit,
         now: Timestamp,
     ) -> AlertInput {
-        let max = period::completed_maxima(blocks).merge(kept).tokens;
-        let limit = period::resolve_token_limit(token_limit, blocks, now, max).tokens;
-        Self::from_blocks(blocks, limit, now)
+        let (_, limit) = period::limits(blocks, kept, token_limit, now);
+        Self::from_blocks(blocks, limit.tokens, now)
     }
 
     pub fn with_official(mut self, official: Option<OfficialInput>) -> Self {
@@ -198,15 +202,6 @@ impl AlertInput {
         self.last_error = last_error;
         self
     }
-}
-
-/// A window is active while its last entry is less than a window length old
-/// and its end has not come (`blocks::judge_activity`).
-fn is_active(b: &Block, now: Timestamp) -> bool {
-    let length = b.end.duration_since(b.start);
-    !b.is_gap
-        && b.actual_end
-            .is_some_and(|last| now.duration_since(last) < length && now < b.end)
 }
 
 /// What has been sent: the store's `alerts_sent` keys, or a set in tests.

@@ -95,6 +95,16 @@ impl BillingPeriod {
         self.start <= t && t < self.end
     }
 
+    /// The period's last day (the day before `end_date`).
+    pub fn last_date(&self) -> Date {
+        self.end_date.yesterday().unwrap_or(self.end_date)
+    }
+
+    /// `2026-12-01 – 2026-12-31`: both days included, as people read a range.
+    pub fn range_label(&self) -> String {
+        format!("{} – {}", self.start_date, self.last_date())
+    }
+
     /// Calendar days from `now`'s local date to the period end, today
     /// included (never below 1 while `now` is inside the period).
     pub fn days_left(&self, now: Timestamp, tz: &TimeZone) -> i64 {
@@ -126,14 +136,16 @@ impl Sessions {
     }
 }
 
-/// Real (non-gap) windows that start inside the period, the active one included.
+/// Real (non-gap) windows that start inside the period by `now`, the current
+/// one included; a window dated after `now` is not a session used yet.
 pub fn blocks_in<'a>(
     blocks: &'a [Block],
     period: &'a BillingPeriod,
+    now: Timestamp,
 ) -> impl Iterator<Item = &'a Block> + 'a {
     blocks
         .iter()
-        .filter(move |b| !b.is_gap && period.contains(b.start))
+        .filter(move |b| !b.is_gap && period.contains(b.start) && !b.is_future_at(now))
 }
 
 /// What the period settings of config.toml (and their flags) say.
@@ -182,7 +194,7 @@ pub fn summarize(
     let mut used = 0u32;
     let mut cost = 0.0;
     let mut tokens = 0u64;
-    for b in blocks_in(blocks, period) {
+    for b in blocks_in(blocks, period, now) {
         used = used.saturating_add(1);
         cost += b.cost_usd;
         tokens = tokens.saturating_add(b.total_tokens());
@@ -267,6 +279,19 @@ pub fn completed_maxima(blocks: &[Block]) -> Maxima {
         })
 }
 
+/// The all-time maxima (completed windows and what was kept) and the token
+/// bar's 100 % they give: the one composition every face uses.
+pub fn limits(
+    blocks: &[Block],
+    kept: Maxima,
+    token_limit: TokenLimit,
+    now: Timestamp,
+) -> (Maxima, ResolvedLimit) {
+    let maxima = completed_maxima(blocks).merge(kept);
+    let limit = resolve_token_limit(token_limit, blocks, now, maxima.tokens);
+    (maxima, limit)
+}
+
 /// Where the token bar's 100 % comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitSource {
@@ -279,6 +304,15 @@ pub enum LimitSource {
 }
 
 impl LimitSource {
+    /// What the 100 % is, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LimitSource::Max => "largest past window",
+            LimitSource::P90 => "p90 of the last 8 days",
+            LimitSource::Fixed => "token_limit setting",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             LimitSource::Max => "max",

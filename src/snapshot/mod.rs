@@ -23,12 +23,12 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::{Block, BurnRate};
+use crate::blocks::{Block, FutureEntries, Pace, PaceBasis};
 use crate::domain::TokenCounts;
 use crate::period::{BillingPeriod, LimitSource, Maxima, PeriodSummary, ResolvedLimit, Sessions};
 use crate::tui::data::{
-    ActiveWindow, ActivityRow, ActivityState, DashboardData, ModelShare, OfficialBar,
-    OfficialLimits, window_end,
+    ActiveWindow, ActivityRow, ActivityState, AlertRow, DEFAULT_IDLE_AFTER, DashboardData,
+    ModelShare, OfficialBar, OfficialLimits, Severity, window_end,
 };
 
 /// The snapshot's file name inside the base directory.
@@ -90,6 +90,27 @@ pub struct Snapshot {
     pub alerts: Vec<AlertInfo>,
     /// The daemon's own state (null when computed in-process).
     pub daemon: Option<DaemonInfo>,
+    /// Minutes without a new entry after which the current window is idle.
+    #[serde(default = "default_idle_after_minutes")]
+    pub idle_after_minutes: i64,
+    /// Entries dated after `last_update` (a device whose clock runs fast):
+    /// counted in no figure here.
+    #[serde(default)]
+    pub future_entries: Option<FutureEntriesInfo>,
+    /// Where csm looked when no Claude Code data folder exists, and what to do.
+    #[serde(default)]
+    pub notice: Option<String>,
+}
+
+fn default_idle_after_minutes() -> i64 {
+    DEFAULT_IDLE_AFTER.as_mins()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FutureEntriesInfo {
+    pub entries: u64,
+    #[serde(with = "time::ts")]
+    pub newest_at: Timestamp,
 }
 
 /// One window in the original monitor's shape, plus csm's extras.
@@ -193,11 +214,21 @@ pub struct ModelShareInfo {
     pub share: f64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// The pace of the last 30 minutes (or of the window, while it is younger).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BurnRateInfo {
+    /// All four token kinds, cache reads included.
     pub tokens_per_minute: f64,
+    /// Input and output tokens only.
     pub tokens_per_minute_for_indicator: f64,
     pub cost_per_hour: f64,
+    /// `last_30_min`, or `window` while the window is younger than that.
+    #[serde(default = "default_basis")]
+    pub basis: String,
+}
+
+fn default_basis() -> String {
+    "last_30_min".into()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -250,6 +281,9 @@ pub struct AlertInfo {
     pub sent_at: Timestamp,
     pub title: String,
     pub body: String,
+    /// `info`, `warning` or `critical`.
+    #[serde(default)]
+    pub severity: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -284,8 +318,15 @@ pub struct Inputs<'a> {
 pub fn build(i: &Inputs<'_>) -> Snapshot {
     let d = i.data;
     let p = &d.period;
-    let in_period = |b: &&Block| !b.is_gap && (p.period.contains(b.start) || b.is_active);
-    let current_sessions = i.blocks.iter().filter(in_period).map(session_row).collect();
+    let in_period = |b: &&Block| {
+        !b.is_gap && !b.is_future_at(i.now) && (p.period.contains(b.start) || b.is_current_at(i.now))
+    };
+    let current_sessions = i
+        .blocks
+        .iter()
+        .filter(in_period)
+        .map(|b| session_row(b, i.now))
+        .collect();
     Snapshot {
         schema_version: SCHEMA_VERSION,
         source: i.source.to_string(),
@@ -325,7 +366,7 @@ pub fn build(i: &Inputs<'_>) -> Snapshot {
         active_block: d
             .active
             .as_ref()
-            .map(|a| active_block(a, d.limit.tokens, i.now)),
+            .map(|a| active_block(a, d.limit.tokens, i.now, d.idle_after)),
         last_window_end: d.last_window_end,
         valid_until: d.valid_until,
         official_limits: d.official.as_ref().map(|o| OfficialLimitsInfo {
@@ -347,12 +388,29 @@ pub fn build(i: &Inputs<'_>) -> Snapshot {
                 })
                 .collect()
         }),
-        alerts: Vec::new(),
+        alerts: d
+            .alerts
+            .iter()
+            .map(|a| AlertInfo {
+                key: String::new(),
+                rule: String::new(),
+                sent_at: a.sent_at,
+                title: a.title.clone(),
+                body: String::new(),
+                severity: Some(a.severity.as_str().to_string()),
+            })
+            .collect(),
         daemon: None,
+        idle_after_minutes: d.idle_after.as_mins(),
+        future_entries: d.future.map(|f| FutureEntriesInfo {
+            entries: f.entries as u64,
+            newest_at: f.newest,
+        }),
+        notice: d.notice.clone(),
     }
 }
 
-fn session_row(b: &Block) -> SessionRow {
+fn session_row(b: &Block, now: Timestamp) -> SessionRow {
     SessionRow {
         session_id: crate::report::json::block_id(b),
         start_time: b.start,
@@ -363,7 +421,7 @@ fn session_row(b: &Block) -> SessionRow {
         cache_creation_tokens: b.tokens.cache_creation_input_tokens,
         cache_read_tokens: b.tokens.cache_read_input_tokens,
         cost_usd: b.cost_usd,
-        is_active: b.is_active,
+        is_active: b.is_current_at(now),
         entries: b.entries as u64,
         models: b.models.clone(),
     }
@@ -374,18 +432,23 @@ fn length() -> jiff::SignedDuration {
     crate::blocks::window_length(crate::store::STORED_WINDOW_HOURS)
 }
 
-fn active_block(a: &ActiveWindow, limit: Option<u64>, now: Timestamp) -> ActiveBlock {
+fn active_block(
+    a: &ActiveWindow,
+    limit: Option<u64>,
+    now: Timestamp,
+    idle_after: jiff::SignedDuration,
+) -> ActiveBlock {
     let b = &a.block;
     let tokens = b.total_tokens();
-    let limit_reached_at = match (a.burn, limit) {
-        (Some(r), Some(l)) if tokens < l && r.tokens_per_minute > 0.0 => {
-            let minutes = (l - tokens) as f64 / r.tokens_per_minute;
-            now.checked_add(jiff::SignedDuration::from_secs(
-                (minutes * 60.0).min(1e12) as i64
-            ))
-            .ok()
-            .filter(|t| *t < b.end)
-        }
+    let projection = match (
+        a.projected_tokens(now, idle_after),
+        a.projected_cost(now, idle_after),
+    ) {
+        (Some(total_tokens), Some(cost)) => Some(ProjectionInfo {
+            total_tokens,
+            total_cost_usd: (cost * 100.0).round() / 100.0,
+            remaining_minutes: b.end.duration_since(now).as_mins().max(0),
+        }),
         _ => None,
     };
     ActiveBlock {
@@ -415,17 +478,18 @@ fn active_block(a: &ActiveWindow, limit: Option<u64>, now: Timestamp) -> ActiveB
             .filter(|l| *l > 0)
             .map(|l| tokens as f64 * 100.0 / l as f64),
         minutes_left: b.end.duration_since(now).as_secs().max(0) / 60,
-        burn_rate: a.burn.map(|r| BurnRateInfo {
+        burn_rate: a.pace.map(|r| BurnRateInfo {
             tokens_per_minute: r.tokens_per_minute,
-            tokens_per_minute_for_indicator: r.tokens_per_minute_for_indicator,
+            tokens_per_minute_for_indicator: r.input_output_per_minute,
             cost_per_hour: r.cost_per_hour,
+            basis: match r.basis {
+                PaceBasis::Recent => "last_30_min",
+                PaceBasis::Window => "window",
+            }
+            .into(),
         }),
-        projection: b.projection(now).map(|p| ProjectionInfo {
-            total_tokens: p.total_tokens,
-            total_cost_usd: p.total_cost,
-            remaining_minutes: p.remaining_minutes,
-        }),
-        limit_reached_at,
+        projection,
+        limit_reached_at: a.limit_reached_at(limit, now, idle_after),
     }
 }
 
@@ -554,10 +618,15 @@ impl Snapshot {
                     models: a.models.clone(),
                     usage_limit_reset: a.usage_limit_reset_at,
                 },
-                burn: a.burn_rate.map(|r| BurnRate {
+                pace: a.burn_rate.as_ref().map(|r| Pace {
                     tokens_per_minute: r.tokens_per_minute,
-                    tokens_per_minute_for_indicator: r.tokens_per_minute_for_indicator,
+                    input_output_per_minute: r.tokens_per_minute_for_indicator,
                     cost_per_hour: r.cost_per_hour,
+                    basis: if r.basis == "window" {
+                        PaceBasis::Window
+                    } else {
+                        PaceBasis::Recent
+                    },
                 }),
                 models: a
                     .model_shares
@@ -605,7 +674,38 @@ impl Snapshot {
                     .collect()
             }),
             valid_until: self.valid_until,
+            idle_after: jiff::SignedDuration::from_mins(self.idle_after_minutes.max(1)),
+            future: self.future_entries.map(|f| FutureEntries {
+                entries: f.entries as usize,
+                newest: f.newest_at,
+            }),
+            alerts: self.window_alerts(),
+            notice: self.notice.clone(),
         }
+    }
+
+    /// The alerts of the current window (or of the last one), newest first.
+    fn window_alerts(&self) -> Vec<AlertRow> {
+        let since = match (&self.active_block, self.last_window_end) {
+            (Some(a), _) => Some(a.start_time),
+            (None, Some(end)) => end.checked_sub(length()).ok(),
+            (None, None) => None,
+        };
+        let Some(since) = since else {
+            return Vec::new();
+        };
+        self.alerts
+            .iter()
+            .filter(|a| a.sent_at >= since)
+            .map(|a| AlertRow {
+                sent_at: a.sent_at,
+                title: a.title.clone(),
+                severity: match &a.severity {
+                    Some(s) => Severity::from_name(s),
+                    None => Severity::of(&a.rule, &a.key),
+                },
+            })
+            .collect()
     }
 
     /// True when only `last_update` (and the daemon's bookkeeping) differ:
@@ -635,10 +735,10 @@ pub fn from_feed(
     now: Timestamp,
     source: &str,
 ) -> Result<(Vec<Block>, DashboardData, Snapshot), jiff::Error> {
-    let (blocks, models) = feed.blocks(now);
+    let (blocks, detail) = feed.blocks(now);
     let mut d = crate::tui::data::build(crate::tui::data::Inputs {
         blocks: &blocks,
-        active_models: models,
+        detail,
         kept: feed.kept_maxima(),
         window_length: length(),
         now,
@@ -648,6 +748,8 @@ pub fn from_feed(
     let extras = feed.claude(now);
     d.official = extras.official;
     d.activity = extras.activity;
+    d.alerts = extras.alerts;
+    d.notice = feed.notice();
     let snap = build(&Inputs {
         blocks: &blocks,
         data: &d,

@@ -82,18 +82,28 @@ fn settings() -> DashboardSettings {
             plan_price_usd: Some(100.0),
         },
         token_limit: TokenLimit::Max,
+        idle_after: jiff::SignedDuration::from_mins(10),
     }
 }
 
 fn dashboard(blocks: &[Block], tz: &TimeZone) -> DashboardData {
     data::build(data::Inputs {
         blocks,
-        active_models: vec![ModelShare {
-            model: "claude-sonnet-4-5-20250929".into(),
-            tokens: 3000,
-            cost_usd: 0.75,
-            share: 1.0,
-        }],
+        detail: data::CurrentDetail {
+            models: vec![ModelShare {
+                model: "claude-sonnet-4-5-20250929".into(),
+                tokens: 3000,
+                cost_usd: 0.75,
+                share: 1.0,
+            }],
+            pace: Some(crate::blocks::Pace {
+                tokens_per_minute: 100.0,
+                input_output_per_minute: 100.0,
+                cost_per_hour: 1.5,
+                basis: crate::blocks::PaceBasis::Recent,
+            }),
+            future: None,
+        },
         kept: Maxima::default(),
         window_length: crate::blocks::window_length(5.0),
         now: t(NOW),

@@ -14,7 +14,7 @@ use anyhow::{Result, bail};
 use jiff::{SignedDuration, Timestamp};
 
 use super::changes::ChangeDetector;
-use super::data::{self, DashboardData, DashboardSettings, Inputs, ModelShare};
+use super::data::{self, CurrentDetail, DashboardData, DashboardSettings, Inputs};
 use crate::app::Context;
 use crate::blocks::{self, Block, Timed};
 use crate::commands::usage;
@@ -24,7 +24,7 @@ use crate::pricing::{PriceResolver, PriceTable};
 
 /// Something that can produce dashboard data.
 pub trait DataSource: Send {
-    /// Shown in the title: `in-process`, `daemon v0.1.0`.
+    /// Shown in the title: `live from transcripts`, `from the daemon v0.1.0`.
     fn label(&self) -> String;
 
     /// The data at `now` when anything changed since the last call (new usage,
@@ -44,13 +44,18 @@ pub trait DataSource: Send {
 
 /// The usage behind the in-process source: the seam the store plugs into.
 pub trait UsageFeed: Send {
-    /// Brings the usage up to date; true when anything changed (always true
-    /// the first time and after `force`).
-    fn update(&mut self, force: bool) -> Result<bool>;
+    /// Brings the usage up to date as of `now`; true when anything changed
+    /// (always true the first time and after `force`).
+    fn update(&mut self, force: bool, now: Timestamp) -> Result<bool>;
 
     /// Every block of the history at `now` (sorted, gaps included, activity
-    /// computed at `now`) and the model shares of the active one.
-    fn blocks(&self, now: Timestamp) -> (Vec<Block>, Vec<ModelShare>);
+    /// computed at `now`) and the detail of the current one.
+    fn blocks(&self, now: Timestamp) -> (Vec<Block>, CurrentDetail);
+
+    /// Where csm looked when no Claude Code data folder exists, and what to do.
+    fn notice(&self) -> Option<String> {
+        None
+    }
 
     /// Maxima kept beyond what the blocks show (the store's all-time maxima,
     /// the original monitor's `max_tokens`).
@@ -68,7 +73,12 @@ pub trait UsageFeed: Send {
 pub struct ClaudeExtras {
     pub official: Option<data::OfficialLimits>,
     pub activity: Option<Vec<data::ActivityRow>>,
+    /// Alerts sent since the current (or last) window started, newest first.
+    pub alerts: Vec<data::AlertRow>,
 }
+
+/// How the dashboard names data it computes itself.
+pub const IN_PROCESS_LABEL: &str = "live from transcripts";
 
 /// Dashboard data computed in this process from a [`UsageFeed`].
 pub struct InProcessSource<F: UsageFeed> {
@@ -111,7 +121,8 @@ impl AlertHook {
     }
 
     fn saw(&mut self, blocks: &[Block]) {
-        let from = blocks.len().saturating_sub(3);
+        // The current window, a gap and a window dated ahead of now at most.
+        let from = blocks.len().saturating_sub(4);
         self.tail = blocks[from..].to_vec();
     }
 
@@ -155,19 +166,22 @@ impl<F: UsageFeed> InProcessSource<F> {
         let mut data = match &self.last {
             // Only the Claude Code panes can have changed.
             Some(last) if !changed && !expired => {
-                if last.official == extras.official && last.activity == extras.activity {
+                if last.official == extras.official
+                    && last.activity == extras.activity
+                    && last.alerts == extras.alerts
+                {
                     return Ok(None);
                 }
                 last.clone()
             }
             _ => {
-                let (blocks, active_models) = self.feed.blocks(now);
+                let (blocks, detail) = self.feed.blocks(now);
                 if let Some(h) = self.alerts.as_mut() {
                     h.saw(&blocks);
                 }
-                let data = data::build(Inputs {
+                let mut data = data::build(Inputs {
                     blocks: &blocks,
-                    active_models,
+                    detail,
                     kept: self.feed.kept_maxima(),
                     window_length: self.window_length,
                     now,
@@ -177,11 +191,13 @@ impl<F: UsageFeed> InProcessSource<F> {
                 if let Some(h) = self.alerts.as_mut() {
                     h.limit = data.limit.tokens;
                 }
+                data.notice = self.feed.notice();
                 data
             }
         };
         data.official = extras.official;
         data.activity = extras.activity;
+        data.alerts = extras.alerts;
         if self.last.as_ref() == Some(&data) {
             // Same picture (a file was touched without new usage): nothing to redraw.
             return Ok(None);
@@ -193,12 +209,12 @@ impl<F: UsageFeed> InProcessSource<F> {
 
 impl<F: UsageFeed> DataSource for InProcessSource<F> {
     fn label(&self) -> String {
-        "in-process".into()
+        IN_PROCESS_LABEL.into()
     }
 
     fn refresh(&mut self, now: Timestamp) -> Result<Option<DashboardData>> {
         let force = std::mem::take(&mut self.force);
-        let result = match self.feed.update(force) {
+        let result = match self.feed.update(force, now) {
             Ok(changed) => {
                 if let Some(h) = self.alerts.as_mut() {
                     h.failures = 0;
@@ -239,6 +255,7 @@ pub struct TranscriptFeed {
     entries: Vec<UsageEntry>,
     costs: Vec<f64>,
     kept: Maxima,
+    notice: Option<String>,
 }
 
 impl TranscriptFeed {
@@ -252,13 +269,15 @@ impl TranscriptFeed {
             entries: Vec::new(),
             costs: Vec::new(),
             kept,
+            notice: None,
         }
     }
 }
 
 impl UsageFeed for TranscriptFeed {
-    fn update(&mut self, force: bool) -> Result<bool> {
+    fn update(&mut self, force: bool, _now: Timestamp) -> Result<bool> {
         let (roots, changed) = poll_changes(&self.ctx, &mut self.detector, force)?;
+        self.notice = no_data_notice(&roots, false);
         if !force && !changed {
             return Ok(false);
         }
@@ -295,33 +314,55 @@ impl UsageFeed for TranscriptFeed {
         Ok(true)
     }
 
-    fn blocks(&self, now: Timestamp) -> (Vec<Block>, Vec<ModelShare>) {
+    fn blocks(&self, now: Timestamp) -> (Vec<Block>, CurrentDetail) {
         let timed = self
             .entries
             .iter()
             .zip(&self.costs)
             .map(|(entry, &cost)| Timed { entry, cost });
         let blocks = blocks::identify_blocks(timed, now, blocks::window_length(5.0));
-        let models = match blocks.last().filter(|b| b.is_active) {
-            Some(active) => {
-                // The active window is the last one: its entries are the tail
-                // from its first entry on.
-                let first = active.first_entry.unwrap_or(active.start);
+        let detail = match data::tail_from(&blocks, now) {
+            Some(first) => {
                 let from = self.entries.partition_point(|e| e.timestamp < first);
-                data::model_shares(
+                data::current_detail(
+                    &blocks,
                     self.entries[from..]
                         .iter()
                         .zip(self.costs[from..].iter().copied()),
+                    now,
                 )
             }
-            None => Vec::new(),
+            None => CurrentDetail::default(),
         };
-        (blocks, models)
+        (blocks, detail)
     }
 
     fn kept_maxima(&self) -> Maxima {
         self.kept
     }
+
+    fn notice(&self) -> Option<String> {
+        self.notice.clone()
+    }
+}
+
+/// What the screen says when no data root exists: where csm looked and what
+/// to do; with stored history, that what is shown is history.
+fn no_data_notice(roots: &crate::ingest::discover::Roots, has_history: bool) -> Option<String> {
+    if !roots.projects_dirs.is_empty() {
+        return None;
+    }
+    let why = roots
+        .explanation
+        .clone()
+        .unwrap_or_else(|| "No Claude Code data folder found.".into());
+    Some(if has_history {
+        format!("{why} Showing stored history only: the folder is gone or was moved.")
+    } else {
+        format!(
+            "{why} Use Claude Code once, or point csm at its folder with --claude-dir DIR or CLAUDE_CONFIG_DIR."
+        )
+    })
 }
 
 /// Whether anything under the data roots changed since the last poll (always
@@ -354,11 +395,13 @@ pub struct StoreFeed {
     store: Option<crate::store::Store>,
     detector: Option<ChangeDetector>,
     blocks: Vec<Block>,
-    /// The active window's entries with their costs, for model shares.
+    /// Entries since [`data::tail_from`] with their costs: the current
+    /// window's model shares and pace.
     active: Vec<(UsageEntry, f64)>,
     kept: Maxima,
     /// The store's `data_version` after the last reload.
     version: Option<i64>,
+    notice: Option<String>,
 }
 
 impl StoreFeed {
@@ -371,6 +414,7 @@ impl StoreFeed {
             active: Vec::new(),
             kept,
             version: None,
+            notice: None,
         }
     }
 
@@ -386,7 +430,7 @@ impl StoreFeed {
     /// Brings the store up to date with the transcripts (an incremental
     /// ingest unless `recalculate`) and reloads the windows: what the daemon
     /// does on every file-change event.
-    pub fn reload(&mut self, recalculate: bool) -> Result<()> {
+    pub fn reload(&mut self, recalculate: bool, now: Timestamp) -> Result<()> {
         let started = std::time::Instant::now();
         let sources = if recalculate == self.ctx.recalculate {
             usage::open(&self.ctx)?
@@ -398,13 +442,11 @@ impl StoreFeed {
         let Some(store) = sources.store else {
             bail!("the history store is off (--no-store)");
         };
-        let now = Timestamp::now();
         self.blocks = store.blocks(self.ctx.mode, now)?;
-        self.active = match self.blocks.iter().rev().find(|b| !b.is_gap) {
-            Some(last) => {
+        self.active = match data::tail_from(&self.blocks, now) {
+            Some(first) => {
                 let prices = usage::price_table(&self.ctx)?;
                 let mut resolver = PriceResolver::new(&prices);
-                let first = last.first_entry.unwrap_or(last.start);
                 store
                     .entries_since(first)?
                     .into_iter()
@@ -417,6 +459,8 @@ impl StoreFeed {
             None => Vec::new(),
         };
         self.version = store.data_version().ok();
+        let roots = self.ctx.roots.resolve();
+        self.notice = no_data_notice(&roots, !self.blocks.is_empty());
         self.store = Some(store);
         tracing::debug!(ms = started.elapsed().as_millis() as u64, "store sync");
         Ok(())
@@ -424,7 +468,7 @@ impl StoreFeed {
 }
 
 impl UsageFeed for StoreFeed {
-    fn update(&mut self, force: bool) -> Result<bool> {
+    fn update(&mut self, force: bool, now: Timestamp) -> Result<bool> {
         let (_, changed) = poll_changes(&self.ctx, &mut self.detector, force)?;
         let spooled = crate::claude::spool::pending(&self.ctx.base_dir);
         if !force && !changed && !spooled && self.store.is_some() {
@@ -433,22 +477,23 @@ impl UsageFeed for StoreFeed {
         // `--recalculate` re-reads everything on the first load only; `r`
         // (a forced refresh later) does it again on request.
         let recalculate = force && (self.store.is_some() || self.ctx.recalculate);
-        self.reload(recalculate)?;
+        self.reload(recalculate, now)?;
         Ok(true)
     }
 
-    fn blocks(&self, now: Timestamp) -> (Vec<Block>, Vec<ModelShare>) {
+    fn blocks(&self, now: Timestamp) -> (Vec<Block>, CurrentDetail) {
         let mut blocks = self.blocks.clone();
         blocks::judge_activity(
             &mut blocks,
             now,
             blocks::window_length(crate::store::STORED_WINDOW_HOURS),
         );
-        let models = match blocks.last().filter(|b| b.is_active) {
-            Some(_) => data::model_shares(self.active.iter().map(|(e, c)| (e, *c))),
-            None => Vec::new(),
-        };
-        (blocks, models)
+        let detail = data::current_detail(&blocks, self.active.iter().map(|(e, c)| (e, *c)), now);
+        (blocks, detail)
+    }
+
+    fn notice(&self) -> Option<String> {
+        self.notice.clone()
     }
 
     fn kept_maxima(&self) -> Maxima {
@@ -478,9 +523,32 @@ impl UsageFeed for StoreFeed {
                 None
             }
         };
-        ClaudeExtras { official, activity }
+        let since = data::tail_from(&self.blocks, now);
+        let alerts = match since {
+            Some(since) => store
+                .recent_alerts(ALERTS_SHOWN)
+                .map_err(|e| tracing::warn!("alerts: {e}"))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| a.sent_at >= since)
+                .map(|a| data::AlertRow {
+                    severity: data::Severity::of(&a.rule, &a.key),
+                    sent_at: a.sent_at,
+                    title: a.title,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        ClaudeExtras {
+            official,
+            activity,
+            alerts,
+        }
     }
 }
+
+/// How many of the window's alerts the dashboard lists at most.
+const ALERTS_SHOWN: usize = 8;
 
 /// The original monitor's `<base>/config.json` `max_tokens`: the largest
 /// window it had seen, kept as a floor for the all-time maximum.
@@ -533,8 +601,8 @@ impl SnapshotSource {
 impl DataSource for SnapshotSource {
     fn label(&self) -> String {
         match &self.version {
-            Some(v) => format!("daemon v{v}"),
-            None => "daemon".into(),
+            Some(v) => format!("from the daemon v{v}"),
+            None => "from the daemon".into(),
         }
     }
 
@@ -686,7 +754,7 @@ mod snapshot_source_tests {
 
     impl DataSource for Fixed {
         fn label(&self) -> String {
-            "in-process".into()
+            IN_PROCESS_LABEL.into()
         }
         fn refresh(&mut self, _now: Timestamp) -> Result<Option<DashboardData>> {
             self.1 += 1;
@@ -719,7 +787,7 @@ mod snapshot_source_tests {
             Box::new(Fixed(local_only.clone(), 0)),
             std::time::Duration::from_secs(2),
         );
-        assert_eq!(s.label(), "in-process");
+        assert_eq!(s.label(), IN_PROCESS_LABEL);
         assert_eq!(s.refresh(now).unwrap(), Some(local_only.clone()));
 
         // A daemon takes the base directory and writes its snapshot.
@@ -734,7 +802,10 @@ mod snapshot_source_tests {
         );
         assert!(s.using_daemon());
         assert_eq!(s.refresh(now).unwrap(), Some(snap.to_dashboard()));
-        assert_eq!(s.label(), format!("daemon v{}", crate::snapshot::VERSION));
+        assert_eq!(
+            s.label(),
+            format!("from the daemon v{}", crate::snapshot::VERSION)
+        );
         // Unchanged file: nothing new.
         assert_eq!(s.refresh(now).unwrap(), None);
         // The daemon rewrites it: the next check (every 250 ms) sees it.
@@ -759,6 +830,6 @@ mod snapshot_source_tests {
             std::thread::sleep(std::time::Duration::from_millis(50));
         };
         assert_eq!(got, local_only);
-        assert_eq!(s.label(), "in-process");
+        assert_eq!(s.label(), IN_PROCESS_LABEL);
     }
 }

@@ -12,7 +12,7 @@ use ratatui::buffer::Buffer;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::style::{Color, Modifier};
 
-use super::data::{ActivityRow, ActivityState, DashboardData, OfficialBar, OfficialLimits};
+use super::data::{self, ActivityRow, ActivityState, DashboardData, OfficialBar, OfficialLimits};
 use super::source::{DataSource, InProcessSource, TranscriptFeed};
 use super::view::{self, ViewState};
 use super::{Action, App};
@@ -379,9 +379,13 @@ fn source_recomputes_when_the_window_ends_without_new_data() {
     let feed = TranscriptFeed::new(Arc::clone(&ctx), Maxima::default());
     let mut source = InProcessSource::new(feed, ctx);
     let first = source.refresh(now()).unwrap().unwrap();
-    let until = first.valid_until.unwrap();
-    assert!(first.active.is_some());
+    let a = first.active.as_ref().expect("a current window");
+    // While the window runs the figures are recomputed every minute (the
+    // pace slides); then at its end.
+    let tick = first.valid_until.unwrap();
+    assert_eq!(tick, now().checked_add(data::PACE_REFRESH).unwrap());
     assert!(source.refresh(now()).unwrap().is_none());
+    let until = data::window_end(&a.block, crate::blocks::window_length(5.0));
     let later = source.refresh(until).unwrap().unwrap();
     assert!(later.active.is_none(), "the window is over at {until}");
     assert_eq!(later.period.sessions.used, first.period.sessions.used);
@@ -412,7 +416,6 @@ mod alerts {
     use crate::domain::TokenCounts;
     use crate::notify::{Backend, BackendError, Notifier, RuleSettings};
     use crate::period::Maxima;
-    use crate::tui::data::ModelShare;
     use crate::tui::source::{AlertHook, DataSource, InProcessSource, UsageFeed};
 
     fn t(s: &str) -> Timestamp {
@@ -425,14 +428,14 @@ mod alerts {
     }
 
     impl UsageFeed for Feed {
-        fn update(&mut self, _force: bool) -> anyhow::Result<bool> {
+        fn update(&mut self, _force: bool, _now: Timestamp) -> anyhow::Result<bool> {
             if self.failing.load(Ordering::SeqCst) > 0 {
                 self.failing.fetch_sub(1, Ordering::SeqCst);
                 anyhow::bail!("transcripts unreadable");
             }
             Ok(true)
         }
-        fn blocks(&self, now: Timestamp) -> (Vec<Block>, Vec<ModelShare>) {
+        fn blocks(&self, now: Timestamp) -> (Vec<Block>, crate::tui::data::CurrentDetail) {
             let mut b = Block::gap(t("2026-11-20T12:00:00Z"), t("2026-11-20T17:00:00Z"));
             b.is_gap = false;
             b.first_entry = Some(t("2026-11-20T12:05:00Z"));
@@ -443,7 +446,7 @@ mod alerts {
                 ..Default::default()
             };
             b.is_active = now < b.end;
-            (vec![b], Vec::new())
+            (vec![b], Default::default())
         }
         fn kept_maxima(&self) -> Maxima {
             Maxima {

@@ -14,7 +14,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
 
-use super::data::{ActiveWindow, DashboardData, OfficialBar, OfficialLimits};
+use super::data::{ActiveWindow, AlertRow, DashboardData, OfficialBar, OfficialLimits, Severity};
+use crate::blocks::PaceBasis;
 use crate::report::format::{compact, duration_minutes, short_model, thousands, usd};
 
 /// What one frame shows.
@@ -23,7 +24,7 @@ pub struct ViewState<'a> {
     pub data: Option<&'a DashboardData>,
     pub now: Timestamp,
     pub tz: &'a TimeZone,
-    /// `in-process`, `daemon vX`.
+    /// `live from transcripts`, `from the daemon vX`.
     pub source_label: &'a str,
     pub color: bool,
     pub help: bool,
@@ -106,7 +107,7 @@ pub fn render(area: Rect, buf: &mut Buffer, st: &ViewState<'_>) {
     let keys = if narrow {
         " q quit · r re-read · ? help "
     } else {
-        " q quit · r recalculate · ? help "
+        " q quit · r re-read usage · ? help "
     };
     let frame = Block::new()
         .borders(Borders::ALL)
@@ -184,6 +185,8 @@ fn content_lines(
         }
         out.extend(g.lines);
     }
+    let mut out: Vec<Line<'static>> = out.into_iter().map(|l| fit(l, width)).collect();
+    let footer: Vec<Line<'static>> = footer.into_iter().map(|l| fit(l, width)).collect();
     if !footer.is_empty() {
         match height {
             // Footer sits at the bottom of the box, a blank line above it if room.
@@ -249,15 +252,17 @@ fn label(theme: Theme, text: &str) -> Span<'static> {
     Span::styled(format!("{text:<LABEL$}"), theme.label())
 }
 
-/// `left` then `right` pushed to the right edge; `right` is dropped when
-/// both do not fit.
-fn spread(mut left: Vec<Span<'static>>, right: Vec<Span<'static>>, width: usize) -> Line<'static> {
-    let lw: usize = left.iter().map(Span::width).sum();
+/// `left` then `right` pushed to the right edge; when both do not fit,
+/// `left` is cut (ending in "…") so the figure on the right stays.
+fn spread(left: Vec<Span<'static>>, right: Vec<Span<'static>>, width: usize) -> Line<'static> {
     let rw: usize = right.iter().map(Span::width).sum();
-    if lw + 1 + rw <= width {
-        left.push(Span::raw(" ".repeat(width - lw - rw)));
-        left.extend(right);
+    if rw + 1 >= width {
+        return Line::from(left);
     }
+    let mut left = fit(Line::from(left), width - rw - 1).spans;
+    let lw: usize = left.iter().map(Span::width).sum();
+    left.push(Span::raw(" ".repeat(width - lw - rw)));
+    left.extend(right);
     Line::from(left)
 }
 
@@ -309,13 +314,22 @@ fn active_groups(
         Some(limit) => {
             let pct = tokens as f64 / limit.max(1) as f64 * 100.0;
             let style = theme.level(pct);
-            let text = format!(
-                "{} / {} ({})",
+            let mut text = format!(
+                "{} of {} ({})",
                 thousands(tokens),
                 thousands(limit),
-                d.limit.source.label()
+                d.limit.source.describe()
             );
-            let mut right = vec![Span::styled(format!("{pct:.1}%"), style)];
+            // Short numbers before a cut description on a narrow screen.
+            if LABEL + text.chars().count() + 12 > width {
+                text = format!(
+                    "{} of {} ({})",
+                    compact(tokens),
+                    compact(limit),
+                    d.limit.source.describe()
+                );
+            }
+            let mut right = vec![Span::styled(format!("{pct:.1}% used"), style)];
             if tokens > limit {
                 right = vec![Span::styled(format!("OVER {pct:.1}%"), theme.bad())];
             }
@@ -361,46 +375,73 @@ fn active_groups(
                         hhmm(b.end, st)
                     )),
                 ],
-                vec![Span::styled(format!("{pct:.0}%"), style)],
+                vec![Span::styled(format!("{pct:.0}% elapsed"), style)],
                 width,
             ),
             Line::from(bar(width, pct / 100.0, style, theme)),
         ],
     ));
 
-    // Cost, burn rate, predicted limit.
+    // Cost, pace, predicted limit: none of it projected while idle.
+    let idle = a.idle_for(st.now, d.idle_after);
     let mut money = Vec::new();
-    let mut cost = vec![label(theme, "Cost"), Span::raw(usd(b.cost_usd))];
-    if let Some(p) = b.projection(st.now) {
+    let mut cost = vec![
+        label(theme, "Cost"),
+        Span::raw(format!("{} so far", usd(b.cost_usd))),
+    ];
+    if let Some(p) = a.projected_cost(st.now, d.idle_after) {
         cost.push(Span::styled(
-            format!(" · {} projected by {}", usd(p.total_cost), hhmm(b.end, st)),
+            format!(" · {} by {} at this pace", usd(p), hhmm(b.end, st)),
             theme.dim(),
         ));
     }
     money.push(Line::from(cost));
-    let mut burn = vec![label(theme, "Burn")];
-    match a.burn {
-        Some(r) => {
-            burn.push(Span::raw(format!(
-                "{} tok/min · {}/h",
+    let pace = match (idle, a.pace) {
+        (Some(for_), _) => vec![
+            label(theme, "Pace"),
+            Span::styled(
+                format!(
+                    "idle {} · nothing projected",
+                    duration_minutes(for_.as_mins().max(0))
+                ),
+                theme.warn(),
+            ),
+        ],
+        (None, Some(r)) => vec![
+            label(
+                theme,
+                match r.basis {
+                    PaceBasis::Recent => "Last 30m",
+                    PaceBasis::Window => "So far",
+                },
+            ),
+            Span::raw(format!(
+                "{} tok/min incl. cache · {}/h",
                 thousands(r.tokens_per_minute.round().max(0.0) as u64),
                 usd(r.cost_per_hour)
-            )));
-            if let Some(limit) = d.limit.tokens {
-                burn.push(Span::raw(" · "));
-                burn.push(limit_prediction(
-                    tokens,
-                    limit,
-                    r.tokens_per_minute,
-                    b.end,
-                    st,
-                    theme,
-                ));
+            )),
+        ],
+        (None, None) => vec![
+            label(theme, "Pace"),
+            Span::styled("no usage in the last 30 min", theme.dim()),
+        ],
+    };
+    let limit_line = d.limit.tokens.filter(|_| idle.is_none()).map(|limit| {
+        let said = if tokens >= limit {
+            Span::styled("passed", theme.bad())
+        } else {
+            match a.limit_reached_at(Some(limit), st.now, d.idle_after) {
+                Some(t) => Span::styled(format!("at {} at this pace", hhmm(t, st)), theme.warn()),
+                None if a.pace.is_some() => {
+                    Span::styled("not reached before the reset at this pace", theme.dim())
+                }
+                None => Span::styled("not in sight", theme.dim()),
             }
-        }
-        None => burn.push(Span::styled("not enough data yet", theme.dim())),
-    }
-    money.push(Line::from(burn));
+        };
+        Line::from(vec![label(theme, "Limit"), said])
+    });
+    money.push(Line::from(pace));
+    money.extend(limit_line);
     groups.push(Group::new(2, money));
 
     if let Some(o) = &d.official {
@@ -413,45 +454,82 @@ fn active_groups(
             .iter()
             .map(|m| format!("{} {:.0}%", short_model(&m.model), m.share * 100.0))
             .collect();
+        const OF: &str = " of tokens";
+        let fitted = join_fitting(&items, width.saturating_sub(LABEL + OF.len()));
         groups.push(Group::new(
             3,
             vec![Line::from(vec![
                 label(theme, "Models"),
-                Span::raw(join_fitting(&items, width.saturating_sub(LABEL))),
+                Span::raw(fitted),
+                Span::styled(OF, theme.dim()),
             ])],
         ));
     }
 
+    groups.extend(common_groups(d, st, theme, width));
+    groups
+}
+
+/// Sections both screens show: what csm could not find, entries dated
+/// ahead, the window's alerts, Claude Code activity.
+fn common_groups(d: &DashboardData, st: &ViewState<'_>, theme: Theme, width: usize) -> Vec<Group> {
+    let mut groups = Vec::new();
+    if let Some(n) = &d.notice {
+        let lines = wrap(n, width)
+            .into_iter()
+            .map(|l| Line::from(Span::styled(l, theme.warn())))
+            .collect();
+        groups.push(Group::new(0, lines));
+    }
+    if let Some(f) = d.future {
+        let noun = if f.entries == 1 { "entry" } else { "entries" };
+        groups.push(Group::new(
+            1,
+            vec![Line::from(Span::styled(
+                format!(
+                    "{} {noun} dated in the future (newest {}) not counted: a clock runs fast",
+                    thousands(f.entries as u64),
+                    hhmm(f.newest, st)
+                ),
+                theme.warn(),
+            ))],
+        ));
+    }
+    if !d.alerts.is_empty() {
+        groups.push(alert_group(&d.alerts, st, theme));
+    }
     if let Some(rows) = &d.activity {
         groups.push(activity_group(rows, st, theme, width));
     }
     groups
 }
 
-fn limit_prediction(
-    tokens: u64,
-    limit: u64,
-    per_minute: f64,
-    reset: Timestamp,
-    st: &ViewState<'_>,
-    theme: Theme,
-) -> Span<'static> {
-    if tokens >= limit {
-        return Span::styled("limit passed", theme.bad());
-    }
-    if per_minute <= 0.0 {
-        return Span::styled("limit not in sight", theme.dim());
-    }
-    let minutes = (limit - tokens) as f64 / per_minute;
-    let at = st
-        .now
-        .checked_add(jiff::SignedDuration::from_secs(
-            (minutes * 60.0).min(1e12) as i64
-        ))
-        .ok();
-    match at {
-        Some(t) if t < reset => Span::styled(format!("limit at {}", hhmm(t, st)), theme.warn()),
-        _ => Span::styled("limit not reached before reset", theme.dim()),
+fn alert_group(alerts: &[AlertRow], st: &ViewState<'_>, theme: Theme) -> Group {
+    let lines = alerts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let style = match a.severity {
+                Severity::Critical => theme.bad(),
+                Severity::Warning => theme.warn(),
+                Severity::Info => Style::new(),
+            };
+            let head = if i == 0 {
+                label(theme, "Alerts")
+            } else {
+                Span::raw(" ".repeat(LABEL))
+            };
+            Line::from(vec![
+                head,
+                Span::styled(format!("{} ", hhmm(a.sent_at, st)), theme.dim()),
+                Span::styled(a.title.clone(), style),
+            ])
+        })
+        .collect();
+    Group {
+        priority: 3,
+        lines,
+        min: 1,
     }
 }
 
@@ -470,7 +548,7 @@ fn official_lines(
         let Some(x) = bar_data else { continue };
         let pct = x.used_percent.clamp(0.0, 100.0);
         let style = if stale { theme.dim() } else { theme.level(pct) };
-        let mut tail = format!(" {pct:>3.0}%");
+        let mut tail = format!(" {pct:>3.0}% used");
         if let Some(r) = x.resets_at {
             tail.push_str(&format!(" · resets {}", hhmm(r, st)));
         }
@@ -578,7 +656,7 @@ fn waiting_groups(d: &DashboardData, st: &ViewState<'_>, theme: Theme, width: us
     } else {
         "none yet".to_string()
     };
-    main.push(Line::from(vec![label(theme, "Max"), Span::raw(max)]));
+    main.push(Line::from(vec![label(theme, "Largest"), Span::raw(max)]));
     let p = &d.period;
     let left = if p.sessions.over > 0 {
         Span::styled(format!("over by {} sessions", p.sessions.over), theme.bad())
@@ -590,19 +668,14 @@ fn waiting_groups(d: &DashboardData, st: &ViewState<'_>, theme: Theme, width: us
     };
     main.push(Line::from(vec![
         label(theme, "Period"),
-        Span::raw(format!(
-            "{} → {} · ",
-            p.period.start_date, p.period.end_date
-        )),
+        Span::raw(format!("{} · ", p.period.range_label())),
         left,
     ]));
     let mut groups = vec![Group::new(0, main)];
     if let Some(o) = &d.official {
         groups.push(Group::new(2, official_lines(o, st, theme, width)));
     }
-    if let Some(rows) = &d.activity {
-        groups.push(activity_group(rows, st, theme, width));
-    }
+    groups.extend(common_groups(d, st, theme, width));
     groups
 }
 
@@ -629,14 +702,14 @@ fn footer_lines(d: &DashboardData, theme: Theme, width: usize) -> Vec<Line<'stat
         "{}d left ({:.1}/day)",
         p.days_left, p.avg_sessions_per_day
     ))]);
-    let mut period = format!("Period {}", usd(p.cost_usd));
+    let mut period = format!("Period {} at API prices", usd(p.cost_usd));
     if let Some(r) = p.value_ratio {
         period.push_str(&format!(" ({r:.1}× plan)"));
     }
     items.push(vec![Span::raw(period)]);
     if d.maxima.tokens > 0 {
         items.push(vec![Span::raw(format!(
-            "Max {} tok",
+            "Largest window {} tok",
             compact(d.maxima.tokens)
         ))]);
     }
@@ -670,7 +743,9 @@ fn render_help(area: Rect, buf: &mut Buffer, theme: Theme, source: &str) {
         Line::from("?                show or hide this help"),
         Line::default(),
         Line::from(format!("data: {source}")),
-        Line::from("colours: green <50% · yellow <80% · red"),
+        Line::from("tokens count all four kinds, cache reads too"),
+        Line::from("pace: usage of the last 30 minutes"),
+        Line::from("colours: green <50% · yellow 50–80% · red ≥80%"),
     ];
     let w = (text.iter().map(Line::width).max().unwrap_or(20) + 4).min(area.width as usize) as u16;
     let h = (text.len() + 2).min(area.height as usize) as u16;
@@ -693,6 +768,44 @@ fn render_help(area: Rect, buf: &mut Buffer, theme: Theme, source: &str) {
         ..inner
     };
     Paragraph::new(text).render(inner, buf);
+}
+
+/// A line cut to `width` cells, ending with "…" when anything was cut.
+fn fit(line: Line<'static>, width: usize) -> Line<'static> {
+    if line.width() <= width {
+        return line;
+    }
+    let mut left = width.saturating_sub(1);
+    let mut spans = Vec::new();
+    for sp in line.spans {
+        if left == 0 {
+            break;
+        }
+        let text: String = sp.content.chars().take(left).collect();
+        left -= text.chars().count();
+        spans.push(Span::styled(text, sp.style));
+    }
+    spans.push(Span::raw("…"));
+    Line::from(spans)
+}
+
+/// Words wrapped to `width` columns.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
 }
 
 fn truncate(s: &str, width: usize) -> String {
