@@ -24,5 +24,6 @@ pub mod snapshot;
 pub mod source;
 pub mod store;
 pub mod synth;
+pub mod sys;
 pub mod tui;
 pub mod zone;

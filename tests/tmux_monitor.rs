@@ -130,20 +130,20 @@ fn monitor_in_tmux_shows_the_window_resizes_and_restores_the_terminal() {
     let (tmux, _) = start(&d, &tokens);
     let pane = tmux.pane();
     assert!(pane.contains("17:40:00"), "clock in Europe/Warsaw:\n{pane}");
-    assert!(pane.contains("q quit · r recalculate"), "{pane}");
+    assert!(pane.contains("q quit · r re-read usage"), "{pane}");
     assert_eq!(tmux.format("#{alternate_on}"), "1", "alternate screen");
 
     // Smaller window: redrawn at 60 columns with the narrow key hints.
     tmux.ok(&["resize-window", "-t", "csm", "-x", "60", "-y", "15"]);
     let small = tmux.wait_for("the 60x15 redraw", |p| {
-        p.contains("q quit · r re-read") && p.contains(&tokens)
+        p.contains("q quit · r re-read ·") && p.contains("Tokens") && p.contains("% used")
     });
     assert!(small.lines().all(|l| l.chars().count() <= 60), "{small}");
     assert!(small.contains("Sessions "), "{small}");
     // And back up again.
     tmux.ok(&["resize-window", "-t", "csm", "-x", "100", "-y", "30"]);
     tmux.wait_for("the 100x30 redraw", |p| {
-        p.contains("q quit · r recalculate")
+        p.contains("q quit · r re-read usage")
     });
 
     tmux.ok(&["send-keys", "-t", "csm", "q"]);
@@ -168,8 +168,71 @@ fn sigterm_restores_the_terminal_too() {
     assert_restored(&tmux);
 }
 
+/// Whether process `pid` is still there.
+fn alive(pid: &str) -> bool {
+    Path::new("/proc").join(pid).exists()
+        || Command::new("kill")
+            .args(["-0", pid])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// Waits (bounded) for `pid` to exit; false when it is still there.
+fn exits(pid: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Closing the terminal (`tmux kill-session`: the pane's pty goes away and
+/// the shell's group gets SIGHUP) ends the dashboard instead of leaving it
+/// spinning on a terminal that is gone.
+#[test]
+fn the_dashboard_exits_when_its_terminal_goes_away() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let d = history();
+    let tokens = thousands(active_block_tokens(&d));
+    let (tmux, pid_file) = start(&d, &tokens);
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let pid = pid.trim();
+    assert!(alive(pid));
+    tmux.ok(&["kill-session", "-t", "csm"]);
+    // Generous for a loaded CI machine: the figure (within 1 s) is measured
+    // by scripts/hangup-bench.py.
+    assert!(exits(pid, Duration::from_secs(10)), "csm {pid} outlived its terminal");
+}
+
+/// A terminal that is gone and a SIGTERM on top: whichever the dashboard
+/// sees first, it exits.
+#[test]
+fn sigterm_ends_a_dashboard_whose_terminal_is_gone() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let d = history();
+    let tokens = thousands(active_block_tokens(&d));
+    let (tmux, pid_file) = start(&d, &tokens);
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let pid = pid.trim().to_string();
+    tmux.ok(&["kill-server"]);
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    // Already gone is fine too (kill then fails).
+    let _ = status;
+    assert!(exits(&pid, Duration::from_secs(10)), "csm {pid} ignored SIGTERM");
+}
+
 /// With a daemon running, the dashboard shows the daemon's snapshot (title
-/// `daemon v…`), follows it when a transcript grows, and computes in-process
+/// `from the daemon v…`), follows it when a transcript grows, and computes in-process
 /// again once the daemon stops.
 #[test]
 fn dashboard_follows_the_daemon_and_falls_back_when_it_stops() {
@@ -195,7 +258,7 @@ fn dashboard_follows_the_daemon_and_falls_back_when_it_stops() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let (tmux, _) = start(&d, &thousands(tokens));
-    tmux.wait_for("the daemon as the data source", |p| p.contains("daemon v"));
+    tmux.wait_for("the daemon as the data source", |p| p.contains("from the daemon v"));
 
     // A new line one minute before "now" joins the active window.
     let dir = d.claude.join("projects").join("-home-dev-live");
@@ -224,7 +287,7 @@ fn dashboard_follows_the_daemon_and_falls_back_when_it_stops() {
     assert!(status.success());
     assert!(daemon.wait().unwrap().success());
     tmux.wait_for("the in-process source", |p| {
-        p.contains("in-process") && p.contains(&grown)
+        p.contains("live from transcripts") && p.contains(&grown)
     });
     tmux.ok(&["send-keys", "-t", "csm", "q"]);
     assert_restored(&tmux);

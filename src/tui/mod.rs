@@ -167,24 +167,43 @@ pub fn render_once(
     Ok(view::buffer_to_text(&buf, ansi && opts.color))
 }
 
-enum FromWorker {
+/// What the screen's loop waits for: the refresh thread's data, and keys
+/// from the input thread.
+enum Msg {
     Data(Box<DashboardData>),
     Error(String),
     /// The data source changed (a daemon started or stopped).
     Label(String),
+    Input(Event),
+    /// The terminal went away (hang-up, end of input, read error).
+    TerminalGone(&'static str),
 }
 
 enum ToWorker {
     Recalculate,
 }
 
-/// Runs the interactive dashboard until the user quits.
+/// How often the screen's loop wakes without a message: the clock, a signal
+/// and a vanished terminal are all noticed within this.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Why the dashboard stopped when the user did not ask for it.
+fn stop_reason(stop: &AtomicBool, input: &crate::sys::TerminalInput) -> Option<&'static str> {
+    if stop.load(Ordering::Relaxed) {
+        return Some("stopped by a signal");
+    }
+    input.is_gone()
+}
+
+/// Runs the interactive dashboard until the user quits, the terminal goes
+/// away or a signal asks it to stop (all of which end it with success).
 pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
     let label = source.label();
-    let (to_ui, from_worker) = mpsc::channel::<FromWorker>();
+    let (tx, rx) = mpsc::channel::<Msg>();
     let (to_worker, from_ui) = mpsc::channel::<ToWorker>();
     let clock = opts.clock;
     let refresh = opts.refresh;
+    let to_ui = tx.clone();
     std::thread::Builder::new()
         .name("csm-refresh".into())
         .spawn(move || worker(&mut *source, clock, refresh, &from_ui, &to_ui))
@@ -192,29 +211,54 @@ pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
 
     install_panic_hook();
     let stop = stop_on_signals();
+    let input = crate::sys::TerminalInput::open().context("cannot open the terminal")?;
     let _guard = TerminalGuard::enter().context("cannot set up the terminal")?;
+    let keys = crate::sys::TerminalInput::open().context("cannot open the terminal")?;
+    std::thread::Builder::new()
+        .name("csm-input".into())
+        .spawn(move || input_reader(&keys, &tx))
+        .context("cannot start the input thread")?;
     let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     let mut app = App::new(label);
     let mut dirty = true;
     let mut drawn_second = i64::MIN;
+    let mut last_size = terminal::size().ok();
     loop {
-        if stop.load(Ordering::Relaxed) {
-            tracing::info!("stopped by a signal");
+        if let Some(why) = stop_reason(&stop, &input) {
+            tracing::info!("{why}");
             break;
         }
         let now = clock.now();
+        // Resizes are seen here (an ioctl), not from crossterm's event source,
+        // which the input thread only asks once the terminal has input.
+        let size = terminal::size().ok();
+        if size != last_size {
+            last_size = size;
+            dirty = true;
+        }
         if dirty || now.as_second() != drawn_second {
             let vs = app.view(now, &opts.tz, opts.color);
-            term.draw(|f| view::render(f.area(), f.buffer_mut(), &vs))?;
+            if let Err(e) = term.draw(|f| view::render(f.area(), f.buffer_mut(), &vs)) {
+                // A terminal that went away fails the write: that is a hang-up.
+                if let Some(why) = stop_reason(&stop, &input) {
+                    tracing::info!("{why} ({e})");
+                    break;
+                }
+                return Err(e.into());
+            }
             dirty = false;
             drawn_second = now.as_second();
         }
-        // Wake at least 4 times a second: data from the worker and the clock
-        // show up without a busy loop.
-        if event::poll(Duration::from_millis(250))? {
-            match event::read()? {
-                Event::Key(k) => match app.on_key(k) {
-                    Action::Quit => break,
+        let first = match rx.recv_timeout(TICK) {
+            Ok(m) => Some(m),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => bail!("the refresh thread stopped"),
+        };
+        let mut quit = false;
+        for msg in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            match msg {
+                Msg::Input(Event::Key(k)) => match app.on_key(k) {
+                    Action::Quit => quit = true,
                     Action::Recalculate => {
                         dirty = true;
                         if to_worker.send(ToWorker::Recalculate).is_err() {
@@ -225,28 +269,29 @@ pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
                     Action::None => {}
                 },
                 // Terminal::draw resizes its buffers and repaints everything.
-                Event::Resize(..) => dirty = true,
-                _ => {}
-            }
-        }
-        loop {
-            match from_worker.try_recv() {
-                Ok(FromWorker::Data(d)) => {
+                Msg::Input(Event::Resize(..)) => dirty = true,
+                Msg::Input(_) => {}
+                Msg::TerminalGone(why) => {
+                    tracing::info!("{why}");
+                    quit = true;
+                }
+                Msg::Data(d) => {
                     app.on_data(*d);
                     dirty = true;
                 }
-                Ok(FromWorker::Label(l)) => {
+                Msg::Label(l) => {
                     app.label = l;
                     dirty = true;
                 }
-                Ok(FromWorker::Error(e)) => {
+                Msg::Error(e) => {
                     tracing::warn!("refresh failed: {e}");
                     app.on_error(e);
                     dirty = true;
                 }
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => bail!("the refresh thread stopped"),
             }
+        }
+        if quit {
+            break;
         }
         // Rung from this thread, between two draws, so the bell never lands
         // inside an escape sequence of a frame.
@@ -267,12 +312,62 @@ pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
     Ok(())
 }
 
+/// Reads keys for the screen. It waits on the terminal itself and hands
+/// crossterm only input that is there, so a terminal that hangs up (or hits
+/// end of file) ends the thread instead of spinning in crossterm's reader.
+fn input_reader(input: &crate::sys::TerminalInput, tx: &mpsc::Sender<Msg>) {
+    use crate::sys::Readiness;
+    // Readable yet no event, many times in a row: input that never completes
+    // an event is end of file in disguise.
+    const EMPTY_LIMIT: u32 = 64;
+    let mut empty = 0u32;
+    loop {
+        match input.wait(Duration::from_secs(1)) {
+            Readiness::Gone(why) => {
+                let _ = tx.send(Msg::TerminalGone(why));
+                return;
+            }
+            Readiness::Timeout => continue,
+            Readiness::Readable => {}
+        }
+        match event::poll(Duration::ZERO) {
+            Ok(true) => {
+                empty = 0;
+                match event::read() {
+                    Ok(ev) => {
+                        if tx.send(Msg::Input(ev)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tx.send(Msg::TerminalGone("cannot read the terminal"));
+                        return;
+                    }
+                }
+            }
+            Ok(false) => {
+                empty += 1;
+                if empty >= EMPTY_LIMIT {
+                    let _ = tx.send(Msg::TerminalGone("the terminal's input ended"));
+                    return;
+                }
+                // Half an escape sequence: give the rest a moment to arrive.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => {
+                let _ = tx.send(Msg::TerminalGone("cannot read the terminal"));
+                return;
+            }
+        }
+    }
+}
+
 fn worker(
     source: &mut dyn DataSource,
     clock: Clock,
     every: Duration,
     from_ui: &mpsc::Receiver<ToWorker>,
-    to_ui: &mpsc::Sender<FromWorker>,
+    to_ui: &mpsc::Sender<Msg>,
 ) {
     // A snapshot source checks its file more often than data is recomputed.
     let every = source.poll_interval().map_or(every, |p| p.min(every));
@@ -286,9 +381,9 @@ fn worker(
         }
         let started = Instant::now();
         let msg = match source.refresh(clock.now()) {
-            Ok(Some(d)) => Some(FromWorker::Data(Box::new(d))),
+            Ok(Some(d)) => Some(Msg::Data(Box::new(d))),
             Ok(None) => None,
-            Err(e) => Some(FromWorker::Error(format!("{e:#}"))),
+            Err(e) => Some(Msg::Error(format!("{e:#}"))),
         };
         tracing::debug!(
             us = started.elapsed().as_micros() as u64,
@@ -298,7 +393,7 @@ fn worker(
         let now_label = source.label();
         if now_label != label {
             label = now_label;
-            if to_ui.send(FromWorker::Label(label.clone())).is_err() {
+            if to_ui.send(Msg::Label(label.clone())).is_err() {
                 return;
             }
         }

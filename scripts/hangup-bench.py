@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""How a dashboard ends when its terminal goes away.
+
+Starts `BIN monitor` in a private tmux server on a history under a temp dir,
+waits for its first frame, kills the tmux session (the pane's pty closes and
+its process group gets SIGHUP), then watches the process: how long until it is
+gone, and how much CPU time it used after the kill. Runs each binary given N
+times, alternating, and prints one line per run and a summary per binary.
+
+Usage: scripts/hangup-bench.py [--runs 20] [--history DIR] BIN [BIN ...]
+With no --history, `cargo run --release --example gen_history` makes one.
+Touches nothing of the user's: HOME, CSM_HOME and CLAUDE_CONFIG_DIR point
+into the temp dir.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return None
+    # utime and stime are fields 14 and 15 of stat; after the ")" the
+    # state is field 3, so they sit at 11 and 12 here.
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def one_run(binary, history, work, n):
+    sock = f"csm-hangup-{os.getpid()}-{n}"
+    home = os.path.join(work, "home")
+    csm_home = os.path.join(work, f"csm-{n}")
+    os.makedirs(home, exist_ok=True)
+    pid_file = os.path.join(work, f"pid-{n}")
+    cmd = (
+        f"export HOME='{home}' CSM_HOME='{csm_home}' CLAUDE_CONFIG_DIR='{history}'; "
+        f"export DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent; "
+        f"sh -c 'echo $$ > {pid_file}; exec {binary} monitor'"
+    )
+    tmux = ["tmux", "-L", sock, "-f", "/dev/null"]
+    subprocess.run(tmux + ["new-session", "-d", "-s", "csm", "-x", "120", "-y", "40", "sh", "-c", cmd], check=True)
+    deadline = time.time() + 60
+    while True:
+        pane = subprocess.run(tmux + ["capture-pane", "-p", "-t", "csm"], capture_output=True, text=True).stdout
+        if "Sessions " in pane:
+            break
+        if time.time() > deadline:
+            raise SystemExit(f"no first frame:\n{pane}")
+        time.sleep(0.05)
+    pid = int(open(pid_file).read().strip())
+    time.sleep(1.0)  # settle: first-frame work done
+    cpu0 = cpu_seconds(pid)
+    t0 = time.monotonic()
+    subprocess.run(tmux + ["kill-session", "-t", "csm"], capture_output=True)
+    last_cpu = cpu0
+    gone_after = None
+    while time.monotonic() - t0 < 3.0:
+        if not alive(pid):
+            gone_after = time.monotonic() - t0
+            break
+        c = cpu_seconds(pid)
+        if c is not None:
+            last_cpu = c
+        time.sleep(0.005)
+    if gone_after is None:
+        last_cpu = cpu_seconds(pid) or last_cpu
+        os.kill(pid, 9)
+    subprocess.run(tmux + ["kill-server"], capture_output=True)
+    return gone_after, last_cpu - cpu0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--history")
+    ap.add_argument("binaries", nargs="+")
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="csm-hangup-")
+    try:
+        history = a.history
+        if not history:
+            history = os.path.join(work, "claude")
+            subprocess.run(
+                ["cargo", "run", "-q", "--release", "--example", "gen_history", "--",
+                 "--out", history, "--size", "8MiB", "--seed", "1", "--now", "now", "--active"],
+                check=True,
+            )
+        results = {b: [] for b in a.binaries}
+        for n in range(a.runs):
+            for i, b in enumerate(a.binaries):
+                gone, cpu = one_run(os.path.abspath(b), history, work, n * 10 + i)
+                results[b].append((gone, cpu))
+                g = "still running after 3 s" if gone is None else f"gone after {gone * 1000:.0f} ms"
+                print(f"run {n + 1:2} {b}: {g}, CPU after the kill {cpu:.3f} s", flush=True)
+        for b, rs in results.items():
+            within = sum(1 for g, _ in rs if g is not None and g <= 1.0)
+            worst = max(c for _, c in rs)
+            print(f"{b}: gone within 1 s in {within} of {len(rs)} runs; most CPU after the kill {worst:.3f} s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
