@@ -187,7 +187,9 @@ pub fn pace(
 ) -> Option<Pace> {
     let since = now.saturating_sub(PACE_SPAN).unwrap_or(now);
     let (span, basis) = if first_entry > since {
-        let age = now.duration_since(first_entry).max(SignedDuration::from_mins(1));
+        let age = now
+            .duration_since(first_entry)
+            .max(SignedDuration::from_mins(1));
         (age, PaceBasis::Window)
     } else {
         (PACE_SPAN, PaceBasis::Recent)

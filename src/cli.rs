@@ -95,7 +95,8 @@ pub struct GlobalArgs {
     #[arg(long, value_enum, global = true, default_value_t = SourceArg::Transcripts)]
     pub source: SourceArg,
 
-    /// Re-read every transcript and recompute the history store's maxima.
+    /// Rebuild the history store first: re-read every transcript and
+    /// recompute everything derived (the same as `csm db rebuild`).
     #[arg(long, global = true)]
     pub recalculate: bool,
 
@@ -113,7 +114,7 @@ pub struct GlobalArgs {
 
     /// Send a test notification through every configured backend and exit
     /// (the same as `csm notify test`).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub test_alert: bool,
 }
 

@@ -117,7 +117,10 @@ mod tests {
         writer.write_all(b"q").unwrap();
         assert_eq!(input.wait(Duration::from_millis(10)), Readiness::Readable);
         drop(writer);
-        assert!(matches!(input.wait(Duration::from_secs(5)), Readiness::Gone(_)));
+        assert!(matches!(
+            input.wait(Duration::from_secs(5)),
+            Readiness::Gone(_)
+        ));
         assert!(input.is_gone().is_some());
     }
 }

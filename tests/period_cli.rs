@@ -159,7 +159,7 @@ fn period_history_and_sessions_over_the_limit() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("over by {}", used - 2)), "{text}");
-    assert!(text.contains("2026-10-01 → 2026-11-01"), "{text}");
+    assert!(text.contains("2026-10-01 – 2026-10-31"), "{text}");
 }
 
 #[test]
@@ -285,4 +285,151 @@ fn completions_for_each_shell() {
         csm(home.path(), &["completions", "tcsh"]).status.code(),
         Some(2)
     );
+}
+
+/// Every face on `claude` at `now`, with a fresh store: status JSON, period
+/// JSON, the active block, a dashboard frame, the alerts due and doctor.
+struct Faces {
+    status: Value,
+    period: Value,
+    active: Value,
+    frame: String,
+    due: String,
+    doctor: String,
+}
+
+fn faces(claude: &Path, now: &str) -> Faces {
+    let home = fresh_home();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_csm"))
+            .args(args)
+            .env("HOME", home.path())
+            .env("CSM_HOME", home.path().join("csm"))
+            .env("CLAUDE_CONFIG_DIR", claude)
+            .env("CSM_NOW", now)
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                "unix:path=/nonexistent/csm-test",
+            )
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap()
+    };
+    let text = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    Faces {
+        status: json(&run(&["status", "--format", "json"])),
+        period: json(&run(&["period", "--json"])),
+        active: json(&run(&["blocks", "--json", "--active"])),
+        frame: text(run(&["--timezone", "UTC", "monitor", "--once"])),
+        due: text(run(&["--timezone", "UTC", "notify", "check", "--dry-run"])),
+        doctor: text(run(&["doctor"])),
+    }
+}
+
+/// A response stamped 6 h ahead (a device whose clock runs fast) changes no
+/// face: the window containing now stays current, its 30-minute and idle
+/// alerts are due, sessions and period cost are those of the history without
+/// it, and doctor and the dashboard report it.
+#[test]
+fn an_entry_dated_six_hours_ahead_changes_no_face() {
+    let d = shared();
+    // 25 minutes before the active window (which started at 16:00Z) resets.
+    let now = "2026-11-20T20:35:00Z";
+    let skewed = tempfile::tempdir_in(&d.root).unwrap();
+    let copy = Command::new("cp")
+        .args(["-r"])
+        .arg(d.claude.join("projects"))
+        .arg(skewed.path())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let dir = skewed.path().join("projects").join("-home-dev-laptop");
+    std::fs::create_dir_all(&dir).unwrap();
+    let line = serde_json::json!({
+        "timestamp": "2026-11-21T02:35:00.000Z",
+        "sessionId": "skewed",
+        "requestId": "req_skewed_1",
+        "type": "assistant",
+        "message": {
+            "id": "msg_skewed_1",
+            "model": "claude-sonnet-4-5-20250929",
+            "usage": {"input_tokens": 5000, "output_tokens": 7000,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 90000}
+        }
+    });
+    std::fs::write(dir.join("skewed.jsonl"), format!("{line}\n")).unwrap();
+
+    let plain = faces(&d.claude, now);
+    let ahead = faces(skewed.path(), now);
+
+    // The window containing now is the current one in every face.
+    let id = plain.status["active_block"]["id"].clone();
+    assert!(id.is_string(), "a current window at {now}");
+    assert_eq!(ahead.status["active_block"]["id"], id);
+    assert_eq!(
+        ahead.status["active_block"]["total_tokens"],
+        plain.status["active_block"]["total_tokens"]
+    );
+    assert_eq!(ahead.period["activeBlock"]["id"], id);
+    let active = ahead.active["blocks"].as_array().unwrap();
+    assert_eq!(active.len(), 1, "{:#}", ahead.active);
+    assert_eq!(active[0]["id"], id);
+    // Sessions used and period cost as without the response.
+    for key in ["sessions_used", "cost_usd", "total_tokens"] {
+        assert_eq!(
+            ahead.status["period"][key], plain.status["period"][key],
+            "{key}"
+        );
+    }
+    assert_eq!(
+        ahead.period["period"]["sessions"],
+        plain.period["period"]["sessions"]
+    );
+    assert_eq!(
+        ahead.period["period"]["costUSD"],
+        plain.period["period"]["costUSD"]
+    );
+    // The window's alerts are due, the same ones.
+    assert!(
+        ahead.due.contains("Claude window ends in 25 min"),
+        "{}",
+        ahead.due
+    );
+    assert!(ahead.due.contains("Claude idle for"), "{}", ahead.due);
+    assert_eq!(ahead.due, plain.due);
+    // Reported, not counted.
+    assert_eq!(ahead.status["future_entries"]["entries"], 1);
+    assert!(plain.status["future_entries"].is_null());
+    assert!(
+        ahead
+            .doctor
+            .contains("1 dated in the future, newest at 2026-11-21"),
+        "{}",
+        ahead.doctor
+    );
+    assert!(!plain.doctor.contains("dated in the future"));
+    assert!(
+        ahead
+            .frame
+            .contains("1 entry dated in the future (newest Sat 02:35)"),
+        "{}",
+        ahead.frame
+    );
+    let tokens_line = |f: &str| f.lines().find(|l| l.contains("Tokens")).map(str::to_string);
+    assert_eq!(tokens_line(&ahead.frame), tokens_line(&plain.frame));
+    // 4 h without a new entry: the screen says idle and projects nothing.
+    assert!(
+        ahead.frame.contains("idle 4h 0m · nothing projected"),
+        "{}",
+        ahead.frame
+    );
+    assert!(!ahead.frame.contains("at this pace"), "{}", ahead.frame);
 }

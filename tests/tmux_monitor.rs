@@ -207,8 +207,11 @@ fn the_dashboard_exits_when_its_terminal_goes_away() {
     assert!(alive(pid));
     tmux.ok(&["kill-session", "-t", "csm"]);
     // Generous for a loaded CI machine: the figure (within 1 s) is measured
-    // by scripts/hangup-bench.py.
-    assert!(exits(pid, Duration::from_secs(10)), "csm {pid} outlived its terminal");
+    // by scripts/monitor-bench.py.
+    assert!(
+        exits(pid, Duration::from_secs(10)),
+        "csm {pid} outlived its terminal"
+    );
 }
 
 /// A terminal that is gone and a SIGTERM on top: whichever the dashboard
@@ -228,7 +231,10 @@ fn sigterm_ends_a_dashboard_whose_terminal_is_gone() {
     let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     // Already gone is fine too (kill then fails).
     let _ = status;
-    assert!(exits(&pid, Duration::from_secs(10)), "csm {pid} ignored SIGTERM");
+    assert!(
+        exits(&pid, Duration::from_secs(10)),
+        "csm {pid} ignored SIGTERM"
+    );
 }
 
 /// With a daemon running, the dashboard shows the daemon's snapshot (title
@@ -258,7 +264,9 @@ fn dashboard_follows_the_daemon_and_falls_back_when_it_stops() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let (tmux, _) = start(&d, &thousands(tokens));
-    tmux.wait_for("the daemon as the data source", |p| p.contains("from the daemon v"));
+    tmux.wait_for("the daemon as the data source", |p| {
+        p.contains("from the daemon v")
+    });
 
     // A new line one minute before "now" joins the active window.
     let dir = d.claude.join("projects").join("-home-dev-live");

@@ -235,3 +235,92 @@ proptest! {
         prop_assert_eq!(first, whole);
     }
 }
+
+fn tokens(n: u64) -> TokenCounts {
+    TokenCounts {
+        input_tokens: n,
+        ..TokenCounts::default()
+    }
+}
+
+#[test]
+fn pace_is_the_last_30_minutes_and_decays_while_idle() {
+    let now = at("2026-11-20T16:40:00Z");
+    let first = at("2026-11-20T14:05:00Z");
+    // An early hour of heavy use, then a burst in the last ten minutes.
+    let mut entries = vec![(at("2026-11-20T14:10:00Z"), tokens(9_000_000), 90.0)];
+    for m in 0..10 {
+        let t = now.checked_sub(SignedDuration::from_mins(m)).unwrap();
+        entries.push((t, tokens(3_000), 0.3));
+    }
+    let p = pace(entries.iter().copied(), first, now).unwrap();
+    assert_eq!(p.basis, PaceBasis::Recent);
+    // 30,000 tokens in the last 30 minutes, not the window's average.
+    assert!((p.tokens_per_minute - 1_000.0).abs() < 1e-9, "{p:?}");
+    assert!((p.cost_per_hour - 6.0).abs() < 1e-9, "{p:?}");
+    // Twenty minutes later half the burst has slid out.
+    let later = now.checked_add(SignedDuration::from_mins(25)).unwrap();
+    let p = pace(entries.iter().copied(), first, later).unwrap();
+    assert!((p.tokens_per_minute - 500.0).abs() < 1e-9, "{p:?}");
+    // After 45 minutes without a new entry there is no pace at all.
+    let idle = now.checked_add(SignedDuration::from_mins(45)).unwrap();
+    assert_eq!(pace(entries.iter().copied(), first, idle), None);
+    // An entry dated after now is not part of it.
+    entries.push((at("2026-11-20T22:00:00Z"), tokens(1 << 40), 1e6));
+    let p = pace(entries.iter().copied(), first, now).unwrap();
+    assert!((p.tokens_per_minute - 1_000.0).abs() < 1e-9, "{p:?}");
+}
+
+#[test]
+fn a_young_window_is_paced_over_its_own_age() {
+    let first = at("2026-11-20T16:30:00Z");
+    let now = at("2026-11-20T16:40:00Z");
+    let entries = [(first, tokens(5_000), 1.0), (now, tokens(5_000), 1.0)];
+    let p = pace(entries.iter().copied(), first, now).unwrap();
+    assert_eq!(p.basis, PaceBasis::Window);
+    assert!((p.tokens_per_minute - 1_000.0).abs() < 1e-9, "{p:?}");
+}
+
+#[test]
+fn a_window_dated_ahead_is_never_current() {
+    let es = [
+        entry("2026-11-20T14:05:00Z", 10, "a"),
+        entry("2026-11-20T16:30:00Z", 10, "a"),
+        // A device whose clock runs 6 hours fast.
+        entry("2026-11-20T22:40:00Z", 1_000, "a"),
+    ];
+    let now = at("2026-11-20T16:40:00Z");
+    let blocks = run(&es, "2026-11-20T16:40:00Z");
+    // ccusage calls both active; only the one containing now is current.
+    assert_eq!(blocks.iter().filter(|b| b.is_active).count(), 2);
+    let cur = current(&blocks, now).unwrap();
+    assert_eq!(cur.start, at("2026-11-20T14:00:00Z"));
+    assert_eq!(latest_started(&blocks, now).unwrap().start, cur.start);
+    let ahead: Vec<&Block> = blocks.iter().filter(|b| b.is_future_at(now)).collect();
+    assert_eq!(ahead.len(), 1);
+    assert_eq!(ahead[0].tokens.output_tokens, 1_000);
+    let f = FutureEntries::count(es.iter().map(|e| e.timestamp), now).unwrap();
+    assert_eq!((f.entries, f.newest), (1, at("2026-11-20T22:40:00Z")));
+    // `blocks --active` keeps the same window the faces use.
+    let utc = jiff::tz::TimeZone::UTC;
+    let shown = BlockFilter {
+        active_only: true,
+        ..Default::default()
+    }
+    .apply(blocks.clone(), || &utc, now);
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].start, cur.start);
+}
+
+#[test]
+fn limit_is_reached_at_the_pace_only_before_the_end() {
+    let now = at("2026-11-20T16:00:00Z");
+    let end = at("2026-11-20T19:00:00Z");
+    assert_eq!(
+        limit_reached_at(1_000, 7_000, 100.0, now, end),
+        Some(at("2026-11-20T17:00:00Z"))
+    );
+    assert_eq!(limit_reached_at(1_000, 7_000, 10.0, now, end), None);
+    assert_eq!(limit_reached_at(8_000, 7_000, 100.0, now, end), None);
+    assert_eq!(limit_reached_at(1_000, 7_000, 0.0, now, end), None);
+}

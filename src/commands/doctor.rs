@@ -31,6 +31,9 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
         .map(|(m, n)| (m.to_string(), n))
         .collect();
     let s = &loaded.stats;
+    // Dated after now: a device whose clock runs fast. No face counts them.
+    let future =
+        crate::blocks::FutureEntries::count(loaded.entries.iter().map(|e| e.timestamp), ctx.now);
     let (notify_rows, sender) = super::notify::doctor_status(ctx);
     if args.json {
         let skipped: serde_json::Map<String, serde_json::Value> = SkipReason::ALL
@@ -52,6 +55,10 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
             "unreadableDirs": loaded.walk.unreadable_dirs,
             "partialTailBytes": s.partial_tail_bytes,
             "symlinksNotFollowed": loaded.walk.symlinks,
+            "futureEntries": future.map(|f| json!({
+                "entries": f.entries,
+                "newest": crate::report::json::iso_ms(f.newest),
+            })),
             "unknownModels": unknown.iter().map(|(m, n)| json!({"model": m, "entries": n})).collect::<Vec<_>>(),
             "pricing": table.source(),
             "store": store_stats.as_ref().map(|d| json!({
@@ -109,6 +116,13 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
         "entries         {} (after de-duplication)",
         thousands(loaded.entries.len() as u64)
     );
+    if let Some(f) = future {
+        println!(
+            "future entries  {} dated in the future, newest at {} (a device's clock runs fast; counted in no window, period or alert)",
+            thousands(f.entries as u64),
+            ctx.tz().to_datetime(f.newest).strftime("%Y-%m-%d %H:%M")
+        );
+    }
     println!("skipped lines   {}", thousands(s.total_skipped()));
     for r in SkipReason::ALL {
         println!("  {:>12}  {}", thousands(s.skipped(r)), r.label());

@@ -107,7 +107,7 @@ pub fn run(ctx: &Context, args: &PeriodArgs) -> Result<ExitCode> {
         Some(t) => println!(
             "Token limit     {} ({})",
             thousands(t),
-            limit.source.label()
+            limit.source.describe()
         ),
         None => println!("Token limit     none yet (no completed window)"),
     }

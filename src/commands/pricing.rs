@@ -40,13 +40,13 @@ const KINDS: [(TokenKind, &str); 5] = [
     (TokenKind::CacheRead, "cacheRead"),
 ];
 
+/// Dollars per million tokens: two decimals, more only where the price has them.
 fn per_million(x: f64) -> String {
     let v = x * 1e6;
-    if v == v.trunc() {
-        format!("${v:.2}")
-    } else {
-        format!("${v:.4}").trim_end_matches('0').to_string()
-    }
+    let four = format!("{v:.4}");
+    let (whole, frac) = four.split_once('.').unwrap_or((&four, ""));
+    let frac = frac.trim_end_matches('0');
+    format!("${whole}.{frac:0<2}")
 }
 
 fn show(ctx: &Context, filter: Option<&str>, as_json: bool) -> Result<ExitCode> {
@@ -130,4 +130,15 @@ fn show(ctx: &Context, filter: Option<&str>, as_json: bool) -> Result<ExitCode> 
     }
     println!("{t}");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prices_per_million_have_at_least_two_decimals() {
+        assert_eq!(super::per_million(0.8e-6), "$0.80");
+        assert_eq!(super::per_million(4e-6), "$4.00");
+        assert_eq!(super::per_million(0.0375e-6), "$0.0375");
+        assert_eq!(super::per_million(3.75e-6), "$3.75");
+    }
 }

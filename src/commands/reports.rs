@@ -98,7 +98,7 @@ fn print_blocks_table(ctx: &Context, shown: &[Block], limit: Option<u64>) {
                 "-".to_string(),
             )
         } else {
-            let status = if b.is_active {
+            let status = if b.is_current_at(ctx.now) {
                 let left = b.end.duration_since(ctx.now).as_mins();
                 format!("ACTIVE ({} left)", duration_minutes(left))
             } else {
@@ -136,7 +136,7 @@ fn print_blocks_table(ctx: &Context, shown: &[Block], limit: Option<u64>) {
             row.push(Cell::new(pct));
         }
         row.push(Cell::new(cost));
-        if b.is_active && st.color {
+        if b.is_current_at(ctx.now) && st.color {
             row = row.into_iter().map(|c| c.fg(Color::Green)).collect();
         } else if b.is_gap && st.color {
             row = row.into_iter().map(|c| c.fg(Color::DarkGrey)).collect();
@@ -144,15 +144,15 @@ fn print_blocks_table(ctx: &Context, shown: &[Block], limit: Option<u64>) {
         t.add_row(row);
     }
     println!("{t}");
-    if let Some(b) = shown.iter().find(|b| b.is_active)
+    if let Some(b) = shown.iter().find(|b| b.is_current_at(ctx.now))
         && let Some(p) = b.projection(ctx.now)
     {
         let rate = b.burn_rate().map(|r| r.tokens_per_minute).unwrap_or(0.0);
         println!(
-            "Active window: {} tokens, {} so far; {:.0} tokens/min; projected {} tokens, {} by {}",
+            "Active window: {} tokens, {} so far; {} tokens/min (window average, all kinds);\nprojected {} tokens, {} by {}",
             thousands(b.total_tokens()),
             usd(b.cost_usd),
-            rate,
+            thousands(rate.round().max(0.0) as u64),
             thousands(p.total_tokens),
             usd(p.total_cost),
             ctx.tz().to_datetime(b.end).strftime("%H:%M"),

@@ -26,6 +26,19 @@ pub const STALE_AFTER_SECS: i64 = 5 * 60;
 pub fn run(ctx: Context, args: &StatusArgs, clock: Clock) -> Result<ExitCode> {
     let now = clock.now();
     let tz = ctx.tz().clone();
+    // No data folder at all: say where csm looked, print what the store
+    // still knows, and fail so scripts notice.
+    let roots = ctx.roots.resolve();
+    let missing = args.data_file.is_none() && roots.projects_dirs.is_empty();
+    if missing {
+        eprintln!(
+            "csm: {} Use Claude Code once, or point csm at its folder with --claude-dir DIR or CLAUDE_CONFIG_DIR.",
+            roots
+                .explanation
+                .as_deref()
+                .unwrap_or("No Claude Code data folder found.")
+        );
+    }
     let snap = load(ctx, args, now)?;
     let out = match args.format {
         StatusFormat::Json => snapshot::to_json(&snap),
@@ -34,7 +47,11 @@ pub fn run(ctx: Context, args: &StatusArgs, clock: Clock) -> Result<ExitCode> {
         StatusFormat::Waybar => format!("{}\n", waybar(&snap, now, &tz)),
     };
     print!("{out}");
-    Ok(ExitCode::SUCCESS)
+    Ok(if missing {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The daemon's snapshot when it is live (or the file named), else one

@@ -127,6 +127,24 @@ pub fn run(ctx: Context, clock: Clock, hooks: Vec<Box<dyn UpdateHook>>) -> Resul
         base = %base.display(),
         "daemon started"
     );
+    let roots = ctx.roots.resolve().projects_dirs;
+    let watching = if roots.is_empty() {
+        "no Claude Code data folder yet".to_string()
+    } else {
+        roots
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // One line for whoever started it by hand; the rest goes to the log.
+    eprintln!(
+        "csm daemon {} running for {} (pid {}), watching {watching}; log: {}; stop with Ctrl-C or `csm daemon stop`",
+        snapshot::VERSION,
+        base.display(),
+        std::process::id(),
+        base.join(logfile::FILE_NAME).display()
+    );
     let (tx, rx) = mpsc::channel::<Wake>();
     forward_signals(tx.clone())?;
     let mut watcher = watch::RootWatcher::new(tx);

@@ -319,7 +319,9 @@ pub fn build(i: &Inputs<'_>) -> Snapshot {
     let d = i.data;
     let p = &d.period;
     let in_period = |b: &&Block| {
-        !b.is_gap && !b.is_future_at(i.now) && (p.period.contains(b.start) || b.is_current_at(i.now))
+        !b.is_gap
+            && !b.is_future_at(i.now)
+            && (p.period.contains(b.start) || b.is_current_at(i.now))
     };
     let current_sessions = i
         .blocks

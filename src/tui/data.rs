@@ -119,7 +119,8 @@ impl ActiveWindow {
 
     /// The pace that projections use: none while idle.
     pub fn live_pace(&self, now: Timestamp, idle_after: SignedDuration) -> Option<Pace> {
-        self.pace.filter(|_| self.idle_for(now, idle_after).is_none())
+        self.pace
+            .filter(|_| self.idle_for(now, idle_after).is_none())
     }
 
     /// Cost at the window's end if the pace holds.
@@ -278,7 +279,9 @@ pub fn build(i: Inputs<'_>) -> Result<DashboardData, jiff::Error> {
     let mut valid_until = period_bounds.end;
     if let Some(a) = &active {
         let pace_tick = i.now.checked_add(PACE_REFRESH).unwrap_or(i.now);
-        valid_until = valid_until.min(window_end(&a.block, i.window_length)).min(pace_tick);
+        valid_until = valid_until
+            .min(window_end(&a.block, i.window_length))
+            .min(pace_tick);
     }
     if let Some(next) = i.blocks.iter().find(|b| b.is_future_at(i.now)) {
         valid_until = valid_until.min(next.start);
@@ -299,7 +302,6 @@ pub fn build(i: Inputs<'_>) -> Result<DashboardData, jiff::Error> {
         notice: None,
     })
 }
-
 
 /// When a window stopped (or will stop) being active.
 pub fn window_end(b: &Block, length: SignedDuration) -> Timestamp {

@@ -68,6 +68,9 @@ pub struct App {
     pub data: Option<DashboardData>,
     pub help: bool,
     pub status: Option<(bool, String)>,
+    /// The newest alert rung in this session: shown while no other status
+    /// line is, and kept across data refreshes (sending one changes the data).
+    pub alert: Option<String>,
     pub label: String,
 }
 
@@ -85,6 +88,7 @@ impl App {
             data: None,
             help: false,
             status: None,
+            alert: None,
             label,
         }
     }
@@ -133,13 +137,12 @@ impl App {
             source_label: &self.label,
             color,
             help: self.help,
-            status: self.status.as_ref().map(|(err, s)| {
-                if *err {
-                    Status::Error(s.as_str())
-                } else {
-                    Status::Info(s.as_str())
-                }
-            }),
+            status: match (&self.status, &self.alert) {
+                (Some((true, s)), _) => Some(Status::Error(s.as_str())),
+                (Some((false, s)), _) => Some(Status::Info(s.as_str())),
+                (None, Some(a)) => Some(Status::Info(a.as_str())),
+                (None, None) => None,
+            },
         }
     }
 }
@@ -255,7 +258,10 @@ pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
             Err(mpsc::RecvTimeoutError::Disconnected) => bail!("the refresh thread stopped"),
         };
         let mut quit = false;
-        for msg in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+        for msg in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+        {
             match msg {
                 Msg::Input(Event::Key(k)) => match app.on_key(k) {
                     Action::Quit => quit = true,
@@ -301,7 +307,7 @@ pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
             .and_then(|q| q.lock().ok().map(|mut v| std::mem::take(&mut *v)))
             .unwrap_or_default();
         if let Some(last) = rung.last() {
-            app.status = Some((false, format!("alert: {last}")));
+            app.alert = Some(format!("alert: {last}"));
             dirty = true;
             let mut out = io::stdout();
             let _ = out.write_all(b"\x07");

@@ -529,3 +529,83 @@ mod alerts {
         assert_eq!(shown[2], "csm cannot read Claude Code usage");
     }
 }
+
+/// 45 minutes after the last entry the Now screen says idle and projects
+/// nothing; a minute after it, it showed the pace and the limit.
+#[test]
+fn idle_for_45_minutes_shows_idle_and_no_projection() {
+    let d = active_data();
+    let a = d.active.as_ref().unwrap();
+    let last = a.block.actual_end.unwrap();
+    let tz = tz();
+    let frame = |at: Timestamp| {
+        let vs = ViewState {
+            data: Some(d),
+            now: at,
+            tz: &tz,
+            source_label: "live from transcripts",
+            color: false,
+            help: false,
+            status: None,
+        };
+        let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+        term.draw(|f| view::render(f.area(), f.buffer_mut(), &vs))
+            .unwrap();
+        view::buffer_to_text(term.backend().buffer(), false)
+    };
+    let busy = frame(
+        last.checked_add(jiff::SignedDuration::from_mins(1))
+            .unwrap(),
+    );
+    assert!(busy.contains("tok/min incl. cache"), "{busy}");
+    assert!(busy.contains("at this pace"), "{busy}");
+    assert!(!busy.contains("idle"), "{busy}");
+    let idle = frame(
+        last.checked_add(jiff::SignedDuration::from_mins(45))
+            .unwrap(),
+    );
+    assert!(idle.contains("idle 45m · nothing projected"), "{idle}");
+    assert!(!idle.contains("at this pace"), "{idle}");
+    assert!(!idle.contains("limit at"), "{idle}");
+}
+
+/// The window's alerts are listed with their time, loudest in red.
+#[test]
+fn the_windows_alerts_are_listed_with_their_time_and_severity() {
+    let mut d = active_data().clone();
+    let at = |s: &str| s.parse::<Timestamp>().unwrap();
+    d.alerts = vec![
+        data::AlertRow {
+            sent_at: at("2026-11-20T16:30:00Z"),
+            title: "Claude window at 95 % of your limit".into(),
+            severity: data::Severity::Critical,
+        },
+        data::AlertRow {
+            sent_at: at("2026-11-20T16:10:00Z"),
+            title: "Claude idle for 10 min".into(),
+            severity: data::Severity::Info,
+        },
+    ];
+    let buf = draw(Some(&d), 100, 30, true, false);
+    let text = view::buffer_to_text(&buf, false);
+    assert!(
+        text.contains("Alerts   17:30 Claude window at 95 % of your limit"),
+        "{text}"
+    );
+    assert!(
+        text.contains("         17:10 Claude idle for 10 min"),
+        "{text}"
+    );
+    let (x, y) = find(&buf, "Claude window at 95").unwrap();
+    assert_eq!(buf[(x + 2, y)].fg, Color::Red);
+    let (x, y) = find(&buf, "Claude idle").unwrap();
+    assert_eq!(buf[(x + 2, y)].fg, Color::Reset);
+    assert_eq!(
+        data::Severity::of("limit", "limit:5h:2026-11-20T21:00:00Z:95"),
+        data::Severity::Critical
+    );
+    assert_eq!(
+        data::Severity::of("limit", "limit:window:2026-11-20T16:00:00Z:80"),
+        data::Severity::Warning
+    );
+}
