@@ -58,6 +58,42 @@ fn no_claude_data_at_default_locations_is_an_empty_report_with_one_line_why() {
     assert!(!home.join(".claude").exists());
 }
 
+/// `status` on a machine without Claude Code data says where it looked and
+/// fails, so a status bar shows trouble instead of a calm empty month.
+#[test]
+fn status_without_a_data_folder_says_where_it_looked_and_exits_1() {
+    let sb = Sandbox::new();
+    let out = sb.bare_cmd().arg("status").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("No Claude Code data found"), "{err}");
+    assert!(
+        err.contains(&sb.home().join(".claude").display().to_string()),
+        "{err}"
+    );
+    assert!(err.contains("--claude-dir"), "{err}");
+    // The line itself still prints (history in the store would show).
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("sessions 0/50")
+    );
+    // And the dashboard says the same in its frame.
+    let frame = stdout_ok(sb.bare_cmd().args(["monitor", "--once"]));
+    let words: Vec<&str> = frame
+        .split(|c: char| c.is_whitespace() || c == '│')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let said = words.join(" ");
+    assert!(said.contains("No Claude Code data found"), "{frame}");
+    assert!(
+        said.contains("Use Claude Code once, or point csm at its folder"),
+        "{frame}"
+    );
+    // First thing on the screen, above the waiting line.
+    assert!(frame.find("No Claude Code").unwrap() < frame.find("Waiting for").unwrap());
+}
+
 #[test]
 fn no_data_in_xdg_config_home_either_is_still_empty_not_a_crash() {
     let sb = Sandbox::new();
@@ -462,6 +498,11 @@ fn help_and_version() {
     for word in ["--active", "--recent", "--token-limit", "--session-length"] {
         assert!(sub.contains(word), "blocks --help lacks {word}:\n{sub}");
     }
+    // A flag that only makes sense alone stays off every subcommand's help.
+    assert!(help.contains("--test-alert"), "{help}");
+    assert!(!sub.contains("--test-alert"), "{sub}");
+    // `--recalculate` says what it is: a store rebuild.
+    assert!(help.contains("csm db rebuild"), "{help}");
     let expected = format!("csm {}\n", env!("CARGO_PKG_VERSION"));
     sb.bare_cmd()
         .arg("--version")

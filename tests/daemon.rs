@@ -307,7 +307,7 @@ fn daemon_keeps_the_snapshot_current_and_exits_cleanly() {
         .output()
         .unwrap();
     let once = String::from_utf8_lossy(&once.stdout);
-    assert!(once.contains("daemon v"), "{once}");
+    assert!(once.contains("from the daemon v"), "{once}");
 
     // A second daemon refuses to start, naming the first.
     let second = daemon_cmd(&sb, &base).output().unwrap();
@@ -362,6 +362,23 @@ fn daemon_keeps_the_snapshot_current_and_exits_cleanly() {
         .unwrap();
     assert_eq!(check.status.code(), Some(1));
     assert!(d.log().contains("daemon stopping"), "{}", d.log());
+    // In the foreground it said once where it runs and how to stop it.
+    let mut said = String::new();
+    use std::io::Read as _;
+    d.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    let start = said.lines().next().unwrap_or_default();
+    assert!(
+        start.starts_with("csm daemon ")
+            && start.contains(&base.display().to_string())
+            && start.contains("daemon.log")
+            && start.contains("csm daemon stop"),
+        "{said}"
+    );
     // The base directory is free for the next daemon.
     let mut again = Daemon::start(&sb, &base);
     let pid = again.pid();

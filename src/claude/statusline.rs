@@ -294,7 +294,7 @@ pub fn figures(
         f.block = block;
         return Ok((f, None));
     }
-    let today_cost = store.cost_since(day_start, s.mode)?;
+    let today_cost = store.cost_between(day_start, now, s.mode)?;
     let token_limit = match s.token_limit {
         TokenLimit::Fixed(n) => Some(n),
         TokenLimit::Max => {

@@ -240,10 +240,20 @@ impl Store {
         )? as u64)
     }
 
-    /// Cost of the counted entries from `since` on under `mode`.
-    pub fn cost_since(&self, since: Timestamp, mode: CostMode) -> Result<f64, StoreError> {
+    /// Cost of the counted entries in `[since, until]` under `mode` (entries
+    /// dated after `until`, a clock running fast, are left out).
+    pub fn cost_between(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        mode: CostMode,
+    ) -> Result<f64, StoreError> {
         let mut total = 0.0;
+        let until = until.as_millisecond();
         super::packed::scan_counted_since(&self.conn, since.as_millisecond(), false, |_, l| {
+            if l.ts_ms > until {
+                return;
+            }
             total += match mode {
                 CostMode::Auto => l.cost_usd.unwrap_or(l.calc_cost),
                 CostMode::Calculate => l.calc_cost,

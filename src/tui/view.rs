@@ -306,7 +306,7 @@ fn active_groups(
 ) -> Vec<Group> {
     let b = &a.block;
     let tokens = b.total_tokens();
-    let mut groups = Vec::new();
+    let mut groups: Vec<Group> = notice_group(d, theme, width).into_iter().collect();
 
     // Tokens against the limit.
     let mut token_lines = Vec::new();
@@ -470,17 +470,20 @@ fn active_groups(
     groups
 }
 
-/// Sections both screens show: what csm could not find, entries dated
-/// ahead, the window's alerts, Claude Code activity.
+/// What csm could not find and what to do: first on either screen.
+fn notice_group(d: &DashboardData, theme: Theme, width: usize) -> Option<Group> {
+    let n = d.notice.as_ref()?;
+    let lines = wrap(n, width)
+        .into_iter()
+        .map(|l| Line::from(Span::styled(l, theme.warn())))
+        .collect();
+    Some(Group::new(0, lines))
+}
+
+/// Sections both screens show below their own: entries dated ahead, the
+/// window's alerts, Claude Code activity.
 fn common_groups(d: &DashboardData, st: &ViewState<'_>, theme: Theme, width: usize) -> Vec<Group> {
     let mut groups = Vec::new();
-    if let Some(n) = &d.notice {
-        let lines = wrap(n, width)
-            .into_iter()
-            .map(|l| Line::from(Span::styled(l, theme.warn())))
-            .collect();
-        groups.push(Group::new(0, lines));
-    }
     if let Some(f) = d.future {
         let noun = if f.entries == 1 { "entry" } else { "entries" };
         groups.push(Group::new(
@@ -671,7 +674,8 @@ fn waiting_groups(d: &DashboardData, st: &ViewState<'_>, theme: Theme, width: us
         Span::raw(format!("{} · ", p.period.range_label())),
         left,
     ]));
-    let mut groups = vec![Group::new(0, main)];
+    let mut groups: Vec<Group> = notice_group(d, theme, width).into_iter().collect();
+    groups.push(Group::new(0, main));
     if let Some(o) = &d.official {
         groups.push(Group::new(2, official_lines(o, st, theme, width)));
     }
