@@ -13,8 +13,9 @@ use std::time::Instant;
 use clap::Parser as _;
 use claude_session_monitor::app::{Context, Env};
 use claude_session_monitor::cli::Cli;
+use claude_session_monitor::engine::feed::{StoreFeed, TranscriptFeed};
 use claude_session_monitor::period::Maxima;
-use claude_session_monitor::tui::source::{DataSource, InProcessSource, StoreFeed, TranscriptFeed};
+use claude_session_monitor::tui::source::{DataSource, InProcessSource};
 
 /// CPU seconds used by this process so far (Linux; 0 elsewhere).
 fn cpu_seconds() -> f64 {
@@ -44,7 +45,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse_from(args);
     let mut env = Env::from_process();
     env.csm_home = Some(home.path().to_string_lossy().into_owned());
-    let ctx = Arc::new(Context::new(&cli, &env, jiff::Timestamp::now())?);
+    let ctx = Arc::new(Context::new(&cli, &env, jiff::Timestamp::now())?.settings);
     let mut source: Box<dyn DataSource> = if ctx.no_store {
         let feed = TranscriptFeed::new(Arc::clone(&ctx), Maxima::default());
         Box::new(InProcessSource::new(feed, Arc::clone(&ctx)))

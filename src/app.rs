@@ -1,71 +1,37 @@
 //! The command layer: turns parsed flags, the environment and the config file
-//! into a run context, and dispatches to the commands.
+//! into the engine's [`Settings`] plus how output looks, and dispatches to
+//! the commands.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 
 use crate::cli::{Cli, Command, CostModeArg, SourceArg};
 use crate::commands;
-use crate::config::{self, Config};
+use crate::config::Config;
+use crate::engine::{Settings, Source};
+pub use crate::env::{Env, UsageError, paths};
 use crate::ingest::discover::RootRequest;
 use crate::pricing::CostMode;
 
-/// The process environment, read once so everything below is testable.
-#[derive(Clone, Debug, Default)]
-pub struct Env {
-    pub home: Option<PathBuf>,
-    pub csm_home: Option<String>,
-    pub xdg_config_home: Option<String>,
-    pub claude_config_dir: Option<String>,
-    pub no_color: bool,
-    pub stdout_is_terminal: bool,
-    /// `CSM_NOW`: a fixed clock (RFC 3339) for tests, demos and screenshots.
-    pub now: Option<String>,
-}
-
-impl Env {
-    pub fn from_process() -> Env {
-        use std::io::IsTerminal;
-        let var = |k: &str| std::env::var(k).ok();
-        Env {
-            home: std::env::home_dir(),
-            csm_home: var("CSM_HOME"),
-            xdg_config_home: var("XDG_CONFIG_HOME"),
-            claude_config_dir: var("CLAUDE_CONFIG_DIR"),
-            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
-            stdout_is_terminal: std::io::stdout().is_terminal(),
-            now: var("CSM_NOW"),
-        }
-    }
-}
-
-/// A wrong flag or config value: reported in one line, exit status 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-/// Everything a command needs to know about this run.
+/// One command's run: the engine's settings and how its output looks.
 #[derive(Clone)]
 pub struct Context {
-    pub now: Timestamp,
-    /// The display time zone, resolved on first use: finding the system's
-    /// zone reads the zone database, which a plain `blocks --json` never needs.
-    tz: std::sync::OnceLock<TimeZone>,
-    pub base_dir: PathBuf,
-    pub config: Config,
-    pub roots: RootRequest,
-    pub mode: CostMode,
-    pub source: SourceArg,
-    pub no_store: bool,
-    pub recalculate: bool,
+    pub settings: Settings,
+    /// Colours on stdout (a terminal, no `--no-color` or `NO_COLOR`).
     pub color: bool,
+    /// `--debug`: skip counts, store sync and unknown models on stderr.
     pub debug: bool,
-    /// Nothing may be printed to the terminal (the dashboard owns it).
-    pub quiet: bool,
+}
+
+impl std::ops::Deref for Context {
+    type Target = Settings;
+
+    fn deref(&self) -> &Settings {
+        &self.settings
+    }
 }
 
 impl Context {
@@ -105,42 +71,23 @@ impl Context {
                 .map(PathBuf::from),
         };
         Ok(Context {
-            now,
-            tz,
-            base_dir,
-            config,
-            roots,
-            mode,
-            source: g.source,
-            no_store: g.no_store,
-            recalculate: g.recalculate,
+            settings: Settings {
+                now,
+                tz,
+                base_dir,
+                config,
+                roots,
+                mode,
+                source: match g.source {
+                    SourceArg::Transcripts => Source::Transcripts,
+                    SourceArg::Ccusage => Source::Ccusage,
+                },
+                no_store: g.no_store,
+                recalculate: g.recalculate,
+            },
             color: !(g.no_color || env.no_color) && env.stdout_is_terminal,
             debug: g.debug,
-            quiet: false,
         })
-    }
-}
-
-/// The base directory and the config file this run uses.
-pub fn paths(cli: &Cli, env: &Env) -> Result<(PathBuf, PathBuf)> {
-    let base_dir = config::base_dir(
-        env.csm_home.as_deref(),
-        env.xdg_config_home.as_deref(),
-        env.home.as_deref(),
-    )
-    .context("cannot find a home directory: set CSM_HOME")?;
-    let config_path = cli
-        .global
-        .config
-        .clone()
-        .unwrap_or_else(|| base_dir.join("config.toml"));
-    Ok((base_dir, config_path))
-}
-
-impl Context {
-    /// The display time zone (`--timezone`, config, else the system's).
-    pub fn tz(&self) -> &TimeZone {
-        self.tz.get_or_init(crate::zone::system)
     }
 }
 
@@ -170,12 +117,8 @@ fn dispatch(cli: Cli, env: &Env) -> Result<ExitCode> {
         Some(Command::Hook) => return Ok(commands::claude::hook(&cli, env)),
         _ => {}
     }
-    let now = match env.now.as_deref() {
-        None | Some("") => Timestamp::now(),
-        Some(s) => s
-            .parse()
-            .map_err(|e| UsageError(format!("invalid value '{s}' for CSM_NOW: {e}")))?,
-    };
+    let clock = env.clock()?;
+    let now = clock.now();
     // These work without a valid config file: completions need none, and
     // `config` is how a broken file gets inspected and fixed.
     match &cli.command {
@@ -186,11 +129,6 @@ fn dispatch(cli: Cli, env: &Env) -> Result<ExitCode> {
         }
         _ => {}
     }
-    let clock = if env.now.as_deref().is_some_and(|s| !s.is_empty()) {
-        crate::tui::Clock::Fixed(now)
-    } else {
-        crate::tui::Clock::System
-    };
     let ctx = Context::new(&cli, env, now)?;
     if cli.global.test_alert {
         return commands::notify::test(&ctx);

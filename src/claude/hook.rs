@@ -10,8 +10,8 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
-use super::activity::{self, HookError};
-use super::spool::{self, Record, SpoolError};
+use crate::ingest::claude::activity::{self, HookError};
+use crate::ingest::claude::spool::{self, Record, SpoolError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookFailure {

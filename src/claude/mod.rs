@@ -1,52 +1,17 @@
-//! Claude Code integration (SPEC 8): the status line, official limits from
-//! its payload, activity from hooks, and installing both into Claude Code's
-//! settings.
-//!
-//! The two functions at the bottom are what other parts (the dashboard,
-//! `csm status`, the daemon snapshot, alerts) read.
+//! Claude Code's faces: the status line it runs, the hook receiver, and
+//! installing both into its settings. What they capture (official limits,
+//! activity, the spool) is read in `ingest::claude`; the status line's
+//! figures come from `engine::statusline`.
 
-pub mod activity;
 pub mod hook;
-pub mod limits;
 pub mod setup;
-pub mod spool;
 pub mod statusline;
 
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
-
-use crate::store::{Store, StoreError};
-
-pub use activity::{ActivityState, LiveSession};
-pub use limits::{OfficialBar, OfficialLimits, OfficialStatus};
-
-/// Captures older than this are not shown at all (not even as stale): the
-/// weekly window they describe has reset since.
-pub const SHOW_LIMITS_FOR: SignedDuration = SignedDuration::from_hours(24 * 7);
-
-/// The latest official-limits capture at `now` with its age and staleness;
-/// `None` when there is none from the last week.
-pub fn latest_official_limits(
-    store: &Store,
-    now: Timestamp,
-) -> Result<Option<OfficialStatus>, StoreError> {
-    Ok(store
-        .latest_limits()?
-        .filter(|l| now.duration_since(l.captured_at) <= SHOW_LIMITS_FOR)
-        .map(|l| OfficialStatus::at(l, now)))
-}
-
-/// The Claude Code sessions live at `now` (SPEC 8 states), waiting ones first.
-pub fn live_sessions(store: &Store, now: Timestamp) -> Result<Vec<LiveSession>, StoreError> {
-    let since = now
-        .checked_sub(activity::GONE_AFTER)
-        .unwrap_or(Timestamp::MIN);
-    let events = store.activity_since(since)?;
-    Ok(activity::live_sessions_from(&events, now))
-}
+use jiff::Timestamp;
 
 /// Most Claude Code sends on stdin; more is not a payload of ours.
 pub const STDIN_MAX: usize = 1 << 20;
@@ -104,73 +69,5 @@ pub fn log(base_dir: &Path, now: Timestamp, what: &str, msg: &str) {
     if let Ok(mut f) = crate::fsutil::open_private_append(&path) {
         let line = format!("{now} {what}: {}\n", msg.replace('\n', " "));
         let _ = f.write_all(line.as_bytes());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn what_the_snapshot_and_status_read() {
-        let mut store = Store::open_in_memory().unwrap();
-        let now = t("2026-11-20T16:40:00Z");
-        assert_eq!(latest_official_limits(&store, now).unwrap(), None);
-        assert_eq!(live_sessions(&store, now).unwrap(), vec![]);
-        let capture = OfficialLimits {
-            five_hour: Some(OfficialBar {
-                used_percent: 42.0,
-                resets_at: Some(t("2026-11-20T19:00:00Z")),
-            }),
-            seven_day: Some(OfficialBar {
-                used_percent: 63.0,
-                resets_at: Some(t("2026-11-23T08:00:00Z")),
-            }),
-            captured_at: now,
-        };
-        store.record_limits(&capture, Some("s")).unwrap();
-        let s = latest_official_limits(&store, t("2026-11-20T16:51:00Z"))
-            .unwrap()
-            .unwrap();
-        assert!(s.stale);
-        assert_eq!(s.age_seconds, 660);
-        insta::assert_json_snapshot!(s, @r#"
-        {
-          "five_hour": {
-            "used_percent": 42.0,
-            "resets_at": "2026-11-20T19:00:00Z"
-          },
-          "seven_day": {
-            "used_percent": 63.0,
-            "resets_at": "2026-11-23T08:00:00Z"
-          },
-          "captured_at": "2026-11-20T16:40:00Z",
-          "age_seconds": 660,
-          "stale": true
-        }
-        "#);
-        // A week on, the capture describes windows that have reset.
-        assert_eq!(
-            latest_official_limits(&store, t("2026-11-27T16:41:00Z")).unwrap(),
-            None
-        );
-
-        let input = br#"{"session_id":"s1","hook_event_name":"Stop","cwd":"/w/api"}"#;
-        let e = activity::parse_hook(input, t("2026-11-20T16:38:00Z")).unwrap();
-        store.record_activity(&e).unwrap();
-        let live = live_sessions(&store, now).unwrap();
-        assert_eq!(live.len(), 1);
-        assert_eq!(live[0].project, "api");
-        assert_eq!(live[0].state, ActivityState::WaitingForYou);
-        // Five hours later the session has gone.
-        assert!(
-            live_sessions(&store, t("2026-11-20T21:39:00Z"))
-                .unwrap()
-                .is_empty()
-        );
     }
 }

@@ -15,9 +15,11 @@ use anyhow::{Context as _, Result, bail};
 use jiff::Timestamp;
 
 use crate::app::{self, Context, Env};
-use crate::claude::statusline::{self, FigureSettings, StatusInput, StoreFigures};
-use crate::claude::{self as cc, OfficialLimits, hook, setup, spool};
+use crate::claude::statusline::{self, StatusInput};
+use crate::claude::{self as cc, hook, setup};
 use crate::cli::{Cli, SetupClaudeArgs, SetupCommand, StatuslineArgs};
+use crate::engine::statusline::{self as figures, FigureSettings, StoreFigures};
+use crate::ingest::claude::{OfficialLimits, spool};
 use crate::store::Store;
 
 /// How long the status line waits for Claude Code's payload.
@@ -30,12 +32,9 @@ const HOOK_STDIN: Duration = Duration::from_millis(150);
 /// writer.
 const STATUSLINE_BUSY: Duration = Duration::from_millis(300);
 
+/// These never fail: a `CSM_NOW` that is not a time is the system clock here.
 fn clock(env: &Env) -> Timestamp {
-    env.now
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(Timestamp::now)
+    env.clock().unwrap_or(crate::engine::Clock::System).now()
 }
 
 /// `csm statusline`.
@@ -89,7 +88,7 @@ fn status_line(
         crate::daemon::instance::Liveness::Running { .. }
     );
     let cached = || {
-        statusline::read_cache(base).map(|c| {
+        figures::read_cache(base).map(|c| {
             let mut f = c.figures;
             f.block = f.block.filter(|b| b.end > now);
             f
@@ -133,13 +132,13 @@ fn status_line(
                 mode: ctx.mode,
                 tz: ctx.tz(),
                 token_limit: ctx.config.token_limit,
-                kept_max_tokens: crate::tui::source::original_monitor_max_tokens(base).unwrap_or(0),
+                kept_max_tokens: crate::engine::kept_maxima(base).tokens,
             };
-            let cache = statusline::read_cache(base);
-            match statusline::figures(&store, cache.as_ref(), &settings, now) {
+            let cache = figures::read_cache(base);
+            match figures::figures(&store, cache.as_ref(), &settings, now) {
                 Ok((f, fresh)) => {
                     if let Some(c) = fresh
-                        && let Err(e) = statusline::write_cache(base, &c)
+                        && let Err(e) = figures::write_cache(base, &c)
                     {
                         log(&format!("cache not written: {e}"));
                     }
@@ -153,8 +152,8 @@ fn status_line(
             let behind = input
                 .transcript_path
                 .as_deref()
-                .is_some_and(|p| statusline::transcript_ahead(&store, p));
-            if behind && !daemon && statusline::claim_refresh(base) {
+                .is_some_and(|p| figures::transcript_ahead(&store, p));
+            if behind && !daemon && figures::claim_refresh(base) {
                 spawn_ingest(cli, base, now);
             }
         }
@@ -166,7 +165,7 @@ fn status_line(
             // No store yet (or an older schema): build it in the background,
             // when there are transcripts to build it from.
             let has_data = || ctx.roots.resolve_required().is_ok();
-            if !daemon && !ctx.no_store && has_data() && statusline::claim_refresh(base) {
+            if !daemon && !ctx.no_store && has_data() && figures::claim_refresh(base) {
                 spawn_ingest(cli, base, now);
             }
         }
@@ -221,12 +220,11 @@ fn spawn_ingest(cli: &Cli, base: &Path, now: Timestamp) {
 /// already running.
 fn ingest(cli: &Cli, env: &Env) {
     let now = clock(env);
-    let Ok(mut ctx) = Context::new(cli, env, now) else {
+    let Ok(ctx) = Context::new(cli, env, now) else {
         return;
     };
-    ctx.quiet = true;
     let base = ctx.base_dir.clone();
-    let marker = base.join(statusline::REFRESH_MARKER);
+    let marker = base.join(figures::REFRESH_MARKER);
     if crate::fsutil::create_private_dir(&base).is_err()
         || crate::fsutil::touch_private(&marker).is_err()
     {
@@ -238,7 +236,7 @@ fn ingest(cli: &Cli, env: &Env) {
     if f.try_lock().is_err() {
         return;
     }
-    if let Err(e) = super::usage::open(&ctx) {
+    if let Err(e) = crate::engine::load::open(&ctx) {
         cc::log(&base, now, "statusline --ingest", &format!("{e:#}"));
     }
 }

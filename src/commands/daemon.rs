@@ -10,12 +10,13 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use crate::app::{Context, Env};
-use crate::cli::{DaemonCommand, GlobalArgs, ManagerArg, ServiceArgs, SourceArg};
+use crate::cli::{DaemonCommand, GlobalArgs, ManagerArg, ServiceArgs};
 use crate::daemon::instance::{Liveness, probe};
 use crate::daemon::service::{self, Manager, RealSystem, ServiceSpec, Stopped};
+use crate::engine::Clock;
+use crate::engine::Source;
 use crate::report::format::duration_minutes;
 use crate::snapshot;
-use crate::tui::Clock;
 
 pub fn run(
     ctx: Context,
@@ -26,7 +27,7 @@ pub fn run(
 ) -> Result<ExitCode> {
     match cmd {
         DaemonCommand::Run => {
-            if ctx.source == SourceArg::Ccusage {
+            if ctx.source == Source::Ccusage {
                 bail!("the daemon reads transcripts; drop --source ccusage");
             }
             if ctx.no_store {
@@ -35,7 +36,8 @@ pub fn run(
             let alerts = AlertsHook {
                 notifier: crate::notify::Notifier::for_context(&ctx, Vec::new()),
             };
-            crate::daemon::run(ctx, clock, vec![Box::new(alerts)])
+            let debug = ctx.debug;
+            crate::daemon::run(ctx.settings, clock, vec![Box::new(alerts)], debug)
         }
         DaemonCommand::Install(args) => install(&ctx, args, global, env),
         DaemonCommand::Uninstall(args) => uninstall(&ctx, args, global, env),
@@ -321,7 +323,7 @@ impl crate::daemon::UpdateHook for AlertsHook {
                 .into_iter()
                 .map(|a| crate::snapshot::AlertInfo {
                     severity: Some(
-                        crate::tui::data::Severity::of(&a.rule, &a.key)
+                        crate::engine::overview::Severity::of(&a.rule, &a.key)
                             .as_str()
                             .to_string(),
                     ),

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use serde_json::json;
 
-use super::usage;
 use crate::app::Context;
 use crate::cli::DbCommand;
 use crate::report::format::{thousands, usd};
@@ -18,11 +17,11 @@ pub fn run(mut ctx: Context, cmd: DbCommand) -> Result<ExitCode> {
     let json = match cmd {
         DbCommand::Stats { json } => json,
         DbCommand::Rebuild => {
-            ctx.recalculate = true;
+            ctx.settings.recalculate = true;
             false
         }
     };
-    let sources = usage::open(&ctx)?;
+    let sources = super::open(&ctx)?;
     let Some(store) = &sources.store else {
         bail!("no history store");
     };

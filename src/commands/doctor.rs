@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::json;
 
-use super::usage;
 use crate::app::Context;
 use crate::cli::DoctorArgs;
 use crate::ingest::parse::SkipReason;
@@ -13,15 +12,15 @@ use crate::pricing::PriceResolver;
 use crate::report::format::thousands;
 
 pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
-    let sources = usage::open(ctx)?;
+    let sources = super::open(ctx)?;
     let store_stats = match &sources.store {
         Some(store) => Some(store.stats()?),
         None => None,
     };
-    let loaded = sources.load(ctx, None)?;
-    let table = usage::price_table(ctx)?;
+    let loaded = sources.load(None)?;
+    let table = crate::engine::load::price_table(&ctx.base_dir)?;
     let mut resolver = PriceResolver::new(&table);
-    let _ = usage::costs(
+    let _ = crate::pricing::costs(
         &loaded.entries,
         crate::pricing::CostMode::Calculate,
         &mut resolver,

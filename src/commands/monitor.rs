@@ -8,14 +8,13 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use crate::app::{Context, Env};
-use crate::cli::{MonitorArgs, SourceArg};
+use crate::cli::MonitorArgs;
+use crate::engine::Source;
+use crate::engine::feed::{StoreFeed, TranscriptFeed};
 use crate::notify::Notifier;
 use crate::notify::backend::Bell;
-use crate::period::Maxima;
-use crate::tui::source::{
-    AlertHook, AutoSource, DataSource, InProcessSource, StoreFeed, TranscriptFeed,
-    original_monitor_max_tokens,
-};
+use crate::notify::hook::AlertHook;
+use crate::tui::source::{AutoSource, DataSource, InProcessSource};
 use crate::tui::{self, AlertQueue, Clock, Options};
 
 pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<ExitCode> {
@@ -35,22 +34,16 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
             }
         });
     }
-    if ctx.source == SourceArg::Ccusage {
+    if ctx.source == Source::Ccusage {
         bail!("the dashboard reads transcripts; drop --source ccusage");
     }
-    let debug = ctx.debug;
-    let mut feed_ctx = ctx;
-    // Debug counts go to the log, never to a terminal the dashboard owns.
-    feed_ctx.debug = false;
-    feed_ctx.quiet = true;
-    let ctx = Arc::new(feed_ctx);
+    // Debug output goes to the log, never to a terminal the dashboard owns.
+    let (debug, color) = (ctx.debug, ctx.color);
+    let ctx = Arc::new(ctx.settings);
     // The original monitor's saved maximum counts as a window seen before.
     // The store (issue 3) will import it once into its maxima; until then it
     // is read on every start.
-    let kept = Maxima {
-        tokens: original_monitor_max_tokens(&ctx.base_dir).unwrap_or(0),
-        cost_usd: 0.0,
-    };
+    let kept = crate::engine::kept_maxima(&ctx.base_dir);
     // A one-frame print never sends notifications; the live dashboard does
     // while no daemon runs.
     let interactive = !args.once && env.stdout_is_terminal;
@@ -97,7 +90,7 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
         refresh: Duration::from_secs(args.refresh.max(1)),
         clock,
         tz: ctx.tz().clone(),
-        color: ctx.color,
+        color,
         alerts: interactive.then_some(queue),
     };
     if args.once || !env.stdout_is_terminal {

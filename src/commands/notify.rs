@@ -4,13 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::usage;
 use crate::app::Context;
 use crate::blocks::Block;
-use crate::cli::{NotifyCommand, SourceArg};
+use crate::cli::NotifyCommand;
 use crate::notify::{AlertInput, Backend, Delivery, Notifier, backend};
-use crate::period::Maxima;
-use crate::tui::source::original_monitor_max_tokens;
 
 pub fn run(ctx: &Context, cmd: &NotifyCommand) -> Result<ExitCode> {
     match cmd {
@@ -77,16 +74,8 @@ fn report(b: &dyn Backend, r: Result<String, crate::notify::BackendError>) -> bo
 
 /// Evaluates the rules on the current usage and sends what is due.
 fn check(ctx: &Context, dry_run: bool) -> Result<ExitCode> {
-    let blocks: Vec<Block> = match ctx.source {
-        SourceArg::Transcripts => {
-            usage::open(ctx)?.blocks(ctx, crate::store::STORED_WINDOW_HOURS)?
-        }
-        SourceArg::Ccusage => crate::source::ccusage::blocks(ctx.now)?,
-    };
-    let kept = Maxima {
-        tokens: original_monitor_max_tokens(&ctx.base_dir).unwrap_or(0),
-        cost_usd: 0.0,
-    };
+    let blocks: Vec<Block> = super::blocks(ctx, crate::store::STORED_WINDOW_HOURS)?;
+    let kept = crate::engine::kept_maxima(&ctx.base_dir);
     let mut notifier = Notifier::for_context(ctx, Vec::new());
     let input = AlertInput::from_history(&blocks, kept, ctx.config.token_limit, ctx.now)
         .with_official(notifier.official_limits());

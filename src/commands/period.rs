@@ -5,34 +5,24 @@ use std::process::ExitCode;
 use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
 
-use super::usage;
 use crate::app::Context;
 use crate::blocks::Block;
-use crate::cli::{PeriodArgs, SourceArg};
+use crate::cli::PeriodArgs;
 use crate::config::TokenLimit;
 use crate::period::{self, PeriodSettings, PeriodSummary};
 use crate::report::format::{thousands, usd};
 use crate::report::json::{iso_ms, json_float, to_pretty};
 use crate::report::table;
-use crate::tui::source::original_monitor_max_tokens;
 
 pub fn run(ctx: &Context, args: &PeriodArgs) -> Result<ExitCode> {
     // Past periods come from the history store, which keeps windows whose
     // transcripts Claude Code has deleted (with --no-store, only what is on disk).
-    let blocks: Vec<Block> = match ctx.source {
-        SourceArg::Transcripts => {
-            usage::open(ctx)?.blocks(ctx, crate::store::STORED_WINDOW_HOURS)?
-        }
-        SourceArg::Ccusage => crate::source::ccusage::blocks(ctx.now)?,
-    };
+    let blocks: Vec<Block> = super::blocks(ctx, crate::store::STORED_WINDOW_HOURS)?;
     let settings = PeriodSettings::from_config(&ctx.config);
     let n = args.history.map_or(0, usize::from);
     let summaries = period::history(&blocks, ctx.now, ctx.tz(), &settings, n)
         .map_err(|e| anyhow!("cannot compute the billing period: {e}"))?;
-    let kept = period::Maxima {
-        tokens: original_monitor_max_tokens(&ctx.base_dir).unwrap_or(0),
-        cost_usd: 0.0,
-    };
+    let kept = crate::engine::kept_maxima(&ctx.base_dir);
     let (maxima, limit) = period::limits(&blocks, kept, ctx.config.token_limit, ctx.now);
     let active = crate::blocks::current(&blocks, ctx.now);
     let Some((current, past)) = summaries.split_first() else {

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::{Map, Value, json};
 
-use super::usage;
 use crate::app::Context;
 use crate::cli::PricingCommand;
 use crate::pricing::{self, ModelPrice, TokenKind};
@@ -50,7 +49,7 @@ fn per_million(x: f64) -> String {
 }
 
 fn show(ctx: &Context, filter: Option<&str>, as_json: bool) -> Result<ExitCode> {
-    let table = usage::price_table(ctx)?;
+    let table = crate::engine::load::price_table(&ctx.base_dir)?;
     // A model name as it appears in transcripts resolves like it would in a report.
     let resolved = filter.and_then(|f| table.resolve(f));
     let chosen: Vec<&ModelPrice> = match (filter, resolved) {

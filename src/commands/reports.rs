@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use comfy_table::{Cell, Color};
 
-use super::usage;
 use crate::app::Context;
 use crate::blocks::{self, Block, BlockFilter};
-use crate::cli::{BlocksArgs, Order, ReportArgs, SourceArg, TokenLimitArg, Weekday};
+use crate::cli::{BlocksArgs, Order, ReportArgs, TokenLimitArg, Weekday};
 use crate::domain::EntryCost;
+use crate::engine::Source;
 use crate::pricing::PriceResolver;
 use crate::report::aggregate::{self, Period, RowFilter, Usage};
 use crate::report::format::{duration_minutes, short_model, thousands, usd};
@@ -37,10 +37,7 @@ pub fn blocks(ctx: &Context, args: &BlocksArgs) -> Result<ExitCode> {
     } else {
         5.0
     };
-    let all = match ctx.source {
-        SourceArg::Transcripts => usage::open(ctx)?.blocks(ctx, hours)?,
-        SourceArg::Ccusage => crate::source::ccusage::blocks(ctx.now)?,
-    };
+    let all = super::blocks(ctx, hours)?;
     let filter = BlockFilter {
         since: args.filter.since,
         until: args.filter.until,
@@ -170,7 +167,7 @@ fn row_filter(ctx: &Context, args: &ReportArgs) -> RowFilter {
 }
 
 fn ensure_native_source(ctx: &Context, what: &str) -> Result<()> {
-    if ctx.source == SourceArg::Ccusage {
+    if ctx.source == Source::Ccusage {
         bail!(
             "--source ccusage gives 5-hour windows only; `csm {what}` reads transcripts (drop --source)"
         );
@@ -263,13 +260,16 @@ pub fn sessions(ctx: &Context, args: &ReportArgs) -> Result<ExitCode> {
 
 /// The run's entries (through the store unless `--no-store`) with their
 /// costs under the chosen mode.
-fn priced_entries(ctx: &Context, args: &ReportArgs) -> Result<(usage::Loaded, Vec<EntryCost>)> {
-    let loaded = usage::load(ctx, args.project.as_deref())?;
-    let table = usage::price_table(ctx)?;
+fn priced_entries(
+    ctx: &Context,
+    args: &ReportArgs,
+) -> Result<(crate::engine::load::Loaded, Vec<EntryCost>)> {
+    let loaded = super::load(ctx, args.project.as_deref())?;
+    let table = crate::engine::load::price_table(&ctx.base_dir)?;
     let mut resolver = PriceResolver::new(&table);
-    let costs = usage::costs(&loaded.entries, ctx.mode, &mut resolver);
+    let costs = crate::pricing::costs(&loaded.entries, ctx.mode, &mut resolver);
     if ctx.debug {
-        usage::report_unknown_models(&resolver);
+        super::report_unknown_models(&resolver);
     }
     Ok((loaded, costs))
 }

@@ -13,11 +13,10 @@ use serde_json::json;
 use crate::app::Context;
 use crate::cli::{StatusArgs, StatusFormat};
 use crate::daemon::instance::{Liveness, probe};
-use crate::period::Maxima;
+use crate::engine::Clock;
+use crate::engine::feed::{StoreFeed, TranscriptFeed, UsageFeed};
 use crate::report::format::{day_hh_mm, duration_minutes, hh_mm, usd};
 use crate::snapshot::{self, Snapshot};
-use crate::tui::Clock;
-use crate::tui::source::{StoreFeed, TranscriptFeed, UsageFeed, original_monitor_max_tokens};
 
 /// A daemon snapshot older than this is flagged (the daemon rewrites it
 /// every minute).
@@ -71,13 +70,9 @@ pub fn load(ctx: Context, args: &StatusArgs, now: Timestamp) -> Result<Snapshot>
 }
 
 /// The snapshot computed in this process (no daemon).
-pub fn in_process(mut ctx: Context, now: Timestamp) -> Result<Snapshot> {
-    ctx.quiet = true;
-    let kept = Maxima {
-        tokens: original_monitor_max_tokens(&ctx.base_dir).unwrap_or(0),
-        cost_usd: 0.0,
-    };
-    let ctx = Arc::new(ctx);
+pub fn in_process(ctx: Context, now: Timestamp) -> Result<Snapshot> {
+    let kept = crate::engine::kept_maxima(&ctx.base_dir);
+    let ctx = Arc::new(ctx.settings);
     let mut feed: Box<dyn UsageFeed> = if ctx.no_store {
         Box::new(TranscriptFeed::new(Arc::clone(&ctx), kept))
     } else {
@@ -152,7 +147,7 @@ fn official(s: &Snapshot, now: Timestamp, tz: &TimeZone) -> Option<String> {
     if parts.is_empty() {
         return None;
     }
-    if o.stale || crate::claude::limits::is_stale(o.captured_at, now) {
+    if o.stale || crate::ingest::claude::limits::is_stale(o.captured_at, now) {
         let age = now.duration_since(o.captured_at).as_secs().max(0) / 60;
         parts.push(format!("stale {}", duration_minutes(age)));
     }

@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use jiff::Timestamp;
 
-use crate::app::Context;
 use crate::blocks::Block;
+use crate::engine::Clock;
+use crate::engine::Settings;
+use crate::engine::feed::{StoreFeed, UsageFeed};
+use crate::engine::overview::DashboardData;
 use crate::period::Maxima;
 use crate::snapshot::{self, DaemonInfo, Snapshot};
-use crate::tui::Clock;
-use crate::tui::data::DashboardData;
-use crate::tui::source::{StoreFeed, UsageFeed, original_monitor_max_tokens};
 
 use self::instance::{Acquired, Instance};
 
@@ -77,7 +77,7 @@ pub enum Trigger {
 /// are evaluated after each update, before the snapshot is written.
 pub struct Update<'a> {
     pub now: Timestamp,
-    pub ctx: &'a Context,
+    pub ctx: &'a Settings,
     pub trigger: Trigger,
     /// Every block (sorted, gaps included, activity at `now`); empty when
     /// the update failed before any data was loaded.
@@ -98,7 +98,13 @@ pub trait UpdateHook: Send {
 }
 
 /// Runs the daemon in the foreground until a signal stops it.
-pub fn run(ctx: Context, clock: Clock, hooks: Vec<Box<dyn UpdateHook>>) -> Result<ExitCode> {
+/// `debug` logs at debug level.
+pub fn run(
+    ctx: Settings,
+    clock: Clock,
+    hooks: Vec<Box<dyn UpdateHook>>,
+    debug: bool,
+) -> Result<ExitCode> {
     let base = ctx.base_dir.clone();
     crate::fsutil::create_private_dir(&base)
         .with_context(|| format!("cannot create {}", base.display()))?;
@@ -115,7 +121,7 @@ pub fn run(ctx: Context, clock: Clock, hooks: Vec<Box<dyn UpdateHook>>) -> Resul
             return Ok(ExitCode::from(EXIT_ALREADY_RUNNING));
         }
     };
-    if let Err(e) = logfile::init(&base, ctx.debug) {
+    if let Err(e) = logfile::init(&base, debug) {
         eprintln!(
             "csm: cannot open {}: {e}",
             base.join(logfile::FILE_NAME).display()
@@ -175,7 +181,9 @@ pub fn run(ctx: Context, clock: Clock, hooks: Vec<Box<dyn UpdateHook>>) -> Resul
                 } else if now >= next_clock {
                     daemon.update(Trigger::Clock);
                 } else if now >= next_spool {
-                    if crate::claude::spool::pending(&base) || daemon.feed.changed_elsewhere() {
+                    if crate::ingest::claude::spool::pending(&base)
+                        || daemon.feed.changed_elsewhere()
+                    {
                         daemon.update(Trigger::Files);
                     }
                     next_spool = Instant::now() + SPOOL_CHECK;
@@ -230,7 +238,7 @@ fn forward_signals(_tx: mpsc::Sender<Wake>) -> Result<()> {
 
 /// The daemon's state between updates.
 struct Daemon {
-    ctx: Arc<Context>,
+    ctx: Arc<Settings>,
     clock: Clock,
     feed: StoreFeed,
     kept: Maxima,
@@ -248,14 +256,8 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn new(ctx: Context, clock: Clock, hooks: Vec<Box<dyn UpdateHook>>) -> Daemon {
-        let mut ctx = ctx;
-        // Nothing goes to a terminal: the daemon's output is its log.
-        ctx.quiet = true;
-        let kept = Maxima {
-            tokens: original_monitor_max_tokens(&ctx.base_dir).unwrap_or(0),
-            cost_usd: 0.0,
-        };
+    fn new(ctx: Settings, clock: Clock, hooks: Vec<Box<dyn UpdateHook>>) -> Daemon {
+        let kept = crate::engine::kept_maxima(&ctx.base_dir);
         let ctx = Arc::new(ctx);
         Daemon {
             feed: StoreFeed::new(Arc::clone(&ctx), kept),
@@ -593,7 +595,7 @@ mod tests {
             ..Default::default()
         };
         let now = crate::synth::default_now();
-        let ctx = Context::new(&cli, &env, now).unwrap();
+        let ctx = crate::app::Context::new(&cli, &env, now).unwrap().settings;
         let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut d = Daemon::new(
             ctx,

@@ -1,6 +1,7 @@
 //! Reading Claude Code transcripts: find the files, stream their lines, turn
 //! usage lines into typed entries and count everything else by reason.
 
+pub mod claude;
 pub mod discover;
 pub mod parse;
 pub mod reader;

@@ -32,6 +32,7 @@
 //! ```
 
 pub mod backend;
+pub mod hook;
 pub mod rules;
 
 use std::collections::HashSet;
@@ -162,7 +163,7 @@ impl Notifier {
 
     /// For a command's context: `[alerts]` settings, display zone, backends
     /// from config plus `extra` (the dashboard's bell).
-    pub fn for_context(ctx: &crate::app::Context, extra: Vec<Box<dyn Backend>>) -> Notifier {
+    pub fn for_context(ctx: &crate::engine::Settings, extra: Vec<Box<dyn Backend>>) -> Notifier {
         let mut backends = backend::from_config(&ctx.config.alerts);
         backends.extend(extra);
         Notifier::new(

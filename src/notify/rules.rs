@@ -403,7 +403,7 @@ fn limits(
 fn official_current(captured: Timestamp, bar: &OfficialLimit, now: Timestamp) -> bool {
     match bar.resets_at {
         Some(r) => now < r,
-        None => now.duration_since(captured) <= crate::tui::data::OFFICIAL_STALE_AFTER,
+        None => now.duration_since(captured) <= crate::engine::overview::OFFICIAL_STALE_AFTER,
     }
 }
 

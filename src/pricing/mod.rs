@@ -588,6 +588,34 @@ fn has_tokens(t: &BillableTokens) -> bool {
     t.input + t.output + t.cache_write_5m + t.cache_write_1h + t.cache_read > 0
 }
 
+/// Each entry's cost under the run's mode, in the same order as `entries`.
+pub fn costs<'e>(
+    entries: impl IntoIterator<Item = &'e crate::domain::UsageEntry>,
+    mode: CostMode,
+    resolver: &mut PriceResolver<'_>,
+) -> Vec<crate::domain::EntryCost> {
+    entries
+        .into_iter()
+        .map(|e| cost_of(e, mode, resolver))
+        .collect()
+}
+
+/// One entry's cost under `mode`: its `costUSD`, or its tokens at the prices.
+pub fn cost_of(
+    e: &crate::domain::UsageEntry,
+    mode: CostMode,
+    resolver: &mut PriceResolver<'_>,
+) -> crate::domain::EntryCost {
+    entry_cost_detail(
+        mode,
+        e.cost_usd,
+        e.reportable_model(),
+        &e.billable(),
+        e.speed_or_standard(),
+        resolver,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,11 +25,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::blocks::{Block, FutureEntries, Pace, PaceBasis};
 use crate::domain::TokenCounts;
-use crate::period::{BillingPeriod, LimitSource, Maxima, PeriodSummary, ResolvedLimit, Sessions};
-use crate::tui::data::{
+use crate::engine::overview::{
     ActiveWindow, ActivityRow, ActivityState, AlertRow, DEFAULT_IDLE_AFTER, DashboardData,
     ModelShare, OfficialBar, OfficialLimits, Severity, window_end,
 };
+use crate::period::{BillingPeriod, LimitSource, Maxima, PeriodSummary, ResolvedLimit, Sessions};
 
 /// The snapshot's file name inside the base directory.
 pub const FILE_NAME: &str = "monitor_data.json";
@@ -732,20 +732,20 @@ impl Snapshot {
 /// Blocks, dashboard data and snapshot at `now` from a loaded usage feed:
 /// what the daemon publishes and `csm status` computes without one.
 pub fn from_feed(
-    feed: &dyn crate::tui::source::UsageFeed,
-    ctx: &crate::app::Context,
+    feed: &dyn crate::engine::feed::UsageFeed,
+    ctx: &crate::engine::Settings,
     now: Timestamp,
     source: &str,
 ) -> Result<(Vec<Block>, DashboardData, Snapshot), jiff::Error> {
     let (blocks, detail) = feed.blocks(now);
-    let mut d = crate::tui::data::build(crate::tui::data::Inputs {
+    let mut d = crate::engine::overview::build(crate::engine::overview::Inputs {
         blocks: &blocks,
         detail,
         kept: feed.kept_maxima(),
         window_length: length(),
         now,
         tz: ctx.tz(),
-        settings: crate::tui::data::DashboardSettings::from_config(&ctx.config),
+        settings: crate::engine::overview::DashboardSettings::from_config(&ctx.config),
     })?;
     let extras = feed.claude(now);
     d.official = extras.official;

@@ -3,8 +3,8 @@ use jiff::tz::TimeZone;
 
 use super::*;
 use crate::config::TokenLimit;
+use crate::engine::overview::DashboardSettings;
 use crate::period::PeriodSettings;
-use crate::tui::data::{self, DashboardSettings};
 
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -87,9 +87,9 @@ fn settings() -> DashboardSettings {
 }
 
 fn dashboard(blocks: &[Block], tz: &TimeZone) -> DashboardData {
-    data::build(data::Inputs {
+    crate::engine::overview::build(crate::engine::overview::Inputs {
         blocks,
-        detail: data::CurrentDetail {
+        detail: crate::engine::overview::CurrentDetail {
             models: vec![ModelShare {
                 model: "claude-sonnet-4-5-20250929".into(),
                 tokens: 3000,

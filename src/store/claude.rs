@@ -9,9 +9,9 @@ use jiff::{SignedDuration, Timestamp};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{Store, StoreError, ms, schema};
-use crate::claude::activity::ActivityEvent;
-use crate::claude::limits::{OfficialBar, OfficialLimits};
-use crate::claude::spool::{self, Record};
+use crate::ingest::claude::activity::ActivityEvent;
+use crate::ingest::claude::limits::{OfficialBar, OfficialLimits};
+use crate::ingest::claude::spool::{self, Record};
 use crate::pricing::CostMode;
 
 /// An unchanged capture is written again after this long, so its age keeps
@@ -121,7 +121,7 @@ impl Store {
     }
 
     /// Moves what `csm hook` and `csm statusline` spooled into the store, in
-    /// one transaction (see [`crate::claude::spool`]). Waits for the write
+    /// one transaction (see [`crate::ingest::claude::spool`]). Waits for the write
     /// lock only as long as the busy timeout allows.
     pub fn import_spool(&mut self, base_dir: &Path) -> Result<SpoolImport, StoreError> {
         let mut report = SpoolImport::default();

@@ -276,8 +276,7 @@ impl Store {
                 }
                 let mut lines = Vec::with_capacity(scan.entries.len());
                 for e in &scan.entries {
-                    let cost =
-                        crate::commands::usage::cost_of(e, CostMode::Calculate, &mut resolver);
+                    let cost = crate::pricing::cost_of(e, CostMode::Calculate, &mut resolver);
                     // Lines without a message id are never merged: they count as
                     // read. The others get their verdict below.
                     let slot = e.message_id.is_none().then_some((id, e.offset));
@@ -684,8 +683,7 @@ impl<'p> ColdJudge<'p> {
         for (k, scan) in scans.iter().enumerate() {
             for e in &scan.entries {
                 let pos = (ids[k], e.offset);
-                let cost =
-                    crate::commands::usage::cost_of(e, CostMode::Calculate, &mut self.resolver);
+                let cost = crate::pricing::cost_of(e, CostMode::Calculate, &mut self.resolver);
                 let pushed = self.deduper.push_at(e.clone(), pos);
                 if pushed.index == self.calc.len() {
                     self.calc.push(cost.usd);
@@ -1075,7 +1073,7 @@ fn reprice(tx: &Transaction<'_>, resolver: &mut PriceResolver<'_>) -> Result<(),
         .collect::<Result<_, _>>()?;
     for file in files {
         packed::modify_file(tx, file, |l| {
-            let c = crate::commands::usage::cost_of(
+            let c = crate::pricing::cost_of(
                 &l.entry(origin.clone(), &models),
                 CostMode::Calculate,
                 resolver,

@@ -7,7 +7,7 @@ use super::{CHECKPOINT_ON_CLOSE_AFTER, Store};
 /// removed, and so is any WAL a run that wrote nothing finds.
 #[test]
 fn a_small_wal_outlives_its_writer_and_a_big_one_is_checkpointed() {
-    use crate::claude::activity::ActivityEvent;
+    use crate::ingest::claude::activity::ActivityEvent;
     let dir = tempfile::tempdir().unwrap();
     let wal = dir.path().join("history.db-wal");
     let event = |n: usize, detail: usize| ActivityEvent {

@@ -6,8 +6,6 @@
 //! the clock. The screen is redrawn through ratatui's diffing: only cells that
 //! changed are written, the terminal is never cleared.
 
-pub mod changes;
-pub mod data;
 pub mod source;
 pub mod view;
 
@@ -29,25 +27,10 @@ use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, Ke
 use ratatui::crossterm::{cursor, execute, terminal};
 use ratatui::layout::Rect;
 
-use self::data::DashboardData;
 use self::source::DataSource;
 use self::view::{Status, ViewState};
-
-/// Where "now" comes from: the system clock, or `CSM_NOW` for tests and screenshots.
-#[derive(Clone, Copy, Debug)]
-pub enum Clock {
-    System,
-    Fixed(Timestamp),
-}
-
-impl Clock {
-    pub fn now(self) -> Timestamp {
-        match self {
-            Clock::System => Timestamp::now(),
-            Clock::Fixed(t) => t,
-        }
-    }
-}
+pub use crate::engine::Clock;
+use crate::engine::overview::DashboardData;
 
 pub struct Options {
     /// How often the source is asked for new data.

@@ -1,26 +1,18 @@
-//! Where the dashboard's data comes from.
-//!
-//! [`DataSource`] is what the screen talks to: the in-process source below
-//! today, the daemon's `monitor_data.json` snapshot with issue 5. The
-//! in-process source is split at one seam, [`UsageFeed`]: "bring the usage
-//! up to date, then give me the blocks". [`TranscriptFeed`] re-reads every
-//! transcript when any file changed; issue 3's store replaces it with an
-//! incremental ingest and queries, and nothing else here has to change.
+//! Where the dashboard's data comes from: [`DataSource`] is what the screen
+//! talks to — the in-process source over an engine feed, or the daemon's
+//! `monitor_data.json` snapshot — and [`AutoSource`] switches between them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use jiff::{SignedDuration, Timestamp};
 
-use super::changes::ChangeDetector;
-use super::data::{self, CurrentDetail, DashboardData, DashboardSettings, Inputs};
-use crate::app::Context;
-use crate::blocks::{self, Block, Timed};
-use crate::commands::usage;
-use crate::domain::UsageEntry;
-use crate::period::Maxima;
-use crate::pricing::{PriceResolver, PriceTable};
+use crate::blocks;
+use crate::engine::Settings;
+use crate::engine::feed::UsageFeed;
+use crate::engine::overview::{self, DashboardData, DashboardSettings, Inputs};
+use crate::notify::hook::AlertHook;
 
 /// Something that can produce dashboard data.
 pub trait DataSource: Send {
@@ -42,48 +34,13 @@ pub trait DataSource: Send {
     }
 }
 
-/// The usage behind the in-process source: the seam the store plugs into.
-pub trait UsageFeed: Send {
-    /// Brings the usage up to date as of `now`; true when anything changed
-    /// (always true the first time and after `force`).
-    fn update(&mut self, force: bool, now: Timestamp) -> Result<bool>;
-
-    /// Every block of the history at `now` (sorted, gaps included, activity
-    /// computed at `now`) and the detail of the current one.
-    fn blocks(&self, now: Timestamp) -> (Vec<Block>, CurrentDetail);
-
-    /// Where csm looked when no Claude Code data folder exists, and what to do.
-    fn notice(&self) -> Option<String> {
-        None
-    }
-
-    /// Maxima kept beyond what the blocks show (the store's all-time maxima,
-    /// the original monitor's `max_tokens`).
-    fn kept_maxima(&self) -> Maxima;
-
-    /// What Claude Code told csm directly (official limits, hook activity),
-    /// at `now`. Only the store keeps it.
-    fn claude(&self, _now: Timestamp) -> ClaudeExtras {
-        ClaudeExtras::default()
-    }
-}
-
-/// The dashboard's Claude Code panes: `None` hides a pane.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ClaudeExtras {
-    pub official: Option<data::OfficialLimits>,
-    pub activity: Option<Vec<data::ActivityRow>>,
-    /// Alerts sent since the current (or last) window started, newest first.
-    pub alerts: Vec<data::AlertRow>,
-}
-
 /// How the dashboard names data it computes itself.
 pub const IN_PROCESS_LABEL: &str = "live from transcripts";
 
 /// Dashboard data computed in this process from a [`UsageFeed`].
 pub struct InProcessSource<F: UsageFeed> {
     feed: F,
-    ctx: Arc<Context>,
+    ctx: Arc<Settings>,
     settings: DashboardSettings,
     window_length: SignedDuration,
     last: Option<DashboardData>,
@@ -91,54 +48,8 @@ pub struct InProcessSource<F: UsageFeed> {
     alerts: Option<AlertHook>,
 }
 
-/// The dashboard's share of notifications: while no daemon runs, it
-/// evaluates the rules after every refresh and sends what is due (the store's
-/// claims keep it from repeating what a daemon, or an earlier run, sent).
-pub struct AlertHook {
-    notifier: crate::notify::Notifier,
-    /// True while a daemon runs (it sends instead).
-    daemon_running: Box<dyn Fn() -> bool + Send>,
-    /// The newest blocks seen (the rules need only the last few).
-    tail: Vec<Block>,
-    limit: Option<u64>,
-    failures: u32,
-    last_error: Option<String>,
-}
-
-impl AlertHook {
-    pub fn new(
-        notifier: crate::notify::Notifier,
-        daemon_running: impl Fn() -> bool + Send + 'static,
-    ) -> AlertHook {
-        AlertHook {
-            notifier,
-            daemon_running: Box::new(daemon_running),
-            tail: Vec::new(),
-            limit: None,
-            failures: 0,
-            last_error: None,
-        }
-    }
-
-    fn saw(&mut self, blocks: &[Block]) {
-        // The current window, a gap and a window dated ahead of now at most.
-        let from = blocks.len().saturating_sub(4);
-        self.tail = blocks[from..].to_vec();
-    }
-
-    fn send(&mut self, now: Timestamp) {
-        if (self.daemon_running)() {
-            return;
-        }
-        let input = crate::notify::AlertInput::from_blocks(&self.tail, self.limit, now)
-            .with_official(self.notifier.official_limits())
-            .with_source_failures(self.failures, self.last_error.clone());
-        self.notifier.evaluate_and_send(&input, now);
-    }
-}
-
 impl<F: UsageFeed> InProcessSource<F> {
-    pub fn new(feed: F, ctx: Arc<Context>) -> Self {
+    pub fn new(feed: F, ctx: Arc<Settings>) -> Self {
         let settings = DashboardSettings::from_config(&ctx.config);
         InProcessSource {
             feed,
@@ -179,7 +90,7 @@ impl<F: UsageFeed> InProcessSource<F> {
                 if let Some(h) = self.alerts.as_mut() {
                     h.saw(&blocks);
                 }
-                let mut data = data::build(Inputs {
+                let mut data = overview::build(Inputs {
                     blocks: &blocks,
                     detail,
                     kept: self.feed.kept_maxima(),
@@ -241,327 +152,6 @@ impl<F: UsageFeed> DataSource for InProcessSource<F> {
         self.force = true;
         self.last = None;
     }
-}
-
-/// Reads every transcript again whenever any file's size, mtime or inode
-/// changed. A poll with nothing new costs a few `stat` calls
-/// ([`ChangeDetector`]); a change costs a full parse of the history — until
-/// the store (issue 3) makes that part incremental.
-pub struct TranscriptFeed {
-    ctx: Arc<Context>,
-    prices: Option<PriceTable>,
-    detector: Option<ChangeDetector>,
-    /// Entries sorted by time with their cost.
-    entries: Vec<UsageEntry>,
-    costs: Vec<f64>,
-    kept: Maxima,
-    notice: Option<String>,
-}
-
-impl TranscriptFeed {
-    /// `kept` comes from outside the transcripts (the original monitor's
-    /// `max_tokens`; the store's maxima later).
-    pub fn new(ctx: Arc<Context>, kept: Maxima) -> TranscriptFeed {
-        TranscriptFeed {
-            ctx,
-            prices: None,
-            detector: None,
-            entries: Vec::new(),
-            costs: Vec::new(),
-            kept,
-            notice: None,
-        }
-    }
-}
-
-impl UsageFeed for TranscriptFeed {
-    fn update(&mut self, force: bool, _now: Timestamp) -> Result<bool> {
-        let (roots, changed) = poll_changes(&self.ctx, &mut self.detector, force)?;
-        self.notice = no_data_notice(&roots, false);
-        if !force && !changed {
-            return Ok(false);
-        }
-        if force || self.prices.is_none() {
-            self.prices = Some(usage::price_table(&self.ctx)?);
-        }
-        let started = std::time::Instant::now();
-        let (entries, costs) = if roots.projects_dirs.is_empty() {
-            (Vec::new(), Vec::new())
-        } else {
-            let loaded = usage::load(&self.ctx, None)?;
-            let mut entries = loaded.entries;
-            // Stable: reading order breaks ties, as `Loaded::by_time`.
-            entries.sort_by_key(|e| e.timestamp);
-            let costs = match self.prices.as_ref() {
-                Some(t) => {
-                    let mut resolver = PriceResolver::new(t);
-                    usage::costs(&entries, self.ctx.mode, &mut resolver)
-                        .into_iter()
-                        .map(|c| c.usd)
-                        .collect()
-                }
-                None => vec![0.0; entries.len()],
-            };
-            (entries, costs)
-        };
-        tracing::info!(
-            entries = entries.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "re-read transcripts"
-        );
-        self.entries = entries;
-        self.costs = costs;
-        Ok(true)
-    }
-
-    fn blocks(&self, now: Timestamp) -> (Vec<Block>, CurrentDetail) {
-        let timed = self
-            .entries
-            .iter()
-            .zip(&self.costs)
-            .map(|(entry, &cost)| Timed { entry, cost });
-        let blocks = blocks::identify_blocks(timed, now, blocks::window_length(5.0));
-        let detail = match data::tail_from(&blocks, now) {
-            Some(first) => {
-                let from = self.entries.partition_point(|e| e.timestamp < first);
-                data::current_detail(
-                    &blocks,
-                    self.entries[from..]
-                        .iter()
-                        .zip(self.costs[from..].iter().copied()),
-                    now,
-                )
-            }
-            None => CurrentDetail::default(),
-        };
-        (blocks, detail)
-    }
-
-    fn kept_maxima(&self) -> Maxima {
-        self.kept
-    }
-
-    fn notice(&self) -> Option<String> {
-        self.notice.clone()
-    }
-}
-
-/// What the screen says when no data root exists: where csm looked and what
-/// to do; with stored history, that what is shown is history.
-fn no_data_notice(roots: &crate::ingest::discover::Roots, has_history: bool) -> Option<String> {
-    if !roots.projects_dirs.is_empty() {
-        return None;
-    }
-    let why = roots
-        .explanation
-        .clone()
-        .unwrap_or_else(|| "No Claude Code data folder found.".into());
-    Some(if has_history {
-        format!("{why} Showing stored history only: the folder is gone or was moved.")
-    } else {
-        format!(
-            "{why} Use Claude Code once, or point csm at its folder with --claude-dir DIR or CLAUDE_CONFIG_DIR."
-        )
-    })
-}
-
-/// Whether anything under the data roots changed since the last poll (always
-/// true the first time and after `force`). Roots are resolved on every poll
-/// (a few stats): Claude Code may create its directory while the dashboard waits.
-fn poll_changes(
-    ctx: &Context,
-    detector: &mut Option<ChangeDetector>,
-    force: bool,
-) -> Result<(crate::ingest::discover::Roots, bool)> {
-    let roots = ctx.roots.resolve_required().map_err(anyhow::Error::msg)?;
-    let same_roots = detector
-        .as_ref()
-        .is_some_and(|d| d.roots() == roots.projects_dirs.as_slice());
-    if force || !same_roots {
-        *detector = Some(ChangeDetector::new(roots.projects_dirs.clone()));
-    }
-    let changed = match detector.as_mut() {
-        Some(d) => d.poll(),
-        None => true,
-    };
-    Ok((roots, changed))
-}
-
-/// The history store behind the dashboard: a change on disk costs an
-/// incremental ingest of the new bytes, and the windows come from the store's
-/// kept aggregates (a tick with nothing new reads nothing).
-pub struct StoreFeed {
-    ctx: Arc<Context>,
-    store: Option<crate::store::Store>,
-    detector: Option<ChangeDetector>,
-    blocks: Vec<Block>,
-    /// Entries since [`data::tail_from`] with their costs: the current
-    /// window's model shares and pace.
-    active: Vec<(UsageEntry, f64)>,
-    kept: Maxima,
-    /// The store's `data_version` after the last reload.
-    version: Option<i64>,
-    notice: Option<String>,
-}
-
-impl StoreFeed {
-    pub fn new(ctx: Arc<Context>, kept: Maxima) -> StoreFeed {
-        StoreFeed {
-            ctx,
-            store: None,
-            detector: None,
-            blocks: Vec::new(),
-            active: Vec::new(),
-            kept,
-            version: None,
-            notice: None,
-        }
-    }
-
-    /// Whether another process wrote the store since the last reload (a
-    /// report command that imported hook events, say).
-    pub fn changed_elsewhere(&self) -> bool {
-        match (&self.store, self.version) {
-            (Some(s), Some(v)) => s.data_version().is_ok_and(|now| now != v),
-            _ => false,
-        }
-    }
-
-    /// Brings the store up to date with the transcripts (an incremental
-    /// ingest unless `recalculate`) and reloads the windows: what the daemon
-    /// does on every file-change event.
-    pub fn reload(&mut self, recalculate: bool, now: Timestamp) -> Result<()> {
-        let started = std::time::Instant::now();
-        let sources = if recalculate == self.ctx.recalculate {
-            usage::open(&self.ctx)?
-        } else {
-            let mut ctx = (*self.ctx).clone();
-            ctx.recalculate = recalculate;
-            usage::open(&ctx)?
-        };
-        let Some(store) = sources.store else {
-            bail!("the history store is off (--no-store)");
-        };
-        self.blocks = store.blocks(self.ctx.mode, now)?;
-        self.active = match data::tail_from(&self.blocks, now) {
-            Some(first) => {
-                let prices = usage::price_table(&self.ctx)?;
-                let mut resolver = PriceResolver::new(&prices);
-                store
-                    .entries_since(first)?
-                    .into_iter()
-                    .map(|e| {
-                        let c = usage::cost_of(&e, self.ctx.mode, &mut resolver).usd;
-                        (e, c)
-                    })
-                    .collect()
-            }
-            None => Vec::new(),
-        };
-        self.version = store.data_version().ok();
-        let roots = self.ctx.roots.resolve();
-        self.notice = no_data_notice(&roots, !self.blocks.is_empty());
-        self.store = Some(store);
-        tracing::debug!(ms = started.elapsed().as_millis() as u64, "store sync");
-        Ok(())
-    }
-}
-
-impl UsageFeed for StoreFeed {
-    fn update(&mut self, force: bool, now: Timestamp) -> Result<bool> {
-        let (_, changed) = poll_changes(&self.ctx, &mut self.detector, force)?;
-        let spooled = crate::claude::spool::pending(&self.ctx.base_dir);
-        if !force && !changed && !spooled && self.store.is_some() {
-            return Ok(false);
-        }
-        // `--recalculate` re-reads everything on the first load only; `r`
-        // (a forced refresh later) does it again on request.
-        let recalculate = force && (self.store.is_some() || self.ctx.recalculate);
-        self.reload(recalculate, now)?;
-        Ok(true)
-    }
-
-    fn blocks(&self, now: Timestamp) -> (Vec<Block>, CurrentDetail) {
-        let mut blocks = self.blocks.clone();
-        blocks::judge_activity(
-            &mut blocks,
-            now,
-            blocks::window_length(crate::store::STORED_WINDOW_HOURS),
-        );
-        let detail = data::current_detail(&blocks, self.active.iter().map(|(e, c)| (e, *c)), now);
-        (blocks, detail)
-    }
-
-    fn notice(&self) -> Option<String> {
-        self.notice.clone()
-    }
-
-    fn kept_maxima(&self) -> Maxima {
-        // The store's maxima include the active window; the dashboard's
-        // maximum is of completed ones, so only older stored maxima count
-        // beyond what the blocks show.
-        self.kept
-    }
-
-    fn claude(&self, now: Timestamp) -> ClaudeExtras {
-        let Some(store) = &self.store else {
-            return ClaudeExtras::default();
-        };
-        let official = crate::claude::latest_official_limits(store, now)
-            .unwrap_or_else(|e| {
-                tracing::warn!("official limits: {e}");
-                None
-            })
-            .map(|s| s.limits);
-        let activity = match store.has_activity() {
-            Ok(true) => crate::claude::live_sessions(store, now)
-                .map_err(|e| tracing::warn!("activity: {e}"))
-                .ok(),
-            Ok(false) => None,
-            Err(e) => {
-                tracing::warn!("activity: {e}");
-                None
-            }
-        };
-        let since = data::tail_from(&self.blocks, now);
-        let alerts = match since {
-            Some(since) => store
-                .recent_alerts(ALERTS_SHOWN)
-                .map_err(|e| tracing::warn!("alerts: {e}"))
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|a| a.sent_at >= since)
-                .map(|a| data::AlertRow {
-                    severity: data::Severity::of(&a.rule, &a.key),
-                    sent_at: a.sent_at,
-                    title: a.title,
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        ClaudeExtras {
-            official,
-            activity,
-            alerts,
-        }
-    }
-}
-
-/// How many of the window's alerts the dashboard lists at most.
-const ALERTS_SHOWN: usize = 8;
-
-/// The original monitor's `<base>/config.json` `max_tokens`: the largest
-/// window it had seen, kept as a floor for the all-time maximum.
-pub fn original_monitor_max_tokens(base_dir: &std::path::Path) -> Option<u64> {
-    let path: PathBuf = base_dir.join("config.json");
-    let text = std::fs::read_to_string(&path).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let n = v.get("max_tokens")?;
-    n.as_u64().or_else(|| {
-        n.as_f64()
-            .filter(|x| x.is_finite() && *x >= 0.0)
-            .map(|x| x as u64)
-    })
 }
 
 /// The daemon's `monitor_data.json`: a refresh costs one `stat` unless the

@@ -12,13 +12,17 @@ use ratatui::buffer::Buffer;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::style::{Color, Modifier};
 
-use super::data::{self, ActivityRow, ActivityState, DashboardData, OfficialBar, OfficialLimits};
-use super::source::{DataSource, InProcessSource, TranscriptFeed};
+use super::source::{DataSource, InProcessSource};
 use super::view::{self, ViewState};
 use super::{Action, App};
 use crate::app::{Context, Env};
 use crate::cli::Cli;
 use crate::config::TokenLimit;
+use crate::engine::Settings;
+use crate::engine::feed::TranscriptFeed;
+use crate::engine::overview::{
+    ActivityRow, ActivityState, DashboardData, OfficialBar, OfficialLimits,
+};
 use crate::period::Maxima;
 use crate::synth::{SynthOptions, default_now, generate};
 
@@ -33,7 +37,7 @@ struct Fixture {
     data: DashboardData,
 }
 
-fn context(claude: &Path, home: &Path, token_limit: Option<TokenLimit>) -> Context {
+fn context(claude: &Path, home: &Path, token_limit: Option<TokenLimit>) -> Settings {
     let cli = Cli::parse_from([
         "csm".as_ref(),
         "--claude-dir".as_ref(),
@@ -46,7 +50,7 @@ fn context(claude: &Path, home: &Path, token_limit: Option<TokenLimit>) -> Conte
         stdout_is_terminal: true,
         ..Env::default()
     };
-    let mut ctx = Context::new(&cli, &env, now()).unwrap();
+    let mut ctx = Context::new(&cli, &env, now()).unwrap().settings;
     if let Some(l) = token_limit {
         ctx.config.token_limit = l;
     }
@@ -383,9 +387,14 @@ fn source_recomputes_when_the_window_ends_without_new_data() {
     // While the window runs the figures are recomputed every minute (the
     // pace slides); then at its end.
     let tick = first.valid_until.unwrap();
-    assert_eq!(tick, now().checked_add(data::PACE_REFRESH).unwrap());
+    assert_eq!(
+        tick,
+        now()
+            .checked_add(crate::engine::overview::PACE_REFRESH)
+            .unwrap()
+    );
     assert!(source.refresh(now()).unwrap().is_none());
-    let until = data::window_end(&a.block, crate::blocks::window_length(5.0));
+    let until = crate::engine::overview::window_end(&a.block, crate::blocks::window_length(5.0));
     let later = source.refresh(until).unwrap().unwrap();
     assert!(later.active.is_none(), "the window is over at {until}");
     assert_eq!(later.period.sessions.used, first.period.sessions.used);
@@ -414,9 +423,11 @@ mod alerts {
     use super::context;
     use crate::blocks::Block;
     use crate::domain::TokenCounts;
+    use crate::engine::feed::UsageFeed;
+    use crate::notify::hook::AlertHook;
     use crate::notify::{Backend, BackendError, Notifier, RuleSettings};
     use crate::period::Maxima;
-    use crate::tui::source::{AlertHook, DataSource, InProcessSource, UsageFeed};
+    use crate::tui::source::{DataSource, InProcessSource};
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -435,7 +446,7 @@ mod alerts {
             }
             Ok(true)
         }
-        fn blocks(&self, now: Timestamp) -> (Vec<Block>, crate::tui::data::CurrentDetail) {
+        fn blocks(&self, now: Timestamp) -> (Vec<Block>, crate::engine::overview::CurrentDetail) {
             let mut b = Block::gap(t("2026-11-20T12:00:00Z"), t("2026-11-20T17:00:00Z"));
             b.is_gap = false;
             b.first_entry = Some(t("2026-11-20T12:05:00Z"));
@@ -575,15 +586,15 @@ fn the_windows_alerts_are_listed_with_their_time_and_severity() {
     let mut d = active_data().clone();
     let at = |s: &str| s.parse::<Timestamp>().unwrap();
     d.alerts = vec![
-        data::AlertRow {
+        crate::engine::overview::AlertRow {
             sent_at: at("2026-11-20T16:30:00Z"),
             title: "Claude window at 95 % of your limit".into(),
-            severity: data::Severity::Critical,
+            severity: crate::engine::overview::Severity::Critical,
         },
-        data::AlertRow {
+        crate::engine::overview::AlertRow {
             sent_at: at("2026-11-20T16:10:00Z"),
             title: "Claude idle for 10 min".into(),
-            severity: data::Severity::Info,
+            severity: crate::engine::overview::Severity::Info,
         },
     ];
     let buf = draw(Some(&d), 100, 30, true, false);
@@ -601,11 +612,11 @@ fn the_windows_alerts_are_listed_with_their_time_and_severity() {
     let (x, y) = find(&buf, "Claude idle").unwrap();
     assert_eq!(buf[(x + 2, y)].fg, Color::Reset);
     assert_eq!(
-        data::Severity::of("limit", "limit:5h:2026-11-20T21:00:00Z:95"),
-        data::Severity::Critical
+        crate::engine::overview::Severity::of("limit", "limit:5h:2026-11-20T21:00:00Z:95"),
+        crate::engine::overview::Severity::Critical
     );
     assert_eq!(
-        data::Severity::of("limit", "limit:window:2026-11-20T16:00:00Z:80"),
-        data::Severity::Warning
+        crate::engine::overview::Severity::of("limit", "limit:window:2026-11-20T16:00:00Z:80"),
+        crate::engine::overview::Severity::Warning
     );
 }

@@ -14,8 +14,10 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
 
-use super::data::{ActiveWindow, AlertRow, DashboardData, OfficialBar, OfficialLimits, Severity};
 use crate::blocks::PaceBasis;
+use crate::engine::overview::{
+    ActiveWindow, AlertRow, DashboardData, OfficialBar, OfficialLimits, Severity,
+};
 use crate::report::format::{compact, duration_minutes, short_model, thousands, usd};
 
 /// What one frame shows.
@@ -584,7 +586,7 @@ fn official_lines(
 }
 
 fn activity_group(
-    rows: &[super::data::ActivityRow],
+    rows: &[crate::engine::overview::ActivityRow],
     st: &ViewState<'_>,
     theme: Theme,
     width: usize,
@@ -601,9 +603,9 @@ fn activity_group(
     let name_w = width.saturating_sub(2 + state_w + time_w + 2).max(4);
     for r in rows {
         let style = match r.state {
-            super::data::ActivityState::Active => theme.fg(Color::Green),
-            super::data::ActivityState::WaitingForYou => theme.warn(),
-            super::data::ActivityState::Idle => theme.dim(),
+            crate::engine::overview::ActivityState::Active => theme.fg(Color::Green),
+            crate::engine::overview::ActivityState::WaitingForYou => theme.warn(),
+            crate::engine::overview::ActivityState::Idle => theme.dim(),
         };
         let since = duration_minutes(minutes_between(r.since, st.now).max(0));
         // Two sessions in one project are told apart by their id.

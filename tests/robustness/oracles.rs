@@ -11,13 +11,13 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use claude_session_monitor::claude::activity::{live_sessions_from, parse_hook};
 use claude_session_monitor::claude::statusline::{
     ActiveBlock, LimitsShown, StoreFigures, limits_shown, parse_input, render,
 };
 use claude_session_monitor::commands::config::set_key;
 use claude_session_monitor::config::Config;
 use claude_session_monitor::domain::Origin;
+use claude_session_monitor::ingest::claude::activity::{live_sessions_from, parse_hook};
 use claude_session_monitor::ingest::discover::origin_of;
 use claude_session_monitor::ingest::parse::{LineParser, parse_timestamp};
 use claude_session_monitor::ingest::reader::{Line, read_lines};
@@ -295,7 +295,10 @@ pub fn statusline(data: &[u8]) {
     }
     assert_eq!(
         rl,
-        &claude_session_monitor::claude::limits::parse_rate_limits(object.get("rate_limits"), now),
+        &claude_session_monitor::ingest::claude::limits::parse_rate_limits(
+            object.get("rate_limits"),
+            now
+        ),
         "rate_limits read differently inside the payload"
     );
 

@@ -16,12 +16,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use claude_session_monitor::blocks::{Block, Timed, identify_blocks, window_length};
-use claude_session_monitor::commands::usage::costs;
 use claude_session_monitor::dedup::dedup;
 use claude_session_monitor::domain::UsageEntry;
 use claude_session_monitor::ingest::discover::{Roots, origin_of, walk_all};
 use claude_session_monitor::ingest::parse::LineParser;
 use claude_session_monitor::ingest::scan_all;
+use claude_session_monitor::pricing::costs;
 use claude_session_monitor::pricing::{CostMode, PriceResolver, PriceTable};
 use claude_session_monitor::store::{Store, SyncOptions};
 use jiff::Timestamp;

@@ -212,8 +212,10 @@ pub struct ModelShare {
     pub share: f64,
 }
 
-pub use crate::claude::activity::{ActivityState, LiveSession as ActivityRow};
-pub use crate::claude::limits::{OfficialBar, OfficialLimits, STALE_AFTER as OFFICIAL_STALE_AFTER};
+pub use crate::ingest::claude::activity::{ActivityState, LiveSession as ActivityRow};
+pub use crate::ingest::claude::limits::{
+    OfficialBar, OfficialLimits, STALE_AFTER as OFFICIAL_STALE_AFTER,
+};
 
 /// Settings the dashboard data depends on (config.toml and flags).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1,16 +1,18 @@
-//! Loading the user's usage for a command: roots, files, entries, prices.
+//! Loading the run's usage: roots, files, the store sync, entries, prices.
+//! Nothing here prints: what a command may want to show (why no data was
+//! found, what the sync did, skip counts, unknown models) comes back as data.
 
 use anyhow::Result;
 
-use crate::app::Context;
+use super::Settings;
 use crate::blocks::{Block, Timed, identify_blocks, window_length};
 use crate::dedup::Deduper;
-use crate::domain::{EntryCost, UsageEntry};
+use crate::domain::UsageEntry;
 use crate::ingest::discover::{
     HOT_AGE_NS, Roots, TranscriptFile, WalkStats, find_transcripts, walk_all, walk_changed,
 };
 use crate::ingest::{LineStats, scan_all};
-use crate::pricing::{CostMode, PriceResolver, PriceTable, entry_cost_detail};
+use crate::pricing::{PriceResolver, PriceTable, costs};
 use crate::store::{Store, SyncOptions, SyncReport};
 
 /// De-duplicated entries in reading order, with what reading them found.
@@ -41,20 +43,28 @@ pub struct Sources {
     pub file_count: usize,
     pub walk: WalkStats,
     pub store: Option<Store>,
+    /// What the store sync did, when anything on disk had changed.
     pub sync: Option<SyncReport>,
+    /// Who is told what loading found (skip counts, unknown models).
+    pub observer: Observer,
+}
+
+/// What a command wants to be told while the engine loads: the engine
+/// prints nothing itself, so `--debug` output is the command's.
+#[derive(Clone, Copy, Default)]
+pub struct Observer {
+    /// Called with the entries and skip counts once they are loaded.
+    pub loaded: Option<fn(&Loaded)>,
+    /// Called with the price lookups once windows were priced from entries.
+    pub priced: Option<fn(&PriceResolver<'_>)>,
 }
 
 /// How often a run walks every directory and looks at every file.
 const FULL_WALK_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 /// Finds the transcripts and syncs the store (reading only what is new).
-pub fn open(ctx: &Context) -> Result<Sources> {
+pub fn open(ctx: &Settings) -> Result<Sources> {
     let roots = ctx.roots.resolve_required().map_err(anyhow::Error::msg)?;
-    if let Some(why) = &roots.explanation
-        && !ctx.quiet
-    {
-        eprintln!("{why}");
-    }
     if ctx.no_store {
         let (files, walk) = find_transcripts(&roots);
         return Ok(Sources {
@@ -64,6 +74,7 @@ pub fn open(ctx: &Context) -> Result<Sources> {
             walk,
             store: None,
             sync: None,
+            observer: Observer::default(),
         });
     }
     let mut store = Store::open(&ctx.base_dir)?;
@@ -93,8 +104,9 @@ pub fn open(ctx: &Context) -> Result<Sources> {
     };
 
     // Nothing moved since the last run: the store is current as it is.
-    let report = if walked.changed {
-        let prices = price_table(ctx)?;
+    let changed = walked.changed;
+    let report = if changed {
+        let prices = price_table(&ctx.base_dir)?;
         let report = store.sync(
             &walked.files,
             &prices,
@@ -106,9 +118,6 @@ pub fn open(ctx: &Context) -> Result<Sources> {
             },
         )?;
         store.save_walk(&recent.dirs, &walked.dirs, full.then_some(wall))?;
-        if ctx.debug {
-            debug_sync(&report);
-        }
         report
     } else {
         SyncReport::default()
@@ -123,7 +132,7 @@ pub fn open(ctx: &Context) -> Result<Sources> {
     }
     let store_files = if full { 0 } else { store.present_files()? };
     let (files, walk) = (walked.files, walked.stats);
-    let (store, sync) = (Some(store), Some(report));
+    let (store, sync) = (Some(store), changed.then_some(report));
     Ok(Sources {
         roots,
         file_count: if full { files.len() } else { store_files },
@@ -131,13 +140,14 @@ pub fn open(ctx: &Context) -> Result<Sources> {
         walk,
         store,
         sync,
+        observer: Observer::default(),
     })
 }
 
 impl Sources {
     /// Counted entries in reading order. `project` keeps only that project's
     /// files, before de-duplication (as ccusage's `--project`).
-    pub fn load(self, ctx: &Context, project: Option<&str>) -> Result<Loaded> {
+    pub fn load(self, project: Option<&str>) -> Result<Loaded> {
         let (entries, stats) = match (&self.store, project) {
             (Some(store), None) => (store.entries(None)?, store.line_stats()?),
             (Some(store), Some(p)) => {
@@ -169,27 +179,28 @@ impl Sources {
             stats,
             entries,
         };
-        if ctx.debug {
-            debug_report(&loaded);
+        if let Some(f) = self.observer.loaded {
+            f(&loaded);
         }
         Ok(loaded)
     }
 
     /// Five-hour windows (or `hours`-long ones): from the store when it keeps
     /// them, else computed from the entries.
-    pub fn blocks(self, ctx: &Context, hours: f64) -> Result<Vec<Block>> {
+    pub fn blocks(self, ctx: &Settings, hours: f64) -> Result<Vec<Block>> {
         if let Some(store) = &self.store
             && hours == crate::store::STORED_WINDOW_HOURS
         {
             return Ok(store.blocks(ctx.mode, ctx.now)?);
         }
-        let loaded = self.load(ctx, None)?;
-        let table = price_table(ctx)?;
+        let priced = self.observer.priced;
+        let loaded = self.load(None)?;
+        let table = price_table(&ctx.base_dir)?;
         let mut resolver = PriceResolver::new(&table);
         let sorted = loaded.by_time();
         let costs = costs(sorted.iter().copied(), ctx.mode, &mut resolver);
-        if ctx.debug {
-            report_unknown_models(&resolver);
+        if let Some(f) = priced {
+            f(&resolver);
         }
         let timed = sorted.iter().zip(&costs).map(|(e, c)| Timed {
             entry: e,
@@ -201,79 +212,12 @@ impl Sources {
 
 /// Reads every transcript below the roots (through the store unless
 /// `--no-store`). `project` keeps only files of that project.
-pub fn load(ctx: &Context, project: Option<&str>) -> Result<Loaded> {
-    open(ctx)?.load(ctx, project)
-}
-
-fn debug_sync(r: &SyncReport) {
-    use crate::store::WindowUpdate;
-    let windows = match r.windows {
-        WindowUpdate::Untouched => "unchanged".to_string(),
-        WindowUpdate::Extended => "latest extended".to_string(),
-        WindowUpdate::RecomputedFrom(t) => format!("recomputed from {}", crate::store::ms(t)),
-        WindowUpdate::Recomputed => "all recomputed".to_string(),
-    };
-    eprintln!(
-        "[debug] store: {} of {} transcripts looked at read, {} new usage lines, windows {windows}",
-        r.files_read, r.files_seen, r.new_lines
-    );
-}
-
-fn debug_report(l: &Loaded) {
-    use crate::ingest::parse::SkipReason;
-    eprintln!(
-        "[debug] {} files, {} lines, {} usage lines, {} entries after de-duplication",
-        l.files,
-        l.stats.lines,
-        l.stats.entries,
-        l.entries.len()
-    );
-    for r in SkipReason::ALL {
-        let n = l.stats.skipped(r);
-        if n > 0 {
-            eprintln!("[debug] skipped {n:>9}  {}", r.label());
-        }
-    }
-    if l.stats.unreadable_files > 0 {
-        eprintln!("[debug] unreadable files: {}", l.stats.unreadable_files);
-    }
-    if l.walk.symlinks > 0 {
-        eprintln!("[debug] symlinks not followed: {}", l.walk.symlinks);
-    }
+pub fn load(ctx: &Settings, project: Option<&str>) -> Result<Loaded> {
+    open(ctx)?.load(project)
 }
 
 /// Prices for this run: `<base>/pricing.json` after `csm pricing update`,
 /// else the embedded table.
-pub fn price_table(ctx: &Context) -> Result<PriceTable> {
-    Ok(crate::pricing::load(&ctx.base_dir)?)
-}
-
-/// Each entry's cost under the run's mode, in the same order as `entries`.
-pub fn costs<'e>(
-    entries: impl IntoIterator<Item = &'e UsageEntry>,
-    mode: CostMode,
-    resolver: &mut PriceResolver<'_>,
-) -> Vec<EntryCost> {
-    entries
-        .into_iter()
-        .map(|e| cost_of(e, mode, resolver))
-        .collect()
-}
-
-pub fn cost_of(e: &UsageEntry, mode: CostMode, resolver: &mut PriceResolver<'_>) -> EntryCost {
-    entry_cost_detail(
-        mode,
-        e.cost_usd,
-        e.reportable_model(),
-        &e.billable(),
-        e.speed_or_standard(),
-        resolver,
-    )
-}
-
-/// Models that had no price in this run, with entry counts, for `--debug` and `doctor`.
-pub fn report_unknown_models(resolver: &PriceResolver<'_>) {
-    for (model, n) in resolver.unknown_models() {
-        eprintln!("[debug] no price for model {model} ({n} entries priced at $0)");
-    }
+pub fn price_table(base_dir: &std::path::Path) -> Result<PriceTable> {
+    Ok(crate::pricing::load(base_dir)?)
 }

@@ -347,7 +347,7 @@ mod tests {
     #[test]
     fn every_sample_hook_event_parses() {
         let now = t("10:00");
-        let text = include_str!("../../tests/fixtures/claude/hook-events.jsonl");
+        let text = include_str!("../../../tests/fixtures/claude/hook-events.jsonl");
         let events: Vec<ActivityEvent> = text
             .lines()
             .map(|l| parse_hook(l.as_bytes(), now).unwrap())
