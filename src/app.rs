@@ -129,6 +129,10 @@ fn dispatch(cli: Cli, env: &Env) -> Result<ExitCode> {
         }
         _ => {}
     }
+    // The demo reads no config: it generates everything it shows.
+    if let Some(Command::Demo(args)) = &cli.command {
+        return commands::demo::run(&cli, args, clock, env);
+    }
     let ctx = Context::new(&cli, env, now)?;
     if cli.global.test_alert {
         return commands::notify::test(&ctx);
@@ -161,6 +165,7 @@ fn dispatch(cli: Cli, env: &Env) -> Result<ExitCode> {
         Command::Setup(cmd) => commands::claude::setup(&ctx, &cmd),
         // Handled above, before the config file is read.
         Command::Config(_)
+        | Command::Demo(_)
         | Command::Completions { .. }
         | Command::Statusline(_)
         | Command::Hook => Ok(ExitCode::SUCCESS),

@@ -154,6 +154,9 @@ pub enum Command {
     Db(DbCommand),
     /// Live dashboard of the current window and billing period (the default command).
     Monitor(MonitorArgs),
+    /// The dashboard on a freshly generated history in a temp dir: a first
+    /// look without Claude Code data. Reads and writes nothing of yours.
+    Demo(DemoArgs),
     /// The billing period: sessions used and left, days left, cost, max tokens.
     Period(PeriodArgs),
     /// Show, change or locate the configuration file.
@@ -214,6 +217,17 @@ pub struct SetupClaudeArgs {
     /// Replace a statusLine command of another tool.
     #[arg(long, conflicts_with = "uninstall")]
     pub force: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Print one plain-text frame and exit.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Seed of the generated history (the same seed, the same history).
+    #[arg(long, default_value_t = 4)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args, Clone)]

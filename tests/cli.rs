@@ -544,3 +544,41 @@ fn db_stats_and_rebuild() {
         .failure()
         .stderr(predicate::str::contains("--no-store"));
 }
+
+/// `csm demo --once`: a dashboard frame with a current window, from a
+/// history of its own; the home directory and csm's base stay untouched and
+/// the temp dir is gone afterwards.
+#[test]
+fn demo_prints_a_frame_with_a_current_window_and_touches_nothing() {
+    let sb = Sandbox::new();
+    let tmp = sb.home().join("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    let out = sb
+        .bare_cmd()
+        .args(["demo", "--once", "--timezone", "UTC"])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frame = String::from_utf8(out.stdout).unwrap();
+    for must in [
+        "Tokens",
+        "% used",
+        "left · resets",
+        "% elapsed",
+        "Sessions ",
+    ] {
+        assert!(frame.contains(must), "{must}:\n{frame}");
+    }
+    assert!(!sb.csm_home().exists(), "the demo wrote to CSM_HOME");
+    assert!(!sb.home().join(".claude").exists());
+    assert_eq!(
+        fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temp dir left behind"
+    );
+}

@@ -4,6 +4,7 @@ pub mod claude;
 pub mod config;
 pub mod daemon;
 pub mod db;
+pub mod demo;
 pub mod doctor;
 pub mod monitor;
 pub mod notify;

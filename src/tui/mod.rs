@@ -208,18 +208,19 @@ pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
     let mut app = App::new(label);
     let mut dirty = true;
     let mut drawn_second = i64::MIN;
-    let mut last_size = terminal::size().ok();
+    let resized = on_signal(&[
+        #[cfg(unix)]
+        signal_hook::consts::SIGWINCH,
+    ]);
     loop {
         if let Some(why) = stop_reason(&stop, &input) {
             tracing::info!("{why}");
             break;
         }
         let now = clock.now();
-        // Resizes are seen here (an ioctl), not from crossterm's event source,
+        // Resizes come as SIGWINCH here, not from crossterm's event source,
         // which the input thread only asks once the terminal has input.
-        let size = terminal::size().ok();
-        if size != last_size {
-            last_size = size;
+        if resized.swap(false, Ordering::Relaxed) {
             dirty = true;
         }
         if dirty || now.as_second() != drawn_second {
@@ -311,7 +312,9 @@ fn input_reader(input: &crate::sys::TerminalInput, tx: &mpsc::Sender<Msg>) {
     const EMPTY_LIMIT: u32 = 64;
     let mut empty = 0u32;
     loop {
-        match input.wait(Duration::from_secs(1)) {
+        // Long: a hang-up ends the wait at once, and nothing else needs this
+        // thread awake (it goes with the process).
+        match input.wait(Duration::from_secs(3600)) {
             Readiness::Gone(why) => {
                 let _ = tx.send(Msg::TerminalGone(why));
                 return;
@@ -400,17 +403,27 @@ fn worker(
 /// the guard restores the terminal instead of the process dying in raw mode
 /// on the alternate screen.
 fn stop_on_signals() -> std::sync::Arc<AtomicBool> {
+    on_signal(&[
+        #[cfg(unix)]
+        signal_hook::consts::SIGTERM,
+        #[cfg(unix)]
+        signal_hook::consts::SIGHUP,
+        #[cfg(unix)]
+        signal_hook::consts::SIGINT,
+    ])
+}
+
+/// A flag raised whenever one of `signals` arrives.
+fn on_signal(signals: &[i32]) -> std::sync::Arc<AtomicBool> {
     let flag = std::sync::Arc::new(AtomicBool::new(false));
     #[cfg(unix)]
-    for sig in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-        signal_hook::consts::SIGINT,
-    ] {
+    for &sig in signals {
         if let Err(e) = signal_hook::flag::register(sig, std::sync::Arc::clone(&flag)) {
             tracing::warn!("cannot watch signal {sig}: {e}");
         }
     }
+    #[cfg(not(unix))]
+    let _ = signals;
     flag
 }
 
