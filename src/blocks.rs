@@ -13,7 +13,6 @@ pub struct Block {
     pub first_entry: Option<Timestamp>,
     /// Time of the last entry (none for gaps).
     pub actual_end: Option<Timestamp>,
-    pub is_active: bool,
     pub is_gap: bool,
     pub entries: usize,
     pub tokens: TokenCounts,
@@ -46,7 +45,6 @@ impl Block {
             end,
             first_entry: None,
             actual_end: None,
-            is_active: false,
             is_gap: true,
             entries: 0,
             tokens: TokenCounts::default(),
@@ -62,10 +60,23 @@ impl Block {
 
     /// The rule every face uses for "the current window": a real window
     /// whose span contains `now`. A window that starts after `now` (an entry
-    /// from a device whose clock runs fast) is never current; `is_active`
-    /// keeps ccusage's own judgement for `blocks --json`.
+    /// from a device whose clock runs fast) is never current;
+    /// [`Block::is_active_at`] is ccusage's own judgement, for `blocks --json`.
     pub fn is_current_at(&self, now: Timestamp) -> bool {
         !self.is_gap && span_contains(self.start, self.end, now)
+    }
+
+    /// ccusage's `isActive` at `now`: a real window whose last entry is less
+    /// than a window length before `now` and whose end has not come. A window
+    /// dated ahead of `now` is active by this rule too, which is why no face
+    /// uses it; `blocks --json` and `--token-limit max` keep it for
+    /// compatibility.
+    pub fn is_active_at(&self, now: Timestamp) -> bool {
+        let length = self.end.duration_since(self.start);
+        !self.is_gap
+            && self
+                .actual_end
+                .is_some_and(|last| now.duration_since(last) < length && now < self.end)
     }
 
     /// A real window that has not started at `now`: its entries are dated in
@@ -74,9 +85,10 @@ impl Block {
         !self.is_gap && self.start > now
     }
 
-    /// Usage per minute between the first and last entry of an active window.
-    pub fn burn_rate(&self) -> Option<BurnRate> {
-        if !self.is_active || self.is_gap {
+    /// Usage per minute between the first and last entry of a window active
+    /// at `now` (ccusage's burn rate; the faces use [`pace`]).
+    pub fn burn_rate(&self, now: Timestamp) -> Option<BurnRate> {
+        if !self.is_active_at(now) {
             return None;
         }
         let (first, last) = (self.first_entry?, self.actual_end?);
@@ -95,7 +107,7 @@ impl Block {
 
     /// Where the window ends up at the current burn rate.
     pub fn projection(&self, now: Timestamp) -> Option<Projection> {
-        let rate = self.burn_rate()?;
+        let rate = self.burn_rate(now)?;
         let remaining = (self.end.duration_since(now).as_millis() as f64 / 60_000.0).round();
         let total_tokens =
             (self.total_tokens() as f64 + rate.tokens_per_minute * remaining).round();
@@ -249,10 +261,9 @@ pub struct Timed<'a> {
 /// and a silence longer than `length` is shown as a gap block.
 pub fn identify_blocks<'a>(
     entries: impl IntoIterator<Item = Timed<'a>>,
-    now: Timestamp,
     length: SignedDuration,
 ) -> Vec<Block> {
-    identify_blocks_after(None, entries, now, length)
+    identify_blocks_after(None, entries, length)
 }
 
 /// The same, continuing after an entry at `previous` (the last one before the
@@ -261,10 +272,9 @@ pub fn identify_blocks<'a>(
 pub fn identify_blocks_after<'a>(
     previous: Option<Timestamp>,
     entries: impl IntoIterator<Item = Timed<'a>>,
-    now: Timestamp,
     length: SignedDuration,
 ) -> Vec<Block> {
-    continue_blocks(None, previous, entries, now, length)
+    continue_blocks(None, previous, entries, length)
 }
 
 /// The same, continuing the window `last` (the latest real window, as
@@ -274,17 +284,15 @@ pub fn identify_blocks_after<'a>(
 pub fn extend_window<'a>(
     last: Block,
     entries: impl IntoIterator<Item = Timed<'a>>,
-    now: Timestamp,
     length: SignedDuration,
 ) -> Vec<Block> {
-    continue_blocks(Some(last), None, entries, now, length)
+    continue_blocks(Some(last), None, entries, length)
 }
 
 fn continue_blocks<'a>(
     current: Option<Block>,
     previous: Option<Timestamp>,
     entries: impl IntoIterator<Item = Timed<'a>>,
-    now: Timestamp,
     length: SignedDuration,
 ) -> Vec<Block> {
     let mut blocks = Vec::new();
@@ -302,8 +310,7 @@ fn continue_blocks<'a>(
             let since_start = t.duration_since(block.start);
             let since_last = t.duration_since(last);
             if since_start > length || since_last > length {
-                let done = current.take().map(|b| finish(b, now, length));
-                blocks.extend(done);
+                blocks.extend(current.take());
                 if since_last > length {
                     blocks.push(gap(last, t, length));
                 }
@@ -312,9 +319,7 @@ fn continue_blocks<'a>(
         let block = current.get_or_insert_with(|| open(t, length));
         add(block, entry, cost);
     }
-    if let Some(b) = current {
-        blocks.push(finish(b, now, length));
-    }
+    blocks.extend(current);
     blocks
 }
 
@@ -330,7 +335,6 @@ fn open(t: Timestamp, length: SignedDuration) -> Block {
         end: start.saturating_add(length).unwrap_or(start),
         first_entry: None,
         actual_end: None,
-        is_active: false,
         is_gap: false,
         entries: 0,
         tokens: TokenCounts::default(),
@@ -354,22 +358,6 @@ fn add(block: &mut Block, entry: &UsageEntry, cost: f64) {
     if block.usage_limit_reset.is_none() {
         block.usage_limit_reset = entry.usage_limit_reset;
     }
-}
-
-/// Sets `is_active` of stored windows as seen at `now`.
-pub fn judge_activity(blocks: &mut [Block], now: Timestamp, length: SignedDuration) {
-    for b in blocks.iter_mut() {
-        b.is_active = !b.is_gap
-            && b.actual_end
-                .is_some_and(|last| now.duration_since(last) < length && now < b.end);
-    }
-}
-
-fn finish(mut block: Block, now: Timestamp, length: SignedDuration) -> Block {
-    if let Some(last) = block.actual_end {
-        block.is_active = now.duration_since(last) < length && now < block.end;
-    }
-    block
 }
 
 fn gap(last: Timestamp, next: Timestamp, length: SignedDuration) -> Block {
@@ -410,7 +398,7 @@ impl BlockFilter {
             let cutoff = now
                 .saturating_sub(SignedDuration::from_hours(72))
                 .unwrap_or(now);
-            blocks.retain(|b| b.start >= cutoff || b.is_active);
+            blocks.retain(|b| b.start >= cutoff || b.is_active_at(now));
         }
         if self.active_only {
             // The window the other faces call current, not ccusage's flag
@@ -421,11 +409,12 @@ impl BlockFilter {
     }
 }
 
-/// The largest total of completed real windows: what `--token-limit max` means.
-pub fn max_completed_tokens(blocks: &[Block]) -> u64 {
+/// The largest total of real windows not active at `now` (ccusage's
+/// "completed"): what `--token-limit max` means.
+pub fn max_completed_tokens(blocks: &[Block], now: Timestamp) -> u64 {
     blocks
         .iter()
-        .filter(|b| !b.is_gap && !b.is_active)
+        .filter(|b| !b.is_gap && !b.is_active_at(now))
         .map(Block::total_tokens)
         .max()
         .unwrap_or(0)

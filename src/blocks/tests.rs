@@ -17,13 +17,12 @@ fn entry(ts: &str, out: u64, model: &str) -> UsageEntry {
     }
 }
 
-fn run(entries: &[UsageEntry], now: &str) -> Vec<Block> {
+fn run(entries: &[UsageEntry]) -> Vec<Block> {
     identify_blocks(
         entries.iter().map(|e| Timed {
             entry: e,
             cost: 1.0,
         }),
-        at(now),
         SignedDuration::from_hours(5),
     )
 }
@@ -36,7 +35,7 @@ fn floors_to_the_utc_hour_and_splits_on_length_and_silence() {
         entry("2026-11-20T15:00:01Z", 1, "a"), // past start+5h: new block, no gap
         entry("2026-11-21T02:00:00Z", 1, "a"), // > 5h after previous: gap + block
     ];
-    let blocks = run(&es, "2026-11-25T00:00:00Z");
+    let blocks = run(&es);
     let ids: Vec<(String, bool, usize)> = blocks
         .iter()
         .map(|b| (crate::report::json::block_id(b), b.is_gap, b.entries))
@@ -52,7 +51,11 @@ fn floors_to_the_utc_hour_and_splits_on_length_and_silence() {
     );
     assert_eq!(blocks[0].models, vec!["a", "b"]);
     assert_eq!(blocks[2].end, at("2026-11-21T02:00:00Z"));
-    assert!(blocks.iter().all(|b| !b.is_active));
+    assert!(
+        blocks
+            .iter()
+            .all(|b| !b.is_active_at(at("2026-11-25T00:00:00Z")))
+    );
 }
 
 #[test]
@@ -62,10 +65,10 @@ fn active_window_has_burn_rate_and_projection() {
         entry("2026-11-25T19:40:00Z", 1000, "a"),
     ];
     let now = at("2026-11-25T20:00:00Z");
-    let blocks = run(&es, "2026-11-25T20:00:00Z");
+    let blocks = run(&es);
     let b = &blocks[0];
-    assert!(b.is_active);
-    let rate = b.burn_rate().unwrap();
+    assert!(b.is_active_at(now));
+    let rate = b.burn_rate(now).unwrap();
     assert!((rate.tokens_per_minute - 1400.0 / 60.0).abs() < 1e-9);
     assert!((rate.cost_per_hour - 2.0).abs() < 1e-9);
     let p = b.projection(now).unwrap();
@@ -76,15 +79,16 @@ fn active_window_has_burn_rate_and_projection() {
     );
     assert_eq!(p.total_cost, 8.0);
     // One entry: no rate, no projection.
-    let single = run(&es[..1], "2026-11-25T19:00:00Z");
-    assert!(single[0].is_active && single[0].burn_rate().is_none());
+    let single = run(&es[..1]);
+    let at_19 = at("2026-11-25T19:00:00Z");
+    assert!(single[0].is_active_at(at_19) && single[0].burn_rate(at_19).is_none());
 }
 
 #[test]
 fn activity_ends_five_hours_after_the_last_entry_or_at_window_end() {
     let es = [entry("2026-11-25T10:30:00Z", 1, "a")];
-    assert!(run(&es, "2026-11-25T14:59:59Z")[0].is_active);
-    assert!(!run(&es, "2026-11-25T15:00:00Z")[0].is_active);
+    assert!(run(&es)[0].is_active_at(at("2026-11-25T14:59:59Z")));
+    assert!(!run(&es)[0].is_active_at(at("2026-11-25T15:00:00Z")));
 }
 
 #[test]
@@ -92,7 +96,7 @@ fn fast_mode_shows_as_its_own_model_and_synthetic_is_left_out() {
     let mut fast = entry("2026-11-20T10:00:00Z", 1, "claude-opus-4-5");
     fast.speed = Some(Speed::Fast);
     let synthetic = entry("2026-11-20T10:01:00Z", 1, "<synthetic>");
-    let blocks = run(&[fast, synthetic], "2026-11-25T00:00:00Z");
+    let blocks = run(&[fast, synthetic]);
     assert_eq!(blocks[0].models, vec!["claude-opus-4-5-fast"]);
     assert_eq!(blocks[0].entries, 2);
 }
@@ -105,7 +109,7 @@ fn filters_apply_in_ccusage_order() {
         entry("2026-11-25T19:00:00Z", 5, "a"),
     ];
     let now = at("2026-11-25T20:00:00Z");
-    let all = run(&es, "2026-11-25T20:00:00Z");
+    let all = run(&es);
     let tz = jiff::tz::TimeZone::UTC;
     let recent = BlockFilter {
         recent: true,
@@ -140,7 +144,7 @@ fn filters_apply_in_ccusage_order() {
     }
     .apply(all.clone(), || &tz, now);
     assert_eq!(desc.first().unwrap().start, at("2026-11-25T19:00:00Z"));
-    assert_eq!(max_completed_tokens(&all), 109);
+    assert_eq!(max_completed_tokens(&all, now), 109);
 }
 
 #[test]
@@ -169,7 +173,7 @@ proptest! {
             })
             .collect();
         es.sort_by_key(|e| e.timestamp);
-        let blocks = run(&es, "2026-12-01T00:00:00Z");
+        let blocks = run(&es);
         let real: Vec<&Block> = blocks.iter().filter(|b| !b.is_gap).collect();
         // Every entry is in exactly one block and totals are preserved.
         prop_assert_eq!(real.iter().map(|b| b.entries).sum::<usize>(), es.len());
@@ -192,7 +196,7 @@ proptest! {
         let mut again = es.clone();
         again.reverse();
         again.sort_by_key(|e| e.timestamp);
-        prop_assert_eq!(run(&again, "2026-12-01T00:00:00Z").len(), blocks.len());
+        prop_assert_eq!(run(&again).len(), blocks.len());
     }
 }
 
@@ -216,21 +220,20 @@ proptest! {
             .collect();
         es.sort_by_key(|e| e.timestamp);
         let len = SignedDuration::from_hours(5);
-        let now = at("2026-11-03T00:00:00Z");
         let es = &es;
         let costs = &costs;
         let timed = |from: usize, to: usize| {
             es[from..to].iter().enumerate().map(move |(i, e)| Timed { entry: e, cost: costs[from + i] })
         };
-        let whole = identify_blocks(timed(0, es.len()), now, len);
+        let whole = identify_blocks(timed(0, es.len()), len);
         // Split after an entry strictly earlier than the next one, as the
         // store requires.
         let cut = split.min(es.len());
         prop_assume!(cut > 0 && (cut == es.len() || es[cut - 1].timestamp < es[cut].timestamp));
-        let mut first = identify_blocks(timed(0, cut), now, len);
+        let mut first = identify_blocks(timed(0, cut), len);
         let latest = first.iter().rposition(|b| !b.is_gap).unwrap();
         let tail = first.split_off(latest);
-        let extended = extend_window(tail[0].clone(), timed(cut, es.len()), now, len);
+        let extended = extend_window(tail[0].clone(), timed(cut, es.len()), len);
         first.extend(extended);
         prop_assert_eq!(first, whole);
     }
@@ -290,9 +293,9 @@ fn a_window_dated_ahead_is_never_current() {
         entry("2026-11-20T22:40:00Z", 1_000, "a"),
     ];
     let now = at("2026-11-20T16:40:00Z");
-    let blocks = run(&es, "2026-11-20T16:40:00Z");
+    let blocks = run(&es);
     // ccusage calls both active; only the one containing now is current.
-    assert_eq!(blocks.iter().filter(|b| b.is_active).count(), 2);
+    assert_eq!(blocks.iter().filter(|b| b.is_active_at(now)).count(), 2);
     let cur = current(&blocks, now).unwrap();
     assert_eq!(cur.start, at("2026-11-20T14:00:00Z"));
     assert_eq!(latest_started(&blocks, now).unwrap().start, cur.start);

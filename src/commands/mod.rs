@@ -18,7 +18,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::app::Context;
-use crate::blocks::Block;
 use crate::engine::load::{Loaded, Observer, Sources};
 use crate::pricing::PriceResolver;
 use crate::store::SyncReport;
@@ -50,7 +49,7 @@ pub fn load(ctx: &Context, project: Option<&str>) -> Result<Loaded> {
 
 /// Every window of the run (`hours` long) from the source it names
 /// ([`open`] for transcripts).
-pub fn blocks(ctx: &Context, hours: f64) -> Result<Vec<Block>> {
+pub fn blocks(ctx: &Context, hours: f64) -> Result<crate::engine::Windows> {
     crate::engine::blocks(ctx, hours, |_| open(ctx))
 }
 

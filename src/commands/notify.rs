@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::app::Context;
-use crate::blocks::Block;
 use crate::cli::NotifyCommand;
 use crate::notify::{AlertInput, Backend, Delivery, Notifier, backend};
 
@@ -74,10 +73,11 @@ fn report(b: &dyn Backend, r: Result<String, crate::notify::BackendError>) -> bo
 
 /// Evaluates the rules on the current usage and sends what is due.
 fn check(ctx: &Context, dry_run: bool) -> Result<ExitCode> {
-    let blocks: Vec<Block> = super::blocks(ctx, crate::store::STORED_WINDOW_HOURS)?;
+    let crate::engine::Windows { blocks, now } =
+        super::blocks(ctx, crate::store::STORED_WINDOW_HOURS)?;
     let kept = crate::engine::kept_maxima(&ctx.base_dir);
     let mut notifier = Notifier::for_context(ctx, Vec::new());
-    let input = AlertInput::from_history(&blocks, kept, ctx.config.token_limit, ctx.now)
+    let input = AlertInput::from_history(&blocks, kept, ctx.config.token_limit, now)
         .with_official(notifier.official_limits());
     if dry_run {
         let due = notifier.due(&input, ctx.now);

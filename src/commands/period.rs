@@ -6,7 +6,6 @@ use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
 
 use crate::app::Context;
-use crate::blocks::Block;
 use crate::cli::PeriodArgs;
 use crate::config::TokenLimit;
 use crate::period::{self, PeriodSettings, PeriodSummary};
@@ -17,14 +16,15 @@ use crate::report::table;
 pub fn run(ctx: &Context, args: &PeriodArgs) -> Result<ExitCode> {
     // Past periods come from the history store, which keeps windows whose
     // transcripts Claude Code has deleted (with --no-store, only what is on disk).
-    let blocks: Vec<Block> = super::blocks(ctx, crate::store::STORED_WINDOW_HOURS)?;
+    let crate::engine::Windows { blocks, now } =
+        super::blocks(ctx, crate::store::STORED_WINDOW_HOURS)?;
     let settings = PeriodSettings::from_config(&ctx.config);
     let n = args.history.map_or(0, usize::from);
     let summaries = period::history(&blocks, ctx.now, ctx.tz(), &settings, n)
         .map_err(|e| anyhow!("cannot compute the billing period: {e}"))?;
     let kept = crate::engine::kept_maxima(&ctx.base_dir);
-    let (maxima, limit) = period::limits(&blocks, kept, ctx.config.token_limit, ctx.now);
-    let active = crate::blocks::current(&blocks, ctx.now);
+    let (maxima, limit) = period::limits(&blocks, kept, ctx.config.token_limit, now);
+    let active = crate::blocks::current(&blocks, now);
     let Some((current, past)) = summaries.split_first() else {
         return Err(anyhow!("no billing period"));
     };

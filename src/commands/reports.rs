@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use comfy_table::{Cell, Color};
+use jiff::Timestamp;
 
 use crate::app::Context;
 use crate::blocks::{self, Block, BlockFilter};
@@ -37,7 +38,7 @@ pub fn blocks(ctx: &Context, args: &BlocksArgs) -> Result<ExitCode> {
     } else {
         5.0
     };
-    let all = super::blocks(ctx, hours)?;
+    let crate::engine::Windows { blocks: all, now } = super::blocks(ctx, hours)?;
     let filter = BlockFilter {
         since: args.filter.since,
         until: args.filter.until,
@@ -45,7 +46,7 @@ pub fn blocks(ctx: &Context, args: &BlocksArgs) -> Result<ExitCode> {
         recent: args.recent,
         active_only: args.active,
     };
-    let shown = filter.apply(all, || ctx.tz(), ctx.now);
+    let shown = filter.apply(all, || ctx.tz(), now);
     let limit = match args.token_limit {
         None => LimitRequest::None,
         Some(TokenLimitArg::Max) => LimitRequest::Max,
@@ -54,7 +55,7 @@ pub fn blocks(ctx: &Context, args: &BlocksArgs) -> Result<ExitCode> {
     if args.filter.json {
         print!(
             "{}",
-            json::to_pretty(&json::blocks_json(&shown, ctx.now, limit))
+            json::to_pretty(&json::blocks_json(&shown, now, limit))
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -64,14 +65,14 @@ pub fn blocks(ctx: &Context, args: &BlocksArgs) -> Result<ExitCode> {
     }
     let limit_tokens = match limit {
         LimitRequest::None => None,
-        LimitRequest::Max => Some(blocks::max_completed_tokens(&shown)).filter(|m| *m > 0),
+        LimitRequest::Max => Some(blocks::max_completed_tokens(&shown, now)).filter(|m| *m > 0),
         LimitRequest::Tokens(n) => Some(n),
     };
-    print_blocks_table(ctx, &shown, limit_tokens);
+    print_blocks_table(ctx, &shown, limit_tokens, now);
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_blocks_table(ctx: &Context, shown: &[Block], limit: Option<u64>) {
+fn print_blocks_table(ctx: &Context, shown: &[Block], limit: Option<u64>, now: Timestamp) {
     let st = style(ctx);
     let mut headers = vec!["Window Start", "Duration/Status", "Models", "Tokens"];
     if limit.is_some() {
@@ -95,8 +96,8 @@ fn print_blocks_table(ctx: &Context, shown: &[Block], limit: Option<u64>) {
                 "-".to_string(),
             )
         } else {
-            let status = if b.is_current_at(ctx.now) {
-                let left = b.end.duration_since(ctx.now).as_mins();
+            let status = if b.is_current_at(now) {
+                let left = b.end.duration_since(now).as_mins();
                 format!("ACTIVE ({} left)", duration_minutes(left))
             } else {
                 let used = b
@@ -133,7 +134,7 @@ fn print_blocks_table(ctx: &Context, shown: &[Block], limit: Option<u64>) {
             row.push(Cell::new(pct));
         }
         row.push(Cell::new(cost));
-        if b.is_current_at(ctx.now) && st.color {
+        if b.is_current_at(now) && st.color {
             row = row.into_iter().map(|c| c.fg(Color::Green)).collect();
         } else if b.is_gap && st.color {
             row = row.into_iter().map(|c| c.fg(Color::DarkGrey)).collect();
@@ -141,10 +142,10 @@ fn print_blocks_table(ctx: &Context, shown: &[Block], limit: Option<u64>) {
         t.add_row(row);
     }
     println!("{t}");
-    if let Some(b) = shown.iter().find(|b| b.is_current_at(ctx.now))
-        && let Some(p) = b.projection(ctx.now)
+    if let Some(b) = shown.iter().find(|b| b.is_current_at(now))
+        && let Some(p) = b.projection(now)
     {
-        let rate = b.burn_rate().map(|r| r.tokens_per_minute).unwrap_or(0.0);
+        let rate = b.burn_rate(now).map(|r| r.tokens_per_minute).unwrap_or(0.0);
         println!(
             "Active window: {} tokens, {} so far; {} tokens/min (window average, all kinds);\nprojected {} tokens, {} by {}",
             thousands(b.total_tokens()),

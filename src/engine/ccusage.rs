@@ -66,8 +66,11 @@ struct RawTokens {
     cache_read_input_tokens: u64,
 }
 
-/// Runs ccusage (`CSM_CCUSAGE` or `ccusage` on PATH) and converts its blocks.
-pub fn blocks(now: Timestamp) -> Result<Vec<Block>, CcusageError> {
+/// Runs ccusage (`CSM_CCUSAGE` or `ccusage` on PATH) and converts its
+/// blocks, with the instant ccusage judged them at: the run's `now` when
+/// ccusage's `isActive` flags agree with it, else the real clock (ccusage
+/// knows no `CSM_NOW`), so its windows come back as it printed them.
+pub fn blocks(now: Timestamp) -> Result<(Vec<Block>, Timestamp), CcusageError> {
     let program = std::env::var("CSM_CCUSAGE").unwrap_or_else(|_| "ccusage".into());
     let out = Command::new(&program)
         .args(["blocks", "-j", "--offline"])
@@ -87,11 +90,26 @@ pub fn blocks(now: Timestamp) -> Result<Vec<Block>, CcusageError> {
                 .collect(),
         });
     }
-    parse_blocks(&out.stdout, now).map_err(|reason| CcusageError::BadOutput { program, reason })
+    let (blocks, active) =
+        parse_blocks(&out.stdout).map_err(|reason| CcusageError::BadOutput { program, reason })?;
+    let agrees = |at: Timestamp| {
+        blocks
+            .iter()
+            .zip(&active)
+            .all(|(b, a)| b.is_active_at(at) == *a)
+    };
+    let wall = Timestamp::now();
+    let judged_at = if !agrees(now) && agrees(wall) {
+        wall
+    } else {
+        now
+    };
+    Ok((blocks, judged_at))
 }
 
-/// Converts `ccusage blocks -j` output into csm's blocks.
-pub fn parse_blocks(json: &[u8], _now: Timestamp) -> Result<Vec<Block>, String> {
+/// Converts `ccusage blocks -j` output into csm's blocks, with ccusage's
+/// `isActive` of each.
+pub fn parse_blocks(json: &[u8]) -> Result<(Vec<Block>, Vec<bool>), String> {
     let raw: RawOutput = serde_json::from_slice(json).map_err(|e| e.to_string())?;
     let time = |s: &str| {
         s.parse::<Timestamp>()
@@ -118,12 +136,11 @@ pub fn parse_blocks(json: &[u8], _now: Timestamp) -> Result<Vec<Block>, String> 
                 (None, Some(last)) if b.is_active => Some(last),
                 _ => (!b.is_gap).then_some(start),
             };
-            Ok(Block {
+            let block = Block {
                 start,
                 end: time(&b.end_time)?,
                 first_entry,
                 actual_end,
-                is_active: b.is_active,
                 is_gap: b.is_gap,
                 entries: b.entries,
                 tokens: TokenCounts {
@@ -135,9 +152,11 @@ pub fn parse_blocks(json: &[u8], _now: Timestamp) -> Result<Vec<Block>, String> 
                 cost_usd: b.cost_usd,
                 models: b.models,
                 usage_limit_reset: b.usage_limit_reset_time.as_deref().map(time).transpose()?,
-            })
+            };
+            Ok((block, b.is_active))
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()
+        .map(|v| v.into_iter().unzip())
 }
 
 #[cfg(test)]
@@ -147,7 +166,8 @@ mod tests {
     #[test]
     fn parses_ccusage_output() {
         let json = br#"{"blocks":[{"id":"2026-11-23T18:00:00.000Z","startTime":"2026-11-23T18:00:00.000Z","endTime":"2026-11-23T23:00:00.000Z","actualEndTime":"2026-11-23T19:20:40.324Z","isActive":false,"isGap":false,"entries":2,"tokenCounts":{"inputTokens":2000,"outputTokens":4000,"cacheCreationInputTokens":6000,"cacheReadInputTokens":8000},"totalTokens":20000,"costUSD":0.0909,"models":["claude-sonnet-4-5-20250929"],"burnRate":null,"projection":null},{"id":"gap-2026-11-24T00:20:40.324Z","startTime":"2026-11-24T00:20:40.324Z","endTime":"2026-11-25T18:40:40.493Z","actualEndTime":null,"isActive":false,"isGap":true,"entries":0,"tokenCounts":{"inputTokens":0,"outputTokens":0,"cacheCreationInputTokens":0,"cacheReadInputTokens":0},"totalTokens":0,"costUSD":0,"models":[],"burnRate":null,"projection":null}]}"#;
-        let blocks = parse_blocks(json, Timestamp::UNIX_EPOCH).unwrap();
+        let (blocks, active) = parse_blocks(json).unwrap();
+        assert_eq!(active, vec![false, false]);
         assert_eq!(blocks.len(), 2);
         assert_eq!(blocks[0].total_tokens(), 20000);
         assert!(blocks[1].is_gap);
@@ -156,7 +176,7 @@ mod tests {
 
     #[test]
     fn garbage_is_a_clear_error() {
-        let err = parse_blocks(b"Need to install ccusage?", Timestamp::UNIX_EPOCH).unwrap_err();
+        let err = parse_blocks(b"Need to install ccusage?").unwrap_err();
         assert!(!err.is_empty());
     }
 }

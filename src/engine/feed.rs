@@ -131,7 +131,7 @@ impl UsageFeed for TranscriptFeed {
             .iter()
             .zip(&self.costs)
             .map(|(entry, &cost)| Timed { entry, cost });
-        let blocks = blocks::identify_blocks(timed, now, blocks::window_length(5.0));
+        let blocks = blocks::identify_blocks(timed, blocks::window_length(5.0));
         let detail = match overview::tail_from(&blocks, now) {
             Some(first) => {
                 let from = self.entries.partition_point(|e| e.timestamp < first);
@@ -253,7 +253,7 @@ impl StoreFeed {
         let Some(store) = sources.store else {
             bail!("the history store is off (--no-store)");
         };
-        self.blocks = store.blocks(self.ctx.mode, now)?;
+        self.blocks = store.blocks(self.ctx.mode)?;
         self.active = match overview::tail_from(&self.blocks, now) {
             Some(first) => {
                 let prices = load::price_table(&self.ctx.base_dir)?;
@@ -293,12 +293,7 @@ impl UsageFeed for StoreFeed {
     }
 
     fn blocks(&self, now: Timestamp) -> (Vec<Block>, CurrentDetail) {
-        let mut blocks = self.blocks.clone();
-        blocks::judge_activity(
-            &mut blocks,
-            now,
-            blocks::window_length(crate::store::STORED_WINDOW_HOURS),
-        );
+        let blocks = self.blocks.clone();
         let detail =
             overview::current_detail(&blocks, self.active.iter().map(|(e, c)| (e, *c)), now);
         (blocks, detail)

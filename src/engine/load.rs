@@ -191,7 +191,7 @@ impl Sources {
         if let Some(store) = &self.store
             && hours == crate::store::STORED_WINDOW_HOURS
         {
-            return Ok(store.blocks(ctx.mode, ctx.now)?);
+            return Ok(store.blocks(ctx.mode)?);
         }
         let priced = self.observer.priced;
         let loaded = self.load(None)?;
@@ -206,7 +206,7 @@ impl Sources {
             entry: e,
             cost: c.usd,
         });
-        Ok(identify_blocks(timed, ctx.now, window_length(hours)))
+        Ok(identify_blocks(timed, window_length(hours)))
     }
 }
 

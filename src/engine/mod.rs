@@ -60,18 +60,32 @@ impl Settings {
     }
 }
 
-/// Every five-hour window of the run, from the source it names: the one
-/// transcripts/ccusage switch. `open` finds the transcripts and syncs the
-/// store ([`load::open`], or a command's wrapper that reports on it).
+/// A run's windows and the instant they are judged at (active, burn rate,
+/// projection): the run's `now`, except for ccusage's windows, which keep
+/// the clock ccusage judged them at ([`ccusage::blocks`]).
+pub struct Windows {
+    pub blocks: Vec<Block>,
+    pub now: Timestamp,
+}
+
+/// Every window of the run (`hours` long), from the source it names: the
+/// one transcripts/ccusage switch. `open` finds the transcripts and syncs
+/// the store ([`load::open`], or a command's wrapper that reports on it).
 pub fn blocks(
     s: &Settings,
     hours: f64,
     open: impl FnOnce(&Settings) -> Result<load::Sources>,
-) -> Result<Vec<Block>> {
-    match s.source {
-        Source::Transcripts => open(s)?.blocks(s, hours),
-        Source::Ccusage => Ok(ccusage::blocks(s.now)?),
-    }
+) -> Result<Windows> {
+    Ok(match s.source {
+        Source::Transcripts => Windows {
+            blocks: open(s)?.blocks(s, hours)?,
+            now: s.now,
+        },
+        Source::Ccusage => {
+            let (blocks, now) = ccusage::blocks(s.now)?;
+            Windows { blocks, now }
+        }
+    })
 }
 
 /// The original monitor's `<base>/config.json` `max_tokens` as kept maxima:

@@ -115,7 +115,7 @@ pub fn figures(
             .filter(|m| *m > 0)
         }
         TokenLimit::P90 => {
-            let blocks = store.blocks(s.mode, now)?;
+            let blocks = store.blocks(s.mode)?;
             let kept = crate::period::Maxima {
                 tokens: s.kept_max_tokens,
                 cost_usd: 0.0,

@@ -267,10 +267,10 @@ impl Maxima {
 /// Maxima over completed real windows. The active window is left out so that
 /// it can be measured against (and go over) the largest one before it, as
 /// `ccusage blocks --token-limit max` does.
-pub fn completed_maxima(blocks: &[Block]) -> Maxima {
+pub fn completed_maxima(blocks: &[Block], now: Timestamp) -> Maxima {
     blocks
         .iter()
-        .filter(|b| !b.is_gap && !b.is_active)
+        .filter(|b| !b.is_gap && !b.is_active_at(now))
         .fold(Maxima::default(), |m, b| {
             m.merge(Maxima {
                 tokens: b.total_tokens(),
@@ -287,7 +287,7 @@ pub fn limits(
     token_limit: TokenLimit,
     now: Timestamp,
 ) -> (Maxima, ResolvedLimit) {
-    let maxima = completed_maxima(blocks).merge(kept);
+    let maxima = completed_maxima(blocks, now).merge(kept);
     let limit = resolve_token_limit(token_limit, blocks, now, maxima.tokens);
     (maxima, limit)
 }
@@ -370,7 +370,7 @@ pub fn p90_tokens(blocks: &[Block], now: Timestamp) -> Option<u64> {
     let since = now.saturating_sub(P90_LOOKBACK).unwrap_or(now);
     let mut totals: Vec<u64> = blocks
         .iter()
-        .filter(|b| !b.is_gap && !b.is_active && b.start >= since && b.start <= now)
+        .filter(|b| !b.is_gap && !b.is_active_at(now) && b.start >= since && b.start <= now)
         .map(Block::total_tokens)
         .collect();
     if totals.is_empty() {

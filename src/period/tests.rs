@@ -21,7 +21,6 @@ fn block(start: &str, tokens: u64, cost: f64) -> Block {
         end: start + SignedDuration::from_hours(5),
         first_entry: Some(start),
         actual_end: Some(start + SignedDuration::from_mins(30)),
-        is_active: false,
         is_gap: false,
         entries: 1,
         tokens: TokenCounts {
@@ -34,8 +33,8 @@ fn block(start: &str, tokens: u64, cost: f64) -> Block {
     }
 }
 
-fn active(mut b: Block) -> Block {
-    b.is_active = true;
+/// Marks a window the test's `now` falls in (activity is judged at `now`).
+fn active(b: Block) -> Block {
     b
 }
 
@@ -288,7 +287,6 @@ fn fiftieth_and_later_sessions_with_the_active_one_counted() {
     assert_eq!((s.sessions.left, s.sessions.over), (0, 0));
     assert_eq!(s.avg_sessions_per_day, 0.0);
     // The 51st: over by one.
-    blocks.last_mut().unwrap().is_active = false;
     blocks.push(active(block("2026-11-20T21:00:00Z", 10, 0.5)));
     let s = summarize(&blocks, &p, at("2026-11-20T21:30:00Z"), &utc, &settings(1));
     assert_eq!(
@@ -354,7 +352,7 @@ fn maxima_leave_out_gaps_and_the_active_window() {
         gap("2026-11-02T05:00:00Z", "2026-11-03T00:00:00Z"),
         active(block("2026-11-03T00:00:00Z", 900, 20.0)),
     ];
-    let m = completed_maxima(&blocks);
+    let m = completed_maxima(&blocks, at("2026-11-03T01:00:00Z"));
     assert_eq!(
         m,
         Maxima {
@@ -390,7 +388,7 @@ fn token_limit_resolution() {
     // An old, larger window is outside p90's 8 days but is the all-time max.
     blocks.push(block("2026-10-01T10:00:00Z", 5000, 1.0));
     blocks.push(active(block("2026-11-20T10:00:00Z", 9999, 1.0)));
-    let max = completed_maxima(&blocks).tokens;
+    let max = completed_maxima(&blocks, now).tokens;
     assert_eq!(max, 5000);
     let r = resolve_token_limit(TokenLimit::Max, &blocks, now, max);
     assert_eq!(
@@ -413,7 +411,7 @@ fn token_limit_resolution() {
     let since = now - P90_LOOKBACK;
     let mut recent: Vec<u64> = blocks
         .iter()
-        .filter(|b| !b.is_active && b.start >= since)
+        .filter(|b| !b.is_active_at(now) && b.start >= since)
         .map(|b| b.total_tokens())
         .collect();
     recent.sort();

@@ -33,7 +33,9 @@ pub enum LimitRequest {
 pub fn blocks_json(blocks: &[Block], now: Timestamp, limit: LimitRequest) -> Value {
     let limit = match limit {
         LimitRequest::None => None,
-        LimitRequest::Max => Some(crate::blocks::max_completed_tokens(blocks)).filter(|m| *m > 0),
+        LimitRequest::Max => {
+            Some(crate::blocks::max_completed_tokens(blocks, now)).filter(|m| *m > 0)
+        }
         LimitRequest::Tokens(n) => Some(n),
     };
     let list: Vec<Value> = blocks.iter().map(|b| block_json(b, now, limit)).collect();
@@ -49,14 +51,14 @@ fn block_json(b: &Block, now: Timestamp, limit: Option<u64>) -> Value {
         "actualEndTime".into(),
         b.actual_end.map(iso_ms).map_or(Value::Null, Value::from),
     );
-    m.insert("isActive".into(), json!(b.is_active));
+    m.insert("isActive".into(), json!(b.is_active_at(now)));
     m.insert("isGap".into(), json!(b.is_gap));
     m.insert("entries".into(), json!(b.entries));
     m.insert("tokenCounts".into(), block_tokens(&b.tokens));
     m.insert("totalTokens".into(), json!(b.total_tokens()));
     m.insert("costUSD".into(), json_float(b.cost_usd));
     m.insert("models".into(), json!(b.models));
-    let rate = b.burn_rate();
+    let rate = b.burn_rate(now);
     m.insert(
         "burnRate".into(),
         rate.map_or(Value::Null, |r| {

@@ -612,7 +612,6 @@ impl Snapshot {
                     end: a.end_time,
                     first_entry: a.first_entry_at,
                     actual_end: a.last_entry_at,
-                    is_active: true,
                     is_gap: false,
                     entries: a.entries as usize,
                     tokens: a.token_counts,

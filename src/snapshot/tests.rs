@@ -19,7 +19,6 @@ fn block(start: &str, first: &str, last: &str, tokens: [u64; 4], cost: f64) -> B
             .unwrap(),
         first_entry: Some(t(first)),
         actual_end: Some(t(last)),
-        is_active: false,
         is_gap: false,
         entries: 3,
         tokens: TokenCounts {
@@ -39,7 +38,7 @@ const NOW: &str = "2026-11-20T16:40:00Z";
 /// Four windows: one in the previous period (October), two completed this
 /// period, one active at [`NOW`]; a gap between the last two.
 fn blocks() -> Vec<Block> {
-    let mut v = vec![
+    let v = vec![
         block(
             "2026-10-30T08:00:00Z",
             "2026-10-30T08:05:00Z",
@@ -70,7 +69,6 @@ fn blocks() -> Vec<Block> {
             0.75,
         ),
     ];
-    crate::blocks::judge_activity(&mut v, t(NOW), crate::blocks::window_length(5.0));
     v
 }
 
@@ -204,7 +202,6 @@ fn an_idle_history_has_no_active_block_and_still_validates() {
     let mut blocks = blocks();
     blocks.pop();
     blocks.pop();
-    crate::blocks::judge_activity(&mut blocks, t(NOW), crate::blocks::window_length(5.0));
     let d = dashboard(&blocks, &tz);
     let s = build(&Inputs {
         blocks: &blocks,

@@ -301,16 +301,13 @@ impl Store {
             .collect())
     }
 
-    /// The stored five-hour windows with costs under `mode`, activity judged at `now`.
-    pub fn blocks(&self, mode: CostMode, now: Timestamp) -> Result<Vec<Block>, StoreError> {
-        let length = crate::blocks::window_length(STORED_WINDOW_HOURS);
+    /// The stored five-hour windows with costs under `mode`.
+    pub fn blocks(&self, mode: CostMode) -> Result<Vec<Block>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {BLOCK_COLUMNS} FROM blocks ORDER BY start_ms, is_gap DESC"
         ))?;
         let rows = stmt.query_map([], |r| row_block(r, mode))?;
-        let mut blocks = rows.collect::<Result<Vec<Block>, _>>()?;
-        crate::blocks::judge_activity(&mut blocks, now, length);
-        Ok(blocks)
+        Ok(rows.collect::<Result<Vec<Block>, _>>()?)
     }
 
     /// Lines read and skipped by reason over every transcript still present,
@@ -555,7 +552,6 @@ fn row_block(r: &rusqlite::Row<'_>, mode: CostMode) -> rusqlite::Result<Block> {
         end: ms(r.get(1)?),
         first_entry: r.get::<_, Option<i64>>(2)?.map(ms),
         actual_end: r.get::<_, Option<i64>>(3)?.map(ms),
-        is_active: false,
         is_gap: r.get(4)?,
         entries: r.get::<_, i64>(5)? as usize,
         tokens: TokenCounts {

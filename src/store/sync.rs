@@ -1165,13 +1165,12 @@ fn extend_blocks(tx: &Transaction<'_>, latest: i64) -> Result<(), StoreError> {
         )?)
     };
     let length = blocks::window_length(super::STORED_WINDOW_HOURS);
-    let never = jiff::Timestamp::MIN;
     let by_mode = |mode: CostMode, cost: &dyn Fn(usize) -> f64| -> Result<Vec<Block>, StoreError> {
         let timed = entries.iter().enumerate().map(|(i, e)| Timed {
             entry: e,
             cost: cost(i),
         });
-        Ok(blocks::extend_window(last(mode)?, timed, never, length))
+        Ok(blocks::extend_window(last(mode)?, timed, length))
     };
     let auto = by_mode(CostMode::Auto, &|i| entries[i].cost_usd.unwrap_or(calc[i]))?;
     let calculate = by_mode(CostMode::Calculate, &|i| calc[i])?;
@@ -1195,8 +1194,6 @@ fn write_blocks(
 /// `prev_last` when given) under each cost mode: auto, calculate, display.
 fn windows(prev_last: Option<i64>, entries: &[&UsageEntry], calc: &[f64]) -> [Vec<Block>; 3] {
     let length = blocks::window_length(super::STORED_WINDOW_HOURS);
-    // Activity is judged when read; stored windows use a clock far in the past.
-    let never = jiff::Timestamp::MIN;
     let prev = prev_last.map(super::ms);
     // The modes differ only in what an entry costs: the windows are found
     // once, then each other mode's costs are summed over the same entries
@@ -1206,7 +1203,7 @@ fn windows(prev_last: Option<i64>, entries: &[&UsageEntry], calc: &[f64]) -> [Ve
         .iter()
         .zip(calc)
         .map(|(e, &cost)| Timed { entry: e, cost });
-    let calculate = blocks::identify_blocks_after(prev, timed, never, length);
+    let calculate = blocks::identify_blocks_after(prev, timed, length);
     let mut auto = calculate.clone();
     let mut display = calculate.clone();
     let mut from = 0;
@@ -1297,7 +1294,7 @@ mod tests {
                 entry: e,
                 cost: cost(i),
             });
-            blocks::identify_blocks_after(None, timed, jiff::Timestamp::MIN, length)
+            blocks::identify_blocks_after(None, timed, length)
         };
         let want = [
             pass(&|i| entries[i].cost_usd.unwrap_or(calc[i])),

@@ -446,7 +446,7 @@ mod alerts {
             }
             Ok(true)
         }
-        fn blocks(&self, now: Timestamp) -> (Vec<Block>, crate::engine::overview::CurrentDetail) {
+        fn blocks(&self, _now: Timestamp) -> (Vec<Block>, crate::engine::overview::CurrentDetail) {
             let mut b = Block::gap(t("2026-11-20T12:00:00Z"), t("2026-11-20T17:00:00Z"));
             b.is_gap = false;
             b.first_entry = Some(t("2026-11-20T12:05:00Z"));
@@ -456,7 +456,6 @@ mod alerts {
                 input_tokens: 500,
                 ..Default::default()
             };
-            b.is_active = now < b.end;
             (vec![b], Default::default())
         }
         fn kept_maxima(&self) -> Maxima {

@@ -141,7 +141,7 @@ fn block_key(b: &Block) -> String {
 }
 
 /// One pass over the final files, in memory (what `--no-store` computes).
-fn one_pass(dir: &Path, prices: &PriceTable, now: Timestamp) -> (Vec<String>, Vec<String>) {
+fn one_pass(dir: &Path, prices: &PriceTable) -> (Vec<String>, Vec<String>) {
     let files = walk_all(&roots(dir)).files;
     let (raw, _) = scan_all(&files);
     let entries = dedup(raw);
@@ -154,7 +154,6 @@ fn one_pass(dir: &Path, prices: &PriceTable, now: Timestamp) -> (Vec<String>, Ve
             entry: e,
             cost: c.usd,
         }),
-        now,
         window_length(5.0),
     );
     (
@@ -163,12 +162,12 @@ fn one_pass(dir: &Path, prices: &PriceTable, now: Timestamp) -> (Vec<String>, Ve
     )
 }
 
-fn from_store(store: &Store, now: Timestamp) -> (Vec<String>, Vec<String>) {
+fn from_store(store: &Store) -> (Vec<String>, Vec<String>) {
     (
         store.entries(None).unwrap().iter().map(key).collect(),
         in_order(
             store
-                .blocks(CostMode::Auto, now)
+                .blocks(CostMode::Auto)
                 .unwrap()
                 .iter()
                 .map(block_key)
@@ -217,7 +216,6 @@ proptest! {
         fs::create_dir_all(dir.join("projects")).unwrap();
         let full = contents(&copies);
         let prices = claude_session_monitor::pricing::load(&dir.join("nothing")).unwrap();
-        let now: Timestamp = crate::support::NOW.parse().unwrap();
         let mut store = Store::open(&dir.join("csm")).unwrap();
         let sync = |store: &mut Store| {
             let files = walk_all(&roots(dir)).files;
@@ -244,18 +242,18 @@ proptest! {
             }
         }
         sync(&mut store);
-        let after_chunks = from_store(&store, now);
+        let after_chunks = from_store(&store);
         sync(&mut store);
-        prop_assert_eq!(&from_store(&store, now), &after_chunks, "a sync without changes changed something");
+        prop_assert_eq!(&from_store(&store), &after_chunks, "a sync without changes changed something");
 
-        let want = one_pass(dir, &prices, now);
+        let want = one_pass(dir, &prices);
         prop_assert_eq!(&after_chunks.0, &want.0, "entries");
         prop_assert_eq!(&after_chunks.1, &want.1, "blocks");
 
         // A fresh store fed everything at once agrees too.
         let mut fresh = Store::open(&dir.join("csm-fresh")).unwrap();
         sync(&mut fresh);
-        prop_assert_eq!(&from_store(&fresh, now), &want);
+        prop_assert_eq!(&from_store(&fresh), &want);
     }
 
     #[test]

@@ -44,7 +44,7 @@ fn input_at(all: &[UsageEntry], now: Timestamp, limit: Option<u64>) -> AlertInpu
         .iter()
         .filter(|e| e.timestamp <= now)
         .map(|entry| Timed { entry, cost: 0.0 });
-    let blocks = identify_blocks(known, now, window_length(5.0));
+    let blocks = identify_blocks(known, window_length(5.0));
     AlertInput::from_blocks(&blocks, limit, now)
 }
 
@@ -328,7 +328,6 @@ fn on_generated_timelines_each_alert_fires_once_exactly_when_due() {
         // Expected, computed from the windows directly.
         let blocks = identify_blocks(
             all.iter().map(|entry| Timed { entry, cost: 0.0 }),
-            to + SignedDuration::from_hours(24),
             window_length(5.0),
         );
         let mut want_end = Vec::new();
