@@ -1,9 +1,16 @@
 //! claude-session-monitor (`csm`): Claude Code usage windows, billing periods and
 //! costs, from Claude Code's own transcripts.
 //!
-//! Data flows through the modules in this order: `ingest` (find files, parse
-//! lines) → `dedup` → `pricing` → `blocks` / `report` (pure computation) →
-//! `commands` (the thin shell that prints).
+//! Data flows: `ingest` (find files, parse lines) → `dedup` → `store` (the
+//! SQLite history, incremental) → `engine` (the one path every face takes:
+//! feeds, windows, "the figures now") → the faces (`tui`, `daemon` and its
+//! `snapshot`, `claude` status line and hooks, `notify`, reports) → `commands`
+//! (the thin shell that prints). `docs/architecture.md` draws the layers.
+//! Modules are public only where tests, benches, examples or fuzz targets
+//! reach them.
+
+// No unwrap in the product; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;
 pub mod blocks;
@@ -11,20 +18,20 @@ pub mod claude;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod daemon;
+pub(crate) mod daemon;
 pub mod dedup;
 pub mod domain;
 pub mod engine;
-pub mod env;
-pub mod fsutil;
+pub(crate) mod env;
+pub(crate) mod fsutil;
 pub mod ingest;
-pub mod notify;
+pub(crate) mod notify;
 pub mod period;
 pub mod pricing;
 pub mod report;
-pub mod snapshot;
+pub(crate) mod snapshot;
 pub mod store;
 pub mod synth;
-pub mod sys;
+pub(crate) mod sys;
 pub mod tui;
-pub mod zone;
+pub(crate) mod zone;

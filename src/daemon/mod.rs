@@ -73,11 +73,12 @@ pub enum Trigger {
     Clock,
 }
 
-/// What an update hook sees: the point where notification rules (issue 6)
-/// are evaluated after each update, before the snapshot is written.
+/// What an update hook sees: the point where notification rules are
+/// evaluated after each update, before the snapshot is written.
 pub struct Update<'a> {
     pub now: Timestamp,
-    pub ctx: &'a Settings,
+    /// What woke the daemon (hooks in tests tell updates apart by it).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub trigger: Trigger,
     /// Every block (sorted, gaps included, activity at `now`); empty when
     /// the update failed before any data was loaded.
@@ -367,7 +368,6 @@ impl Daemon {
         for h in &mut self.hooks {
             h.after_update(&mut Update {
                 now,
-                ctx: &self.ctx,
                 trigger,
                 blocks,
                 data: Some(&d),
@@ -419,7 +419,6 @@ impl Daemon {
         for h in &mut self.hooks {
             h.after_update(&mut Update {
                 now,
-                ctx: &self.ctx,
                 trigger,
                 blocks: &[],
                 data: None,

@@ -87,6 +87,7 @@ impl RootWatcher {
         added
     }
 
+    #[cfg(test)]
     pub fn watching(&self) -> usize {
         self.watched.len()
     }

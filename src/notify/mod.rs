@@ -41,9 +41,7 @@ use std::path::PathBuf;
 use jiff::{SignedDuration, Timestamp};
 
 pub use self::backend::{Backend, BackendError};
-pub use self::rules::{
-    Alert, AlertInput, OfficialInput, OfficialLimit, Rule, RuleSettings, SentSet, WindowInput,
-};
+pub use self::rules::{Alert, AlertInput, OfficialInput, RuleSettings};
 use crate::store::Store;
 
 /// How far back the sent set is read: the longest-lived key (a weekly limit)

@@ -7,6 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::*;
 use crate::config::Alerts;
+use crate::notify::rules::WindowInput;
 
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
