@@ -32,6 +32,6 @@ pub mod report;
 pub(crate) mod snapshot;
 pub mod store;
 pub mod synth;
-pub(crate) mod sys;
+pub mod sys;
 pub mod tui;
 pub(crate) mod zone;

@@ -16,22 +16,10 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     if cli.ends_with_its_reader() {
-        restore_sigpipe();
+        claude_session_monitor::sys::restore_sigpipe();
     }
     let env = claude_session_monitor::app::Env::from_process();
     claude_session_monitor::app::run(cli, &env)
-}
-
-/// Rust ignores SIGPIPE, so printing to a closed pipe fails and `println!`
-/// panics; a report whose reader has gone should end quietly, as other
-/// command-line tools do.
-fn restore_sigpipe() {
-    #[cfg(unix)]
-    // SAFETY: nothing else runs yet; resetting a signal's disposition to
-    // its default has no other effect.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
 }
 
 /// Help and version print in full; a bad flag or value is one line naming

@@ -1,7 +1,100 @@
 //! The few calls into the C library that std does not wrap, each behind a
-//! safe function.
+//! safe function: every `unsafe` block of csm outside the quick reader's
+//! SIMD scans is here.
 
 use std::time::Duration;
+
+/// Rust ignores SIGPIPE, so printing to a closed pipe fails and `println!`
+/// panics; a report whose reader has gone should end quietly, as other
+/// command-line tools do. Call first thing in `main`.
+pub fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called before any thread starts; resetting a signal's
+    // disposition to its default has no other effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Whether process `pid` exists and may be signalled (signal 0).
+pub fn process_exists(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 only checks that the process exists and may be signalled.
+        unsafe { libc::kill(pid, 0) == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        false
+    }
+}
+
+/// Sends SIGTERM to `pid`.
+#[cfg(unix)]
+pub fn terminate(pid: u32) -> std::io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
+    // SAFETY: kill has no memory effects.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Starts the child of `c` in a session of its own, so closing this
+/// terminal does not stop it.
+#[cfg(unix)]
+pub fn own_session(c: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: setsid is one, and it
+    // touches no memory.
+    unsafe {
+        c.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+}
+
+/// The real user id (0 where there is none).
+pub fn user_id() -> u32 {
+    #[cfg(unix)]
+    // SAFETY: getuid cannot fail and has no memory effects.
+    unsafe {
+        libc::getuid()
+    }
+    #[cfg(not(unix))]
+    0
+}
+
+/// Hands the heap pages freed since the last call back to the system: a
+/// daemon that idles for hours should not keep the peak of a cold ingest.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Has glibc serve every allocation of `bytes` or more by its own mapping
+/// (instead of a bound that moves after the first big free), so freed big
+/// buffers go straight back to the system.
+pub fn map_allocations_from(bytes: i32) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a parameter of glibc's allocator, under its
+    // own lock; any value is valid for this one.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, bytes);
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = bytes;
+}
 
 /// What waiting on the terminal's input found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +193,20 @@ impl TerminalInput {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_process_exists_and_a_free_pid_does_not() {
+        assert!(process_exists(std::process::id()));
+        assert!(!process_exists(u32::MAX));
+        assert!(user_id() == unsafe_free_uid());
+    }
+
+    /// The same id, read without libc: the owner of a file this process just made.
+    fn unsafe_free_uid() -> u32 {
+        use std::os::unix::fs::MetadataExt as _;
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().metadata().unwrap().uid()
+    }
 
     /// The safe wrapper against the raw call it wraps: a pipe whose writer
     /// is closed reads as a hang-up; one with bytes in it is readable; an

@@ -108,11 +108,7 @@ fn spec(ctx: &Context, global: &GlobalArgs, env: &Env) -> Result<ServiceSpec> {
         .home
         .clone()
         .context("cannot find the home directory (HOME)")?;
-    #[cfg(unix)]
-    // SAFETY: getuid cannot fail and has no memory effects.
-    let uid = unsafe { libc::getuid() };
-    #[cfg(not(unix))]
-    let uid = 0;
+    let uid = crate::sys::user_id();
     Ok(ServiceSpec {
         exe,
         args,

@@ -120,11 +120,7 @@ pub fn read_pid(base_dir: &Path) -> Option<u32> {
 
 #[cfg(unix)]
 fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    unsafe { libc::kill(pid, 0) == 0 }
+    crate::sys::process_exists(pid)
 }
 
 #[cfg(not(unix))]

@@ -470,11 +470,7 @@ impl Daemon {
 /// Hands the heap pages an ingest freed back to the system: a daemon that
 /// idles for hours should not keep the peak of its first (cold) ingest.
 fn release_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap memory to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    crate::sys::release_free_memory();
 }
 
 /// `~/x` → `$HOME/x` (config paths are written by hand).

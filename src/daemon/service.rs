@@ -551,17 +551,7 @@ impl System for RealSystem {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt;
-            // Its own session: closing this terminal does not stop it.
-            // SAFETY: setsid is async-signal-safe and touches no memory.
-            unsafe {
-                c.pre_exec(|| {
-                    libc::setsid();
-                    Ok(())
-                });
-            }
-        }
+        crate::sys::own_session(&mut c);
         c.spawn().map(drop)
     }
 
@@ -607,13 +597,8 @@ pub fn stop(base_dir: &Path, wait: std::time::Duration) -> io::Result<Stopped> {
 
 #[cfg(unix)]
 fn terminate(pid: u32) -> io::Result<()> {
-    let pid = libc::pid_t::try_from(pid).map_err(io::Error::other)?;
-    // SAFETY: kill has no memory effects; the pid comes from the daemon's pid file.
-    if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    // The pid comes from the daemon's pid file.
+    crate::sys::terminate(pid)
 }
 
 #[cfg(not(unix))]

@@ -741,12 +741,7 @@ impl<'p> ColdJudge<'p> {
 /// heaps. A cold 1 GiB load peaked at 64–67 MiB that way, 55–58 MiB with the
 /// bound fixed, in the same time (six runs each).
 fn map_big_allocations() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets a parameter of glibc's allocator, under its
-    // own lock; any value is valid for this one.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
+    crate::sys::map_allocations_from(1 << 20);
 }
 
 /// What the cold load's writer keeps from batch to batch.

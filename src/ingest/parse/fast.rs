@@ -452,8 +452,10 @@ impl<'a> Cursor<'a, '_> {
             if self.b[stop] == b'"' {
                 // Nothing but ASCII before the closing quote.
                 self.i = stop + 1;
+                let s = &self.b[start..stop];
+                debug_assert!(s.is_ascii(), "the marks said ASCII");
                 // SAFETY: ASCII bytes are UTF-8.
-                return Some(unsafe { std::str::from_utf8_unchecked(&self.b[start..stop]) });
+                return Some(unsafe { std::str::from_utf8_unchecked(s) });
             }
         }
         self.plain_string_rest(start)
@@ -481,7 +483,7 @@ impl<'a> Cursor<'a, '_> {
             return None;
         }
         let text = if s.is_ascii() {
-            // SAFETY: ASCII bytes are UTF-8.
+            // SAFETY: ASCII bytes are UTF-8 (checked just above).
             unsafe { std::str::from_utf8_unchecked(s) }
         } else {
             std::str::from_utf8(s).ok()?
