@@ -5,11 +5,10 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
-/// The four token kinds Claude Code reports for one API response.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The four token kinds Claude Code reports for one API response. Wire
+/// formats have their own shapes of it (the snapshot's, ccusage's JSON).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TokenCounts {
     pub input_tokens: u64,
     pub output_tokens: u64,

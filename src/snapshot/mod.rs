@@ -34,8 +34,15 @@ use crate::period::{BillingPeriod, LimitSource, Maxima, PeriodSummary, ResolvedL
 /// The snapshot's file name inside the base directory.
 pub const FILE_NAME: &str = "monitor_data.json";
 
-/// Bumped only for incompatible changes (see the module docs).
+/// Bumped only for incompatible changes (see the module docs): the widget
+/// refuses any other version, so it stays 1 while every field the original
+/// monitor and the widget read keeps its name. `active_block.token_counts`
+/// is snake case like every other field since csm 0.1 of 2026-12 (it was
+/// ccusage's camel case, read by no client); both spellings are read.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The oldest version this csm still reads.
+const OLDEST_READ: u64 = 1;
 
 /// csm's version, as written in `daemon_version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -186,7 +193,7 @@ pub struct ActiveBlock {
     #[serde(with = "time::opt_ts")]
     pub last_entry_at: Option<Timestamp>,
     pub entries: u64,
-    pub token_counts: TokenCounts,
+    pub token_counts: TokenCountsInfo,
     pub total_tokens: u64,
     pub cost_usd: f64,
     pub models: Vec<String>,
@@ -203,6 +210,41 @@ pub struct ActiveBlock {
     /// When the token limit is reached at the current burn rate, if before the reset.
     #[serde(with = "time::opt_ts")]
     pub limit_reached_at: Option<Timestamp>,
+}
+
+/// The four token kinds, named as in `current_sessions` rows.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenCountsInfo {
+    #[serde(alias = "inputTokens")]
+    pub input_tokens: u64,
+    #[serde(alias = "outputTokens")]
+    pub output_tokens: u64,
+    #[serde(alias = "cacheCreationInputTokens")]
+    pub cache_creation_tokens: u64,
+    #[serde(alias = "cacheReadInputTokens")]
+    pub cache_read_tokens: u64,
+}
+
+impl From<TokenCounts> for TokenCountsInfo {
+    fn from(t: TokenCounts) -> Self {
+        TokenCountsInfo {
+            input_tokens: t.input_tokens,
+            output_tokens: t.output_tokens,
+            cache_creation_tokens: t.cache_creation_input_tokens,
+            cache_read_tokens: t.cache_read_input_tokens,
+        }
+    }
+}
+
+impl From<TokenCountsInfo> for TokenCounts {
+    fn from(t: TokenCountsInfo) -> Self {
+        TokenCounts {
+            input_tokens: t.input_tokens,
+            output_tokens: t.output_tokens,
+            cache_creation_input_tokens: t.cache_creation_tokens,
+            cache_read_input_tokens: t.cache_read_tokens,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -461,7 +503,7 @@ fn active_block(
         first_entry_at: b.first_entry,
         last_entry_at: b.actual_end,
         entries: b.entries as u64,
-        token_counts: b.tokens,
+        token_counts: b.tokens.into(),
         total_tokens: tokens,
         cost_usd: b.cost_usd,
         models: b.models.clone(),
@@ -531,7 +573,7 @@ pub enum SnapshotError {
         source: serde_json::Error,
     },
     #[error(
-        "{path} has schema version {found}; this csm reads version {SCHEMA_VERSION} (upgrade csm or restart the daemon)"
+        "{path} has schema version {found}; this csm reads versions {OLDEST_READ} to {SCHEMA_VERSION} (upgrade csm or restart the daemon)"
     )]
     Version { path: String, found: u64 },
 }
@@ -548,7 +590,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Snapshot, SnapshotError> {
         .get("schema_version")
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(0);
-    if found != u64::from(SCHEMA_VERSION) {
+    if !(OLDEST_READ..=u64::from(SCHEMA_VERSION)).contains(&found) {
         return Err(SnapshotError::Version {
             path: name(),
             found,
@@ -614,7 +656,7 @@ impl Snapshot {
                     actual_end: a.last_entry_at,
                     is_gap: false,
                     entries: a.entries as usize,
-                    tokens: a.token_counts,
+                    tokens: a.token_counts.into(),
                     cost_usd: a.cost_usd,
                     models: a.models.clone(),
                     usage_limit_reset: a.usage_limit_reset_at,

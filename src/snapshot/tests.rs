@@ -263,3 +263,21 @@ fn json_shape() {
     let (_, _, s) = sample();
     insta::assert_json_snapshot!(s);
 }
+
+/// Files written before token_counts went snake case still read the same.
+#[test]
+fn token_counts_in_camel_case_from_older_files_still_read() {
+    let (_, _, s) = sample();
+    let mut v: serde_json::Value = serde_json::from_str(&to_json(&s)).unwrap();
+    let tc = &mut v["active_block"]["token_counts"];
+    let n = |k: &str| tc[k].clone();
+    *tc = serde_json::json!({
+        "inputTokens": n("input_tokens"),
+        "outputTokens": n("output_tokens"),
+        "cacheCreationInputTokens": n("cache_creation_tokens"),
+        "cacheReadInputTokens": n("cache_read_tokens"),
+    });
+    let old = serde_json::to_string(&v).unwrap();
+    let parsed = parse(&old, std::path::Path::new("monitor_data.json")).unwrap();
+    assert_eq!(parsed, s);
+}
