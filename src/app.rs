@@ -1,95 +1,15 @@
-//! The command layer: turns parsed flags, the environment and the config file
-//! into the engine's [`Settings`] plus how output looks, and dispatches to
-//! the commands.
+//! The top of the command layer: reads the clock and the environment, builds
+//! the run's [`Context`] from the flags and the config file, and dispatches
+//! to the commands.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use jiff::Timestamp;
 
-use crate::cli::{Cli, Command, CostModeArg, SourceArg};
+use crate::cli::{Cli, Command};
 use crate::commands;
-use crate::config::Config;
-use crate::engine::{Settings, Source};
+pub use crate::commands::Context;
 pub use crate::env::{Env, UsageError, paths};
-use crate::ingest::discover::RootRequest;
-use crate::pricing::CostMode;
-
-/// One command's run: the engine's settings and how its output looks.
-#[derive(Clone)]
-pub struct Context {
-    pub settings: Settings,
-    /// Colours on stdout (a terminal, no `--no-color` or `NO_COLOR`).
-    pub color: bool,
-    /// `--debug`: skip counts, store sync and unknown models on stderr.
-    pub debug: bool,
-}
-
-impl std::ops::Deref for Context {
-    type Target = Settings;
-
-    fn deref(&self) -> &Settings {
-        &self.settings
-    }
-}
-
-impl Context {
-    pub fn new(cli: &Cli, env: &Env, now: Timestamp) -> Result<Context> {
-        let g = &cli.global;
-        let (base_dir, config_path) = paths(cli, env)?;
-        let mut config = Config::load(&config_path).map_err(|e| UsageError(e.to_string()))?;
-        if let Some(d) = g.start_day {
-            config.start_day = d;
-        }
-        if let Some(s) = g.sessions {
-            config.sessions_per_period = s;
-        }
-        let tz_name = g.timezone.clone().or_else(|| config.timezone.clone());
-        let tz = std::sync::OnceLock::new();
-        if let Some(name) = tz_name.as_deref().filter(|n| *n != "local") {
-            let zone = crate::zone::by_name(name).map_err(|_| {
-                UsageError(format!(
-                    "invalid value '{name}' for --timezone: not an IANA time zone name such as UTC or Europe/Warsaw (`timedatectl list-timezones` lists them)"
-                ))
-            })?;
-            let _ = tz.set(zone);
-        }
-        let mode = match g.mode {
-            None | Some(CostModeArg::Auto) => CostMode::Auto,
-            Some(CostModeArg::Calculate) => CostMode::Calculate,
-            Some(CostModeArg::Display) => CostMode::Display,
-        };
-        let roots = RootRequest {
-            explicit: g.claude_dir.clone(),
-            env_value: env.claude_config_dir.clone(),
-            home: env.home.clone(),
-            xdg_config_home: env
-                .xdg_config_home
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from),
-        };
-        Ok(Context {
-            settings: Settings {
-                now,
-                tz,
-                base_dir,
-                config,
-                roots,
-                mode,
-                source: match g.source {
-                    SourceArg::Transcripts => Source::Transcripts,
-                    SourceArg::Ccusage => Source::Ccusage,
-                },
-                no_store: g.no_store,
-                recalculate: g.recalculate,
-            },
-            color: !(g.no_color || env.no_color) && env.stdout_is_terminal,
-            debug: g.debug,
-        })
-    }
-}
 
 /// Runs the command line; the returned code is the process's exit status.
 pub fn run(cli: Cli, env: &Env) -> ExitCode {

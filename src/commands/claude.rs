@@ -14,11 +14,12 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use jiff::Timestamp;
 
-use crate::app::{self, Context, Env};
+use super::Context;
 use crate::claude::statusline::{self, StatusInput};
 use crate::claude::{self as cc, hook, setup};
 use crate::cli::{Cli, SetupClaudeArgs, SetupCommand, StatuslineArgs};
 use crate::engine::statusline::{self as figures, FigureSettings, StoreFigures};
+use crate::env::{self, Env};
 use crate::ingest::claude::{OfficialLimits, spool};
 use crate::store::Store;
 
@@ -49,7 +50,7 @@ pub fn statusline(cli: &Cli, env: &Env, args: &StatuslineArgs) -> ExitCode {
     let line = match Context::new(cli, env, now) {
         Ok(ctx) => status_line(cli, &ctx, bytes, now, color),
         Err(e) => {
-            if let Ok((base, _)) = app::paths(cli, env) {
+            if let Ok((base, _)) = env::paths(cli, env) {
                 cc::log(&base, now, "statusline", &format!("{e:#}"));
             }
             "csm: config error (see csm config show)".to_string()
@@ -245,7 +246,7 @@ fn ingest(cli: &Cli, env: &Env) {
 pub fn hook(cli: &Cli, env: &Env) -> ExitCode {
     let bytes = cc::read_stdin_bounded(HOOK_STDIN);
     let now = clock(env);
-    let Ok((base, _)) = app::paths(cli, env) else {
+    let Ok((base, _)) = env::paths(cli, env) else {
         return ExitCode::SUCCESS;
     };
     let result = bytes
@@ -292,7 +293,7 @@ fn setup_claude(ctx: &Context, args: &SetupClaudeArgs) -> Result<ExitCode> {
     let target = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
     let original = match std::fs::read(&target) {
         Ok(b) => Some(String::from_utf8(b).map_err(|_| {
-            app::UsageError(format!(
+            env::UsageError(format!(
                 "{}: not UTF-8 text; nothing changed",
                 path.display()
             ))
@@ -307,7 +308,7 @@ fn setup_claude(ctx: &Context, args: &SetupClaudeArgs) -> Result<ExitCode> {
         let cmds = setup::Commands::for_exe(&exe.to_string_lossy());
         setup::plan_install(original.as_deref(), &cmds, args.force)
     }
-    .map_err(|e| app::UsageError(format!("{}: {e}; nothing changed", path.display())))?;
+    .map_err(|e| env::UsageError(format!("{}: {e}; nothing changed", path.display())))?;
     let mut out = std::io::stdout().lock();
     for n in &plan.notes {
         writeln!(out, "note: {n}")?;

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 
-use crate::app::UsageError;
 use crate::cli::ConfigCommand;
 use crate::config::Config;
+use crate::env::UsageError;
 
 pub fn run(cmd: &ConfigCommand, base_dir: &Path, config_path: &Path) -> Result<ExitCode> {
     let _ = base_dir;

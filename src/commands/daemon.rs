@@ -9,14 +9,16 @@ use clap::ValueEnum as _;
 use jiff::Timestamp;
 use serde_json::json;
 
-use crate::app::{Context, Env};
+use super::Context;
 use crate::cli::{DaemonCommand, GlobalArgs, ManagerArg, ServiceArgs};
 use crate::daemon::instance::{Liveness, probe};
 use crate::daemon::service::{self, Manager, RealSystem, ServiceSpec, Stopped};
 use crate::engine::Clock;
 use crate::engine::Source;
+use crate::env::Env;
 use crate::report::format::duration_minutes;
 use crate::snapshot;
+use crate::snapshot::Snapshot;
 
 pub fn run(
     ctx: Context,
@@ -37,7 +39,7 @@ pub fn run(
                 notifier: crate::notify::Notifier::for_context(&ctx, Vec::new()),
             };
             let debug = ctx.debug;
-            crate::daemon::run(ctx.settings, clock, vec![Box::new(alerts)], debug)
+            crate::daemon::run::<Snapshot>(ctx.settings, clock, vec![Box::new(alerts)], debug)
         }
         DaemonCommand::Install(args) => install(&ctx, args, global, env),
         DaemonCommand::Uninstall(args) => uninstall(&ctx, args, global, env),
@@ -302,8 +304,8 @@ struct AlertsHook {
     notifier: crate::notify::Notifier,
 }
 
-impl crate::daemon::UpdateHook for AlertsHook {
-    fn after_update(&mut self, update: &mut crate::daemon::Update<'_>) {
+impl crate::daemon::UpdateHook<Snapshot> for AlertsHook {
+    fn after_update(&mut self, update: &mut crate::daemon::Update<'_, Snapshot>) {
         let limit = update.data.and_then(|d| d.limit.tokens);
         let input = crate::notify::AlertInput::from_blocks(update.blocks, limit, update.now)
             .with_official(self.notifier.official_limits())
@@ -331,5 +333,55 @@ impl crate::daemon::UpdateHook for AlertsHook {
                 })
                 .collect();
         }
+    }
+}
+
+/// The daemon publishes the snapshot: this command is where the two faces meet.
+impl crate::daemon::Publication for Snapshot {
+    const FILE_NAME: &'static str = crate::snapshot::FILE_NAME;
+
+    fn compute(
+        feed: &crate::engine::feed::StoreFeed,
+        s: &crate::engine::Settings,
+        now: jiff::Timestamp,
+    ) -> Result<
+        (
+            Vec<crate::blocks::Block>,
+            crate::engine::overview::DashboardData,
+            Snapshot,
+        ),
+        String,
+    > {
+        crate::snapshot::from_feed(feed, s, now, "daemon").map_err(|e| e.to_string())
+    }
+
+    fn same_figures(&self, other: &Self) -> bool {
+        Snapshot::same_figures(self, other)
+    }
+
+    fn valid_until(&self) -> Option<jiff::Timestamp> {
+        self.valid_until
+    }
+
+    fn set_state(&mut self, d: crate::daemon::DaemonState) {
+        self.daemon = Some(crate::snapshot::DaemonInfo {
+            pid: d.pid,
+            started_at: d.started_at,
+            last_change: d.last_change,
+            consecutive_failures: d.consecutive_failures,
+            last_error: d.last_error,
+            last_error_at: d.last_error_at,
+        });
+    }
+
+    fn to_text(&self) -> String {
+        crate::snapshot::to_json(self)
+    }
+
+    fn summary(&self) -> (u32, Option<u64>) {
+        (
+            self.total_sessions_this_month,
+            self.active_block.as_ref().map(|a| a.total_tokens),
+        )
     }
 }

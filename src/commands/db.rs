@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use serde_json::json;
 
-use crate::app::Context;
+use super::Context;
 use crate::cli::DbCommand;
 use crate::report::format::{thousands, usd};
 use crate::report::json::{iso_ms, to_pretty};

@@ -7,10 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 
-use crate::app::{Context, Env, UsageError};
+use super::Context;
 use crate::cli::{Cli, DemoArgs, MonitorArgs};
 use crate::config::Config;
 use crate::engine::{Clock, Settings, Source};
+use crate::env::{Env, UsageError};
 use crate::ingest::discover::RootRequest;
 use crate::pricing::CostMode;
 use crate::synth::{SynthOptions, generate};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::app::Context;
+use super::Context;
 use crate::cli::DoctorArgs;
 use crate::ingest::parse::SkipReason;
 use crate::pricing::PriceResolver;

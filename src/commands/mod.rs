@@ -2,6 +2,7 @@
 
 pub mod claude;
 pub mod config;
+mod context;
 pub mod daemon;
 pub mod db;
 pub mod demo;
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::app::Context;
+pub use self::context::Context;
 use crate::engine::load::{Loaded, Observer, Sources};
 use crate::pricing::PriceResolver;
 use crate::store::SyncReport;

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::app::{Context, Env};
+use super::Context;
 use crate::cli::MonitorArgs;
 use crate::engine::Source;
 use crate::engine::feed::{StoreFeed, TranscriptFeed};
+use crate::env::Env;
 use crate::notify::Notifier;
 use crate::notify::backend::Bell;
 use crate::notify::hook::AlertHook;

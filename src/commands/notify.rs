@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::app::Context;
+use super::Context;
 use crate::cli::NotifyCommand;
 use crate::notify::{AlertInput, Backend, Delivery, Notifier, backend};
 

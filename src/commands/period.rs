@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
 
-use crate::app::Context;
+use super::Context;
 use crate::cli::PeriodArgs;
 use crate::config::TokenLimit;
 use crate::period::{self, PeriodSettings, PeriodSummary};

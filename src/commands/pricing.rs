@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::{Map, Value, json};
 
-use crate::app::Context;
+use super::Context;
 use crate::cli::PricingCommand;
 use crate::pricing::{self, ModelPrice, TokenKind};
 

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use comfy_table::{Cell, Color};
 use jiff::Timestamp;
 
-use crate::app::Context;
+use super::Context;
 use crate::blocks::{self, Block, BlockFilter};
 use crate::cli::{BlocksArgs, Order, ReportArgs, TokenLimitArg, Weekday};
 use crate::domain::EntryCost;

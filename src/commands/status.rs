@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::json;
 
-use crate::app::Context;
+use super::Context;
 use crate::cli::{StatusArgs, StatusFormat};
 use crate::daemon::instance::{Liveness, probe};
 use crate::engine::Clock;

@@ -28,7 +28,6 @@ use crate::engine::Settings;
 use crate::engine::feed::{StoreFeed, UsageFeed};
 use crate::engine::overview::DashboardData;
 use crate::period::Maxima;
-use crate::snapshot::{self, DaemonInfo, Snapshot};
 
 use self::instance::{Acquired, Instance};
 
@@ -73,9 +72,52 @@ pub enum Trigger {
     Clock,
 }
 
+/// The daemon's own state, published with every file it writes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DaemonState {
+    pub pid: u32,
+    pub started_at: Timestamp,
+    /// When usage last changed (new lines ingested).
+    pub last_change: Option<Timestamp>,
+    /// Failed updates in a row (0 after a success).
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Timestamp>,
+}
+
+/// What the daemon publishes after each update, and how: in csm, the
+/// snapshot file `monitor_data.json`, whose format lives with the other
+/// faces; the daemon only computes, compares and writes it.
+pub trait Publication: Clone + Send + 'static {
+    /// The file's name in the base directory and in each of `sync_dirs`.
+    const FILE_NAME: &'static str;
+
+    /// The figures at `now` from the feed: the windows, the overview and
+    /// what is published.
+    fn compute(
+        feed: &StoreFeed,
+        s: &Settings,
+        now: Timestamp,
+    ) -> Result<(Vec<Block>, DashboardData, Self), String>;
+
+    /// True when only what moves with the clock (and the daemon's state) differs.
+    fn same_figures(&self, other: &Self) -> bool;
+
+    /// The figures hold until this instant without new usage.
+    fn valid_until(&self) -> Option<Timestamp>;
+
+    fn set_state(&mut self, state: DaemonState);
+
+    /// The file's contents.
+    fn to_text(&self) -> String;
+
+    /// For the log: windows this period and the current window's tokens.
+    fn summary(&self) -> (u32, Option<u64>);
+}
+
 /// What an update hook sees: the point where notification rules are
-/// evaluated after each update, before the snapshot is written.
-pub struct Update<'a> {
+/// evaluated after each update, before the file is written.
+pub struct Update<'a, P> {
     pub now: Timestamp,
     /// What woke the daemon (hooks in tests tell updates apart by it).
     #[cfg_attr(not(test), allow(dead_code))]
@@ -84,26 +126,26 @@ pub struct Update<'a> {
     /// the update failed before any data was loaded.
     pub blocks: &'a [Block],
     pub data: Option<&'a DashboardData>,
-    /// The snapshot about to be written, which a hook may fill in (alerts).
+    /// What is about to be written, which a hook may fill in (alerts).
     /// After a failed update it is the previous one (hooks' fields included):
     /// set fields, do not append to them.
-    pub snapshot: Option<&'a mut Snapshot>,
+    pub snapshot: Option<&'a mut P>,
     /// Failed updates in a row, this one included (0 after a success).
     pub consecutive_failures: u32,
     pub error: Option<&'a str>,
 }
 
 /// Called after every update attempt, successful or not.
-pub trait UpdateHook: Send {
-    fn after_update(&mut self, update: &mut Update<'_>);
+pub trait UpdateHook<P>: Send {
+    fn after_update(&mut self, update: &mut Update<'_, P>);
 }
 
 /// Runs the daemon in the foreground until a signal stops it.
 /// `debug` logs at debug level.
-pub fn run(
+pub fn run<P: Publication>(
     ctx: Settings,
     clock: Clock,
-    hooks: Vec<Box<dyn UpdateHook>>,
+    hooks: Vec<Box<dyn UpdateHook<P>>>,
     debug: bool,
 ) -> Result<ExitCode> {
     let base = ctx.base_dir.clone();
@@ -130,7 +172,7 @@ pub fn run(
     }
     tracing::info!(
         pid = std::process::id(),
-        version = snapshot::VERSION,
+        version = env!("CARGO_PKG_VERSION"),
         base = %base.display(),
         "daemon started"
     );
@@ -147,7 +189,7 @@ pub fn run(
     // One line for whoever started it by hand; the rest goes to the log.
     eprintln!(
         "csm daemon {} running for {} (pid {}), watching {watching}; log: {}; stop with Ctrl-C or `csm daemon stop`",
-        snapshot::VERSION,
+        env!("CARGO_PKG_VERSION"),
         base.display(),
         std::process::id(),
         base.join(logfile::FILE_NAME).display()
@@ -238,14 +280,14 @@ fn forward_signals(_tx: mpsc::Sender<Wake>) -> Result<()> {
 }
 
 /// The daemon's state between updates.
-struct Daemon {
+struct Daemon<P> {
     ctx: Arc<Settings>,
     clock: Clock,
     feed: StoreFeed,
     kept: Maxima,
-    hooks: Vec<Box<dyn UpdateHook>>,
+    hooks: Vec<Box<dyn UpdateHook<P>>>,
     started_at: Timestamp,
-    last: Option<Snapshot>,
+    last: Option<P>,
     last_written: Option<Instant>,
     /// The next heartbeat: pushed back by every write and every clock-driven
     /// update (a failing one too, so failures never make the loop spin).
@@ -256,8 +298,8 @@ struct Daemon {
     loaded: bool,
 }
 
-impl Daemon {
-    fn new(ctx: Settings, clock: Clock, hooks: Vec<Box<dyn UpdateHook>>) -> Daemon {
+impl<P: Publication> Daemon<P> {
+    fn new(ctx: Settings, clock: Clock, hooks: Vec<Box<dyn UpdateHook<P>>>) -> Daemon<P> {
         let kept = crate::engine::kept_maxima(&ctx.base_dir);
         let ctx = Arc::new(ctx);
         Daemon {
@@ -289,7 +331,7 @@ impl Daemon {
         let valid = self
             .last
             .as_ref()
-            .and_then(|s| s.valid_until)
+            .and_then(|s| s.valid_until())
             .and_then(|until| {
                 let left = until.duration_since(self.clock.now());
                 // A fixed clock (CSM_NOW) never reaches it.
@@ -335,7 +377,7 @@ impl Daemon {
             Ok(ingested) => {
                 self.loaded = true;
                 self.failures = 0;
-                match snapshot::from_feed(&self.feed, &self.ctx, now, "daemon") {
+                match P::compute(&self.feed, &self.ctx, now) {
                     Ok((blocks, d, snap)) => {
                         self.publish(trigger, now, &blocks, d, snap, ingested, started)
                     }
@@ -353,7 +395,7 @@ impl Daemon {
         now: Timestamp,
         blocks: &[Block],
         d: DashboardData,
-        mut snap: Snapshot,
+        mut snap: P,
         ingested: bool,
         started: Instant,
     ) {
@@ -364,7 +406,7 @@ impl Daemon {
         if changed {
             self.last_change = Some(now);
         }
-        snap.daemon = Some(self.info());
+        snap.set_state(self.state());
         for h in &mut self.hooks {
             h.after_update(&mut Update {
                 now,
@@ -390,10 +432,11 @@ impl Daemon {
             "update"
         );
         if changed {
+            let (sessions, active_tokens) = snap.summary();
             tracing::info!(
                 ?trigger,
-                sessions = snap.total_sessions_this_month,
-                active_tokens = snap.active_block.as_ref().map(|a| a.total_tokens),
+                sessions,
+                active_tokens,
                 ms = started.elapsed().as_millis() as u64,
                 "snapshot updated"
             );
@@ -414,7 +457,7 @@ impl Daemon {
         self.last_error = Some((msg.clone(), now));
         let mut snap = self.last.clone();
         if let Some(s) = snap.as_mut() {
-            s.daemon = Some(self.info());
+            s.set_state(self.state());
         }
         for h in &mut self.hooks {
             h.after_update(&mut Update {
@@ -436,8 +479,8 @@ impl Daemon {
         }
     }
 
-    fn info(&self) -> DaemonInfo {
-        DaemonInfo {
+    fn state(&self) -> DaemonState {
+        DaemonState {
             pid: std::process::id(),
             started_at: self.started_at,
             last_change: self.last_change,
@@ -447,9 +490,9 @@ impl Daemon {
         }
     }
 
-    fn write(&mut self, snap: &Snapshot) {
-        let text = snapshot::to_json(snap);
-        let path = self.ctx.base_dir.join(snapshot::FILE_NAME);
+    fn write(&mut self, snap: &P) {
+        let text = snap.to_text();
+        let path = self.ctx.base_dir.join(P::FILE_NAME);
         if let Err(e) = crate::fsutil::write_atomic(&path, text.as_bytes(), 0o600) {
             tracing::error!(path = %path.display(), "cannot write the snapshot: {e}");
             return;
@@ -458,7 +501,7 @@ impl Daemon {
         self.heartbeat_at = Instant::now() + HEARTBEAT;
         for dir in &self.ctx.config.sync_dirs {
             let dir = expand_home(dir, self.ctx.roots.home.as_deref());
-            let copy = dir.join(snapshot::FILE_NAME);
+            let copy = dir.join(P::FILE_NAME);
             // Shared folders (iCloud Drive) are read by other devices and apps.
             if let Err(e) = crate::fsutil::write_atomic(&copy, text.as_bytes(), 0o644) {
                 tracing::warn!(path = %copy.display(), "cannot copy the snapshot: {e}");
@@ -551,8 +594,8 @@ mod tests {
     /// Records what each update handed to hooks, and adds an alert.
     struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<(Trigger, bool, u32)>>>);
 
-    impl UpdateHook for Recorder {
-        fn after_update(&mut self, u: &mut Update<'_>) {
+    impl UpdateHook<crate::snapshot::Snapshot> for Recorder {
+        fn after_update(&mut self, u: &mut Update<'_, crate::snapshot::Snapshot>) {
             self.0
                 .lock()
                 .unwrap()
@@ -592,7 +635,7 @@ mod tests {
         let now = crate::synth::default_now();
         let ctx = crate::app::Context::new(&cli, &env, now).unwrap().settings;
         let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut d = Daemon::new(
+        let mut d = Daemon::<crate::snapshot::Snapshot>::new(
             ctx,
             Clock::Fixed(now),
             vec![Box::new(Recorder(calls.clone()))],
