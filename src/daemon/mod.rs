@@ -591,51 +591,109 @@ mod tests {
         crate::store::Store::open(dir.path()).unwrap();
     }
 
-    /// Records what each update handed to hooks, and adds an alert.
+    /// A publication of the daemon's own, so the loop is tested without
+    /// any face: the windows' count, a note a hook may set, the state.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Note {
+        windows: usize,
+        note: Option<String>,
+        failures: Option<u32>,
+    }
+
+    impl Publication for Note {
+        const FILE_NAME: &'static str = "note.txt";
+
+        fn compute(
+            feed: &StoreFeed,
+            s: &Settings,
+            now: Timestamp,
+        ) -> Result<(Vec<Block>, DashboardData, Self), String> {
+            use crate::engine::overview::{self, DashboardSettings, Inputs};
+            let (blocks, detail) = feed.blocks(now);
+            let d = overview::build(Inputs {
+                blocks: &blocks,
+                detail,
+                kept: Maxima::default(),
+                window_length: crate::blocks::window_length(5.0),
+                now,
+                tz: s.tz(),
+                settings: DashboardSettings::from_config(&s.config),
+            })
+            .map_err(|e| e.to_string())?;
+            let windows = blocks.iter().filter(|b| !b.is_gap).count();
+            Ok((
+                blocks,
+                d,
+                Note {
+                    windows,
+                    note: None,
+                    failures: None,
+                },
+            ))
+        }
+        fn same_figures(&self, other: &Self) -> bool {
+            self.windows == other.windows
+        }
+        fn valid_until(&self) -> Option<Timestamp> {
+            None
+        }
+        fn set_state(&mut self, state: DaemonState) {
+            self.failures = Some(state.consecutive_failures);
+        }
+        fn to_text(&self) -> String {
+            format!(
+                "{} {} {}",
+                self.windows,
+                self.note.as_deref().unwrap_or("-"),
+                self.failures.unwrap_or(0)
+            )
+        }
+        fn summary(&self) -> (u32, Option<u64>) {
+            (self.windows as u32, None)
+        }
+    }
+
+    /// Records what each update handed to hooks, and adds a note.
     struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<(Trigger, bool, u32)>>>);
 
-    impl UpdateHook<crate::snapshot::Snapshot> for Recorder {
-        fn after_update(&mut self, u: &mut Update<'_, crate::snapshot::Snapshot>) {
+    impl UpdateHook<Note> for Recorder {
+        fn after_update(&mut self, u: &mut Update<'_, Note>) {
             self.0
                 .lock()
                 .unwrap()
                 .push((u.trigger, u.data.is_some(), u.consecutive_failures));
             if let Some(s) = u.snapshot.as_mut() {
-                s.alerts = vec![crate::snapshot::AlertInfo {
-                    key: "window_end:test".into(),
-                    rule: "window_end".into(),
-                    sent_at: u.now,
-                    title: "t".into(),
-                    body: "b".into(),
-                    severity: None,
-                }];
+                s.note = Some("alert".into());
             }
         }
     }
 
     #[test]
-    fn hooks_see_every_update_and_can_add_to_the_snapshot() {
-        use clap::Parser as _;
+    fn hooks_see_every_update_and_can_add_to_the_publication() {
         let dir = tempfile::tempdir().unwrap();
         let claude = dir.path().join("claude");
         let mut opts = crate::synth::SynthOptions::new(5, 256 << 10, crate::synth::default_now());
         opts.days = 5;
         crate::synth::generate(&claude, &opts).unwrap();
-        let cli = crate::cli::Cli::parse_from([
-            "csm".as_ref(),
-            "--claude-dir".as_ref(),
-            claude.as_os_str(),
-            "--timezone".as_ref(),
-            "UTC".as_ref(),
-        ]);
-        let env = crate::app::Env {
-            csm_home: Some(dir.path().join("base").to_string_lossy().into_owned()),
-            ..Default::default()
-        };
         let now = crate::synth::default_now();
-        let ctx = crate::app::Context::new(&cli, &env, now).unwrap().settings;
+        let ctx = Settings {
+            now,
+            tz: std::sync::OnceLock::from(jiff::tz::TimeZone::UTC),
+            base_dir: dir.path().join("base"),
+            config: crate::config::Config::default(),
+            roots: crate::ingest::discover::RootRequest {
+                explicit: vec![claude.clone()],
+                env_value: None,
+                home: None,
+                xdg_config_home: None,
+            },
+            mode: crate::pricing::CostMode::Auto,
+            source: crate::engine::Source::Transcripts,
+            no_store: false,
+            recalculate: false,
+        };
         let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut d = Daemon::<crate::snapshot::Snapshot>::new(
+        let mut d = Daemon::<Note>::new(
             ctx,
             Clock::Fixed(now),
             vec![Box::new(Recorder(calls.clone()))],
@@ -653,9 +711,10 @@ mod tests {
             ]
         );
         let written =
-            crate::snapshot::read(&dir.path().join("base").join(crate::snapshot::FILE_NAME))
-                .unwrap();
-        assert_eq!(written.alerts.len(), 1, "the hook's alert is in the file");
-        assert_eq!(written.daemon.unwrap().consecutive_failures, 1);
+            std::fs::read_to_string(dir.path().join("base").join(Note::FILE_NAME)).unwrap();
+        let fields: Vec<&str> = written.split(' ').collect();
+        assert!(fields[0].parse::<usize>().unwrap() > 0, "{written}");
+        // The hook's note is in the file, and so is the failure after it.
+        assert_eq!(&fields[1..], ["alert", "1"], "{written}");
     }
 }
