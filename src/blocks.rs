@@ -1,4 +1,4 @@
-//! Five-hour windows ("blocks", SPEC 2.5): pure computation over entries
+//! Five-hour windows ("blocks"): pure computation over entries
 //! sorted by time, with the clock passed in. Same algorithm as ccusage 20.0.24.
 
 use jiff::{SignedDuration, Timestamp};

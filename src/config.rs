@@ -1,4 +1,4 @@
-//! `config.toml` (SPEC 10): loading, validation and the base directory.
+//! `config.toml`: loading, validation and the base directory.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! De-duplication of streamed and replayed responses (SPEC 2.3), with the
+//! De-duplication of streamed and replayed responses, with the
 //! tie-breaks ccusage 20.0.24 uses (measured; see the tests).
 //!
 //! Claude Code writes one line per content block of a streamed response (same

@@ -1,5 +1,5 @@
 //! File-system helpers for files other processes read: private permissions
-//! and atomic replacement (SPEC 1).
+//! and atomic replacement.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

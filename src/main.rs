@@ -23,7 +23,7 @@ fn main() -> ExitCode {
 }
 
 /// Help and version print in full; a bad flag or value is one line naming
-/// it (SPEC 5), exit status 2.
+/// it, exit status 2.
 fn usage_error(e: clap::Error) -> ExitCode {
     match e.kind() {
         ErrorKind::DisplayHelp

@@ -262,7 +262,7 @@ fn bad_config_file_exits_2_naming_key_and_line() {
     }
 }
 
-/// SPEC 10: a bad value names the key. A value of the wrong TOML type is
+/// A bad value names the key. A value of the wrong TOML type is
 /// reported with its line but without the key ("line 1: invalid type: string
 /// \"many\", expected u32"): `describe_toml_error` in src/config.rs prints
 /// only toml's message.
@@ -382,7 +382,7 @@ fn doctor_lists_root_files_and_skip_reasons() {
 /// With the history store (commit 4d99779), `doctor` counts only the lines
 /// this run read: run it twice and the second run says "skipped lines 0",
 /// "lines 0", "bytes read 0" although the transcripts still hold the bad
-/// lines. SPEC 2.2: "csm doctor and --debug show the counts".
+/// lines, while doctor and --debug must show the counts.
 #[test]
 fn doctor_counts_survive_the_history_store() {
     let sb = Sandbox::new();

@@ -1,4 +1,4 @@
-//! Reliability and security (SPEC 1, 2.2, 3): nothing is lost or corrupted
+//! Reliability and security: nothing is lost or corrupted
 //! under crashes, contention and hostile input; files stay private; nothing
 //! touches the network. docs/reliability.md maps each guarantee to the test
 //! here that proves it and to the figures measured.

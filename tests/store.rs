@@ -1,4 +1,4 @@
-//! The history store (SPEC 3) through the real binary: building it round by
+//! The history store through the real binary: building it round by
 //! round gives what one pass gives; transcripts that disappear keep their
 //! entries; a replaced transcript is re-read whole without double counting;
 //! `--recalculate` changes nothing but keeps what is gone.

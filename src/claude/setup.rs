@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-/// The hook events csm listens to (SPEC 8).
+/// The hook events csm listens to.
 pub const EVENTS: [&str; 8] = [
     "SessionStart",
     "UserPromptSubmit",

@@ -1,4 +1,4 @@
-//! `csm statusline` (SPEC 8): one line for Claude Code's status bar.
+//! `csm statusline`: one line for Claude Code's status bar.
 //!
 //! Claude Code runs the command on every repaint, so the path is short: read
 //! the payload (bounded), open the store without migrating or ingesting, read

@@ -1,4 +1,4 @@
-//! `csm config show|set|path` (SPEC 10).
+//! `csm config show|set|path`.
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! `csm daemon run|install|uninstall|status|stop` (SPEC 7).
+//! `csm daemon run|install|uninstall|status|stop`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -297,7 +297,7 @@ fn ago(secs: i64) -> String {
     }
 }
 
-/// The daemon's share of notifications (SPEC 9): the rules are evaluated
+/// The daemon's share of notifications: the rules are evaluated
 /// after every update and what is due is sent; the snapshot lists the
 /// alerts sent lately.
 struct AlertsHook {

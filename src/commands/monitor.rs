@@ -42,7 +42,7 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
     let (debug, color) = (ctx.debug, ctx.color);
     let ctx = Arc::new(ctx.settings);
     // The original monitor's saved maximum counts as a window seen before.
-    // The store (issue 3) will import it once into its maxima; until then it
+    // The store will import it once into its maxima; until then it
     // is read on every start.
     let kept = crate::engine::kept_maxima(&ctx.base_dir);
     // A one-frame print never sends notifications; the live dashboard does

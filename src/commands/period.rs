@@ -1,4 +1,4 @@
-//! `csm period`: the billing period (SPEC 4, 5).
+//! `csm period`: the billing period.
 
 use std::process::ExitCode;
 

@@ -1,4 +1,4 @@
-//! `csm daemon run` (SPEC 7): the background collector. One per base
+//! `csm daemon run`: the background collector. One per base
 //! directory; it wakes on file-change events from the data roots (and polls
 //! every `interval_seconds` in case events are lost), ingests the new lines
 //! into the history store, recomputes, and atomically rewrites

@@ -1,5 +1,5 @@
 //! `csm daemon install|uninstall`: the daemon as a service of the platform's
-//! manager (SPEC 7): a launchd LaunchAgent on macOS, a systemd user unit on
+//! manager: a launchd LaunchAgent on macOS, a systemd user unit on
 //! Linux, and a cron `@reboot` line where neither is available.
 //!
 //! [`plan_install`] and [`plan_uninstall`] are pure: they say which files to

@@ -57,7 +57,7 @@ pub struct ClaudeExtras {
 /// Reads every transcript again whenever any file's size, mtime or inode
 /// changed. A poll with nothing new costs a few `stat` calls
 /// ([`ChangeDetector`]); a change costs a full parse of the history — until
-/// the store (issue 3) makes that part incremental.
+/// the store makes that part incremental.
 pub struct TranscriptFeed {
     ctx: Arc<Settings>,
     prices: Option<PriceTable>,

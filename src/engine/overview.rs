@@ -1,6 +1,6 @@
 //! What the dashboard shows, as plain data: built by a pure function from
 //! blocks (any source) so the screen can be tested without a terminal, and so
-//! a daemon snapshot (issue 5) can fill the same structure.
+//! a daemon snapshot can fill the same structure.
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -22,10 +22,10 @@ pub struct DashboardData {
     pub maxima: Maxima,
     /// The token bar's 100 %.
     pub limit: ResolvedLimit,
-    /// Claude Code's own rate limits, when the status line captured them
-    /// (issue 7); `None` hides the pane.
+    /// Claude Code's own rate limits, when the status line captured them;
+    /// `None` hides the pane.
     pub official: Option<OfficialLimits>,
-    /// Live Claude Code sessions from hooks (issue 7); `None` hides the pane.
+    /// Live Claude Code sessions from hooks; `None` hides the pane.
     pub activity: Option<Vec<ActivityRow>>,
     /// The data describes the clock up to this instant: a window ends or goes
     /// idle, or the period rolls over. A source recomputes after it even when

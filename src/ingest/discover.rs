@@ -1,4 +1,4 @@
-//! Finding Claude Code's data roots and the transcript files below them (SPEC 2.1).
+//! Finding Claude Code's data roots and the transcript files below them.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Turning one transcript line into a usage entry (SPEC 2.2), accepting and
+//! Turning one transcript line into a usage entry, accepting and
 //! rejecting exactly the lines ccusage 20.0.24 does (measured on fixtures, see
 //! tests below and tests/fixtures/).
 //!

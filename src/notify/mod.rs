@@ -1,4 +1,4 @@
-//! Notifications (SPEC 9): the rules decide what is due ([`rules`]), the
+//! Notifications: the rules decide what is due ([`rules`]), the
 //! backends show it ([`backend`]), and the store's `alerts_sent` table makes
 //! each alert happen once, whichever process sends it and however often it
 //! restarts.

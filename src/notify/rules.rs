@@ -1,4 +1,4 @@
-//! The five alert rules of SPEC 9 as one pure function of (alerts already
+//! The five alert rules as one pure function of (alerts already
 //! sent, what is known about usage, settings, now).
 //!
 //! Every alert carries a key naming the one occasion it is about (a window,
@@ -18,7 +18,7 @@ use crate::period::{self, Maxima};
 use crate::report::format::{day_hh_mm, hh_mm};
 use crate::store::OfficialCapture;
 
-/// Consecutive failed updates before the source-failing alert (SPEC 9, rule 5).
+/// Consecutive failed updates before the source-failing alert (rule 5).
 pub const SOURCE_FAILURES: u32 = 5;
 
 /// A rule's name, as stored in `alerts_sent.rule`.

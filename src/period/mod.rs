@@ -1,10 +1,10 @@
-//! Billing periods, sessions and limits (SPEC 4): pure functions over 5-hour
+//! Billing periods, sessions and limits: pure functions over 5-hour
 //! windows with the clock and the display time zone passed in.
 //!
 //! A window ("session") belongs to the period it starts in: that rule gives
 //! both the session count and the period's cost, so the two always describe
 //! the same windows (as the original monitor counted them). The store of
-//! issue 3 feeds the same functions with blocks that outlive Claude Code's
+//! history store feeds the same functions with blocks that outlive Claude Code's
 //! transcript clean-up, plus the all-time maxima it keeps ([`Maxima`]).
 
 use jiff::civil::{Date, Time};
@@ -227,7 +227,7 @@ pub fn summarize(
 /// The current period and the `n` before it, newest first.
 ///
 /// Computed from the blocks given: with transcripts only, periods older than
-/// Claude Code's 30-day clean-up come out empty; the store of issue 3 keeps
+/// Claude Code's 30-day clean-up come out empty; the store keeps
 /// the blocks that make them complete.
 pub fn history(
     blocks: &[Block],

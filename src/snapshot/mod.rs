@@ -1,4 +1,4 @@
-//! `monitor_data.json` (SPEC 7): the snapshot the daemon writes for the
+//! `monitor_data.json`: the snapshot the daemon writes for the
 //! dashboard, `csm status`, status bars and the phone widget.
 //!
 //! The file is a superset of the original monitor's (its widget and client

@@ -24,7 +24,7 @@ pub struct SentAlert {
     pub body: String,
 }
 
-/// The most recent `rate_limits` capture (SPEC 4).
+/// The most recent `rate_limits` capture.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OfficialCapture {
     pub captured_at: Timestamp,

@@ -1,4 +1,4 @@
-//! The history store (SPEC 3): an SQLite file that keeps every usage line csm
+//! The history store: an SQLite file that keeps every usage line csm
 //! has read, so history outlives Claude Code's transcript clean-up and a run
 //! only reads the bytes appended since the last one.
 //!

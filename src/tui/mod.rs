@@ -1,4 +1,4 @@
-//! The live dashboard (SPEC 6): terminal handling, the event loop and the
+//! The live dashboard: terminal handling, the event loop and the
 //! worker thread that refreshes data, around the pure [`view`] and [`data`].
 //!
 //! The data source runs on its own thread so that a slow refresh (a full

@@ -1,4 +1,4 @@
-//! Drawing one dashboard frame (SPEC 6) into a ratatui buffer: a pure function
+//! Drawing one dashboard frame into a ratatui buffer: a pure function
 //! of the data, the clock and the terminal size, so snapshots can test it.
 //!
 //! Layout: a bordered box with the title and clock on the top edge and the
@@ -57,7 +57,7 @@ impl Theme {
         }
     }
 
-    /// Green below 50 %, yellow below 80 %, red from 80 % (SPEC 6).
+    /// Green below 50 %, yellow below 80 %, red from 80 %.
     fn level(self, percent: f64) -> Style {
         self.fg(if percent < 50.0 {
             Color::Green

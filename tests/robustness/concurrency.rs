@@ -1,4 +1,4 @@
-//! Several processes on one history store (SPEC 3): reports running in
+//! Several processes on one history store: reports running in
 //! loops while another process ingests a cold history, and while a
 //! transcript grows, never fail, never print "database is locked", always
 //! print valid JSON; afterwards the store gives what one pass gives.

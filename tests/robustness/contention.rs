@@ -1,4 +1,4 @@
-//! Contention (SPEC 3, 7): many processes on one history store at once, as
+//! Contention: many processes on one history store at once, as
 //! on a user's machine: the live dashboard refreshing every second, 16
 //! report commands running back to back, repeated short calls, and Claude
 //! Code appending to a transcript all the while. Zero failed calls, zero

@@ -1,4 +1,4 @@
-//! Crash safety of the history store (SPEC 3): a cold ingest killed with
+//! Crash safety of the history store: a cold ingest killed with
 //! SIGKILL at any point is repaired by the next run, which then prints
 //! exactly what an uninterrupted run prints, and the database stays intact.
 

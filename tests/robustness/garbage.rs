@@ -29,7 +29,7 @@ const HUGE_LINE_BYTES: u64 = 200 * 1024 * 1024;
 
 const DEPTH: usize = 200_000;
 
-/// Peak resident memory allowed while reading the huge line (issue 8).
+/// Peak resident memory allowed while reading the huge line.
 const MAX_PEAK_MIB: u64 = 100;
 
 /// A valid usage line (used as the core of the deeply nested lines).

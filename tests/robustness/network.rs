@@ -1,4 +1,4 @@
-//! No network access anywhere except `csm pricing update` (SPEC 2.4).
+//! No network access anywhere except `csm pricing update`.
 //!
 //! Each command runs under `strace -f -e trace=socket,connect`, which logs
 //! every socket the process or any of its threads and children opens; an

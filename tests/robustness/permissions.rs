@@ -1,4 +1,4 @@
-//! Files csm writes are private (SPEC 1): the store (with its WAL, shared
+//! Files csm writes are private: the store (with its WAL, shared
 //! memory and lock files), config, prices and logs are 0600, directories
 //! 0700, whatever the umask. Every command runs here with umask 000, so a
 //! file not created private on purpose would come out world-writable.

@@ -1,4 +1,4 @@
-//! Claude Code activity from hooks (SPEC 8): what each hook event says, and
+//! Claude Code activity from hooks: what each hook event says, and
 //! which sessions are working, waiting for the user or idle — a pure
 //! function of the recorded events and the clock.
 
@@ -138,7 +138,7 @@ fn is_waiting(event: &str) -> bool {
 /// The live sessions at `now` from their recorded events (any order, any
 /// number of sessions), waiting ones first.
 ///
-/// Rules (SPEC 8), from each session's latest event:
+/// Rules, from each session's latest event:
 /// - SessionEnd, or no event for 5 h: the session is gone;
 /// - no event for 10 min: IDLE;
 /// - Notification, Stop (or a fresh SessionStart): WAITING FOR YOU, since the

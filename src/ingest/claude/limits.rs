@@ -1,4 +1,4 @@
-//! Official limits (SPEC 4): the `rate_limits` Claude Code hands its status
+//! Official limits: the `rate_limits` Claude Code hands its status
 //! line — the account's own 5-hour and weekly usage, as `/usage` shows it.
 //!
 //! Pure: parsing and validating a capture, and judging its age against a
