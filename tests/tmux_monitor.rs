@@ -190,6 +190,19 @@ fn exits(pid: &str, within: Duration) -> bool {
     true
 }
 
+/// A dashboard on the generated history, and its pid.
+fn running_dashboard() -> (Dirs, Tmux, String) {
+    let d = history();
+    let tokens = thousands(active_block_tokens(&d));
+    let (tmux, pid_file) = start(&d, &tokens);
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(alive(&pid));
+    (d, tmux, pid)
+}
+
 /// Closing the terminal (`tmux kill-session`: the pane's pty goes away and
 /// the shell's group gets SIGHUP) ends the dashboard instead of leaving it
 /// spinning on a terminal that is gone.
@@ -199,17 +212,12 @@ fn the_dashboard_exits_when_its_terminal_goes_away() {
         eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
         return;
     }
-    let d = history();
-    let tokens = thousands(active_block_tokens(&d));
-    let (tmux, pid_file) = start(&d, &tokens);
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
-    let pid = pid.trim();
-    assert!(alive(pid));
+    let (_d, tmux, pid) = running_dashboard();
     tmux.ok(&["kill-session", "-t", "csm"]);
     // Generous for a loaded CI machine: the figure (within 1 s) is measured
     // by scripts/monitor-bench.py.
     assert!(
-        exits(pid, Duration::from_secs(10)),
+        exits(&pid, Duration::from_secs(10)),
         "csm {pid} outlived its terminal"
     );
 }
@@ -222,15 +230,10 @@ fn sigterm_ends_a_dashboard_whose_terminal_is_gone() {
         eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
         return;
     }
-    let d = history();
-    let tokens = thousands(active_block_tokens(&d));
-    let (tmux, pid_file) = start(&d, &tokens);
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
-    let pid = pid.trim().to_string();
+    let (_d, tmux, pid) = running_dashboard();
     tmux.ok(&["kill-server"]);
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     // Already gone is fine too (kill then fails).
-    let _ = status;
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
     assert!(
         exits(&pid, Duration::from_secs(10)),
         "csm {pid} ignored SIGTERM"

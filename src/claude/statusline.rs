@@ -176,18 +176,17 @@ pub fn render(
 /// Printed when nothing else can be: Claude Code shows it as it is.
 pub const FALLBACK: &str = "csm: no usage data";
 
-/// `42%` coloured by threshold (green < 50, yellow < 80, red from 80).
+/// `42%` coloured by [`Level`]: green, yellow, red.
 fn paint(pct: f64, prefix: &str, color: bool) -> String {
+    use crate::report::format::Level;
     let text = format!("{prefix}{:.0}%", pct.max(0.0));
     if !color {
         return text;
     }
-    let code = if pct < 50.0 {
-        32
-    } else if pct < 80.0 {
-        33
-    } else {
-        31
+    let code = match Level::of(pct) {
+        Level::Ok => 32,
+        Level::Warning => 33,
+        Level::Critical => 31,
     };
     format!("\x1b[{code}m{text}\x1b[0m")
 }

@@ -101,13 +101,7 @@ fn minutes_left(s: &Snapshot, now: Timestamp) -> Option<i64> {
 }
 
 fn level(pct: f64) -> &'static str {
-    if pct >= 80.0 {
-        "critical"
-    } else if pct >= 50.0 {
-        "warning"
-    } else {
-        "ok"
-    }
+    crate::report::format::Level::of(pct).as_str()
 }
 
 fn sessions(s: &Snapshot) -> String {

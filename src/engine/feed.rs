@@ -131,7 +131,10 @@ impl UsageFeed for TranscriptFeed {
             .iter()
             .zip(&self.costs)
             .map(|(entry, &cost)| Timed { entry, cost });
-        let blocks = blocks::identify_blocks(timed, blocks::window_length(5.0));
+        let blocks = blocks::identify_blocks(
+            timed,
+            blocks::window_length(crate::store::STORED_WINDOW_HOURS),
+        );
         let detail = match overview::tail_from(&blocks, now) {
             Some(first) => {
                 let from = self.entries.partition_point(|e| e.timestamp < first);

@@ -23,6 +23,35 @@ pub fn usd(x: f64) -> String {
     format!("{sign}${}.{:02}", thousands(cents / 100), cents % 100)
 }
 
+/// How full a limit is, as every face colours it: ok below 50 %, warning
+/// below 80 %, critical from 80 %.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Ok,
+    Warning,
+    Critical,
+}
+
+impl Level {
+    pub fn of(percent: f64) -> Level {
+        if percent >= 80.0 {
+            Level::Critical
+        } else if percent >= 50.0 {
+            Level::Warning
+        } else {
+            Level::Ok
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Warning => "warning",
+            Level::Critical => "critical",
+        }
+    }
+}
+
 /// `2.0M`, `512.3K`, `950`: compact token counts for narrow places.
 pub fn compact(n: u64) -> String {
     match n {

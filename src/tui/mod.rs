@@ -1,5 +1,6 @@
 //! The live dashboard: terminal handling, the event loop and the
-//! worker thread that refreshes data, around the pure [`view`] and [`data`].
+//! worker thread that refreshes data, around the pure [`view`] and the
+//! engine's figures (`engine::overview`).
 //!
 //! The data source runs on its own thread so that a slow refresh (a full
 //! transcript re-read until the store lands) never delays keys, resizes or

@@ -55,7 +55,7 @@ impl<F: UsageFeed> InProcessSource<F> {
             feed,
             ctx,
             settings,
-            window_length: blocks::window_length(5.0),
+            window_length: blocks::window_length(crate::store::STORED_WINDOW_HOURS),
             last: None,
             force: false,
             alerts: None,

@@ -18,7 +18,7 @@ use crate::blocks::PaceBasis;
 use crate::engine::overview::{
     ActiveWindow, AlertRow, DashboardData, OfficialBar, OfficialLimits, Severity,
 };
-use crate::report::format::{compact, duration_minutes, short_model, thousands, usd};
+use crate::report::format::{Level, compact, duration_minutes, short_model, thousands, usd};
 
 /// What one frame shows.
 pub struct ViewState<'a> {
@@ -57,14 +57,12 @@ impl Theme {
         }
     }
 
-    /// Green below 50 %, yellow below 80 %, red from 80 %.
+    /// Green, yellow, red by [`Level`].
     fn level(self, percent: f64) -> Style {
-        self.fg(if percent < 50.0 {
-            Color::Green
-        } else if percent < 80.0 {
-            Color::Yellow
-        } else {
-            Color::Red
+        self.fg(match Level::of(percent) {
+            Level::Ok => Color::Green,
+            Level::Warning => Color::Yellow,
+            Level::Critical => Color::Red,
         })
     }
 
@@ -414,7 +412,8 @@ fn active_groups(
                 theme,
                 match r.basis {
                     PaceBasis::Recent => "Last 30m",
-                    PaceBasis::Window => "So far",
+                    // The window is younger than 30 minutes: its own pace.
+                    PaceBasis::Window => "Pace",
                 },
             ),
             Span::raw(format!(
@@ -750,7 +749,7 @@ fn render_help(area: Rect, buf: &mut Buffer, theme: Theme, source: &str) {
         Line::default(),
         Line::from(format!("data: {source}")),
         Line::from("tokens count all four kinds, cache reads too"),
-        Line::from("pace: usage of the last 30 minutes"),
+        Line::from("pace: the last 30 minutes (a younger window: all of it)"),
         Line::from("colours: green <50% · yellow 50–80% · red ≥80%"),
     ];
     let w = (text.iter().map(Line::width).max().unwrap_or(20) + 4).min(area.width as usize) as u16;
