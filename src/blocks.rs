@@ -8,32 +8,47 @@ use crate::domain::{TokenCounts, UsageEntry};
 /// One usage window, or a gap between windows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Block {
+    /// Window start: the first entry's time floored to the UTC hour (for a gap, the last entry's time plus the window length).
     pub start: Timestamp,
+    /// Window end: `start` plus the window length (for a gap, the next entry's time).
     pub end: Timestamp,
+    /// Time of the first entry (none for gaps).
     pub first_entry: Option<Timestamp>,
     /// Time of the last entry (none for gaps).
     pub actual_end: Option<Timestamp>,
+    /// True for an empty stretch between windows rather than a window.
     pub is_gap: bool,
+    /// Number of usage entries in the window.
     pub entries: usize,
+    /// Token counts summed over the window's entries.
     pub tokens: TokenCounts,
+    /// Cost of the window's entries in USD, priced by the run's cost mode.
     pub cost_usd: f64,
     /// Models in first-use order, `<synthetic>` left out, fast mode shown as `-fast`.
     pub models: Vec<String>,
+    /// The first usage-limit reset time an entry of this window reported.
     pub usage_limit_reset: Option<Timestamp>,
 }
 
+/// ccusage's burn rate of an active window: usage between its first and last entry.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BurnRate {
+    /// All four token kinds per minute.
     pub tokens_per_minute: f64,
     /// Input + output only: what ccusage's burn indicator uses.
     pub tokens_per_minute_for_indicator: f64,
+    /// USD per hour.
     pub cost_per_hour: f64,
 }
 
+/// Where an active window ends up at its burn rate.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Projection {
+    /// Projected tokens at the window's end.
     pub total_tokens: u64,
+    /// Projected cost at the window's end, in USD rounded to cents.
     pub total_cost: f64,
+    /// Minutes from now to the window's end, rounded.
     pub remaining_minutes: i64,
 }
 
@@ -54,6 +69,7 @@ impl Block {
         }
     }
 
+    /// All four token kinds of the window, cache reads included.
     pub fn total_tokens(&self) -> u64 {
         self.tokens.total()
     }
@@ -140,7 +156,9 @@ pub fn latest_started(blocks: &[Block], now: Timestamp) -> Option<&Block> {
 /// Entries dated after `now`: how many, and the newest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FutureEntries {
+    /// How many entries are dated after `now`.
     pub entries: usize,
+    /// The newest of them.
     pub newest: Timestamp,
 }
 
@@ -171,11 +189,13 @@ pub struct Pace {
     pub tokens_per_minute: f64,
     /// Input and output tokens only (no cache reads or writes).
     pub input_output_per_minute: f64,
+    /// USD per hour.
     pub cost_per_hour: f64,
     /// What the rate is measured over.
     pub basis: PaceBasis,
 }
 
+/// What a [`Pace`] is measured over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PaceBasis {
     /// The last 30 minutes.
@@ -251,7 +271,9 @@ pub fn window_length(hours: f64) -> SignedDuration {
 
 /// One entry as blocks need it.
 pub struct Timed<'a> {
+    /// The usage entry.
     pub entry: &'a UsageEntry,
+    /// Its cost in USD.
     pub cost: f64,
 }
 
@@ -367,10 +389,15 @@ fn gap(last: Timestamp, next: Timestamp, length: SignedDuration) -> Block {
 /// Which blocks a listing shows, applied in ccusage's order.
 #[derive(Clone, Debug, Default)]
 pub struct BlockFilter {
+    /// Only windows starting on or after this day (display time zone).
     pub since: Option<jiff::civil::Date>,
+    /// Only windows starting on or before this day (display time zone).
     pub until: Option<jiff::civil::Date>,
+    /// Newest first.
     pub descending: bool,
+    /// Only windows of the last 72 hours, plus the active one.
     pub recent: bool,
+    /// Only the current window.
     pub active_only: bool,
 }
 
@@ -420,14 +447,19 @@ pub fn max_completed_tokens(blocks: &[Block], now: Timestamp) -> u64 {
         .unwrap_or(0)
 }
 
+/// A projected window total against a token limit (`blocks --json`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitStatus {
+    /// At most 80 % of the limit.
     Ok,
+    /// Above 80 % of the limit, but not over it.
     Warning,
+    /// Over the limit.
     Exceeds,
 }
 
 impl LimitStatus {
+    /// Lower-case name as in ccusage's JSON: `ok`, `warning` or `exceeds`.
     pub fn as_str(self) -> &'static str {
         match self {
             LimitStatus::Ok => "ok",

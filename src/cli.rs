@@ -11,9 +11,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "csm", version, about, propagate_version = true)]
 pub struct Cli {
+    /// The top-level flags; all but `--test-alert` are also accepted after a command.
     #[command(flatten)]
     pub global: GlobalArgs,
 
+    /// The command to run; `None` opens the live dashboard, like `csm monitor`.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -118,20 +120,28 @@ pub struct GlobalArgs {
     pub test_alert: bool,
 }
 
+/// `--mode`: how costs are priced; mapped onto the engine's `CostMode` (absent means auto).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CostModeArg {
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Auto,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Calculate,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Display,
 }
 
+/// `--source`: where usage entries are read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum SourceArg {
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     #[default]
     Transcripts,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Ccusage,
 }
 
+/// Every `csm` subcommand; each variant's doc comment is its help text.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Five-hour usage windows ("blocks"), like `ccusage blocks`.
@@ -183,11 +193,13 @@ pub enum Command {
     Setup(SetupCommand),
     /// Print a shell completion script (e.g. `csm completions bash > ~/.local/share/bash-completion/completions/csm`).
     Completions {
+        #[allow(missing_docs)] // help text is clap's; a doc here would change --help
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
 }
 
+/// Flags of `csm statusline`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct StatuslineArgs {
     /// Bring the history store up to date and exit (what the status line
@@ -196,6 +208,7 @@ pub struct StatuslineArgs {
     pub ingest: bool,
 }
 
+/// Subcommands of `csm setup`.
 #[derive(Debug, Subcommand)]
 pub enum SetupCommand {
     /// Merge csm's statusLine command and hooks into Claude Code's
@@ -204,6 +217,7 @@ pub enum SetupCommand {
     Claude(SetupClaudeArgs),
 }
 
+/// Flags of `csm setup claude`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SetupClaudeArgs {
     /// Show the change as a diff and write nothing.
@@ -219,6 +233,7 @@ pub struct SetupClaudeArgs {
     pub force: bool,
 }
 
+/// Flags of `csm demo`.
 #[derive(Debug, Args, Clone)]
 pub struct DemoArgs {
     /// Print one plain-text frame and exit.
@@ -230,6 +245,7 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
+/// Flags of `csm monitor` (also the defaults used when `csm` runs with no command).
 #[derive(Debug, Args, Clone)]
 pub struct MonitorArgs {
     /// Print one plain-text frame and exit (no escape codes unless stdout is a terminal).
@@ -255,6 +271,7 @@ impl Default for MonitorArgs {
     }
 }
 
+/// Flags of `csm period`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct PeriodArgs {
     /// Output JSON.
@@ -266,6 +283,7 @@ pub struct PeriodArgs {
     pub history: Option<u16>,
 }
 
+/// Subcommands of `csm daemon`.
 #[derive(Debug, Subcommand)]
 pub enum DaemonCommand {
     /// Run in the foreground until SIGTERM/SIGINT (what a service manager starts).
@@ -286,6 +304,7 @@ pub enum DaemonCommand {
     Stop,
 }
 
+/// Flags of `csm daemon install` and `csm daemon uninstall`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ServiceArgs {
     /// Print what would be written and run, change nothing.
@@ -298,13 +317,18 @@ pub struct ServiceArgs {
     pub manager: Option<ManagerArg>,
 }
 
+/// `--manager`: the service manager `csm daemon install`/`uninstall` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ManagerArg {
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Launchd,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Systemd,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Cron,
 }
 
+/// Flags of `csm status`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct StatusArgs {
     /// Output: one text line, the full JSON snapshot, a Waybar custom-module
@@ -317,15 +341,21 @@ pub struct StatusArgs {
     pub data_file: Option<PathBuf>,
 }
 
+/// `csm status --format`: the shape of the printed snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum StatusFormat {
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     #[default]
     Text,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Json,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Waybar,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Tmux,
 }
 
+/// Subcommands of `csm config`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the configuration in effect (file values over defaults).
@@ -342,6 +372,7 @@ pub enum ConfigCommand {
     Path,
 }
 
+/// Date range, JSON output and sort order shared by the report commands.
 #[derive(Debug, Args, Clone, Default)]
 pub struct FilterArgs {
     /// First day to include (YYYYMMDD or YYYY-MM-DD, display time zone).
@@ -361,14 +392,19 @@ pub struct FilterArgs {
     pub order: Option<Order>,
 }
 
+/// `--order`: sort direction of report rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Order {
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Asc,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Desc,
 }
 
+/// Flags of `csm daily`, `csm monthly` and `csm session` (and the base of `csm weekly`).
 #[derive(Debug, Args, Clone, Default)]
 pub struct ReportArgs {
+    /// `--since`, `--until`, `--json` and `--order`.
     #[command(flatten)]
     pub filter: FilterArgs,
 
@@ -382,8 +418,10 @@ pub struct ReportArgs {
     pub project: Option<String>,
 }
 
+/// Flags of `csm weekly`: the report flags plus the first day of the week.
 #[derive(Debug, Args, Clone, Default)]
 pub struct WeeklyArgs {
+    /// The flags shared with the daily and monthly reports.
     #[command(flatten)]
     pub report: ReportArgs,
 
@@ -392,20 +430,30 @@ pub struct WeeklyArgs {
     pub start_of_week: Weekday,
 }
 
+/// `--start-of-week`: the day a weekly row starts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Weekday {
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     #[default]
     Sunday,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Monday,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Tuesday,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Wednesday,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Thursday,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Friday,
+    #[allow(missing_docs)] // help text is clap's; a doc here would change --help
     Saturday,
 }
 
+/// Flags of `csm blocks`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct BlocksArgs {
+    /// `--since`, `--until`, `--json` and `--order`.
     #[command(flatten)]
     pub filter: FilterArgs,
 
@@ -426,12 +474,16 @@ pub struct BlocksArgs {
     pub session_length: f64,
 }
 
+/// `csm blocks --token-limit`, as parsed from `max` or a whole number.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum TokenLimitArg {
+    /// `max`: use the largest token total of any completed window.
     Max,
+    /// An explicit limit in tokens.
     Tokens(u64),
 }
 
+/// Subcommands of `csm pricing`.
 #[derive(Debug, Subcommand)]
 pub enum PricingCommand {
     /// Print the prices in use and where they come from.
@@ -451,6 +503,7 @@ pub enum PricingCommand {
     },
 }
 
+/// Subcommands of `csm db`.
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Sizes and counts of the history store.
@@ -464,6 +517,7 @@ pub enum DbCommand {
     Rebuild,
 }
 
+/// Subcommands of `csm notify`.
 #[derive(Debug, Subcommand)]
 pub enum NotifyCommand {
     /// Send a test notification through every configured backend and report
@@ -485,6 +539,7 @@ pub enum NotifyCommand {
     },
 }
 
+/// Flags of `csm doctor`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct DoctorArgs {
     /// Output JSON.

@@ -21,15 +21,25 @@ pub fn base_dir(
     home.map(|h| h.join(".config").join("claude-monitor"))
 }
 
+/// Why the configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file exists but could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
+        /// The configuration file.
         path: PathBuf,
+        /// The read error.
         source: std::io::Error,
     },
+    /// The file does not parse, or a value is invalid.
     #[error("config file {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong, naming the key and line when known.
+        message: String,
+    },
 }
 
 /// The token count a window is measured against.
@@ -40,6 +50,7 @@ pub enum TokenLimit {
     Max,
     /// 90th percentile of completed windows over the last 8 days.
     P90,
+    /// This many tokens.
     Fixed(u64),
 }
 
@@ -75,26 +86,41 @@ impl Serialize for TokenLimit {
     }
 }
 
+/// The contents of `config.toml`; every key is optional and unknown keys are refused.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// Day of the month the billing period starts (1–31; default 1).
     pub start_day: u8,
+    /// Five-hour windows included per billing period (default 50).
     pub sessions_per_period: u32,
+    /// Display time zone as an IANA name (unset: the system's).
     pub timezone: Option<String>,
+    /// What a window's tokens are measured against (default `max`).
     pub token_limit: TokenLimit,
+    /// The plan's price per billing period in USD, for the value ratio.
     pub plan_price_usd: Option<f64>,
+    /// The daemon's fallback poll interval in seconds (default 10).
     pub interval_seconds: u64,
+    /// Folders that get a copy of `monitor_data.json` (e.g. for a phone widget).
     pub sync_dirs: Vec<PathBuf>,
+    /// The `[alerts]` table.
     pub alerts: Alerts,
 }
 
+/// The `[alerts]` table of `config.toml`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Alerts {
+    /// Alert when the active window has this many minutes left (default 30; 0 turns it off).
     pub time_alert_minutes: u32,
+    /// Alert after this many minutes without new usage in an active window (default 10; 0 turns it off).
     pub inactivity_alert_minutes: u32,
+    /// Usage percentages (1–100) to alert at (default 80 and 95; empty turns it off).
     pub limit_thresholds: Vec<u8>,
+    /// Send alerts as desktop notifications (default true).
     pub desktop: bool,
+    /// Program and arguments run for each alert (run without a shell; empty: none).
     pub notify_command: Vec<String>,
     /// Tell when a usage limit that was hit has reset.
     pub reset_alert: bool,
@@ -151,6 +177,7 @@ impl Config {
         })
     }
 
+    /// Parses and validates `text`; the error names the key and, when found, its line.
     pub fn parse(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e| describe_toml_error(text, &e))?;
         config.validate().map_err(|(key, why)| {

@@ -38,8 +38,11 @@ fn keys(e: &UsageEntry) -> Option<(ExactKey, SeenIn)> {
 /// only needs the entries, the store's (file, offset) otherwise).
 #[derive(Clone, Debug)]
 pub struct Kept<P> {
+    /// The copy that counts (the best one seen so far).
     pub entry: UsageEntry,
+    /// The position of the response's first sighting.
     pub slot: P,
+    /// Where the counted copy (`entry`) was read.
     pub winner: P,
 }
 
@@ -109,16 +112,19 @@ pub struct Pushed<P> {
 }
 
 impl Deduper<()> {
+    /// Adds one entry when no positions are tracked.
     pub fn push(&mut self, entry: UsageEntry) {
         self.push_at(entry, ());
     }
 
+    /// The counted entries, in order of first sighting.
     pub fn finish(self) -> Vec<UsageEntry> {
         self.kept.into_iter().map(|k| k.entry).collect()
     }
 }
 
 impl<P: Copy> Deduper<P> {
+    /// An empty de-duplicator with room for `n` responses.
     pub fn with_capacity(n: usize) -> Self {
         Self {
             kept: Vec::with_capacity(n),
@@ -181,10 +187,12 @@ impl<P: Copy> Deduper<P> {
         }
     }
 
+    /// The responses so far, in order of first sighting.
     pub fn kept(&self) -> &[Kept<P>] {
         &self.kept
     }
 
+    /// The responses with their positions, in order of first sighting.
     pub fn finish_kept(self) -> Vec<Kept<P>> {
         self.kept
     }

@@ -10,9 +10,13 @@ use jiff::Timestamp;
 /// formats have their own shapes of it (the snapshot's, ccusage's JSON).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TokenCounts {
+    /// Uncached input tokens.
     pub input_tokens: u64,
+    /// Output tokens.
     pub output_tokens: u64,
+    /// Tokens written to the prompt cache.
     pub cache_creation_input_tokens: u64,
+    /// Tokens read from the prompt cache.
     pub cache_read_input_tokens: u64,
 }
 
@@ -26,6 +30,7 @@ impl TokenCounts {
             .saturating_add(self.cache_read_input_tokens)
     }
 
+    /// Adds `other`'s counts to these, saturating.
     pub fn add(&mut self, other: &TokenCounts) {
         self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
@@ -41,27 +46,34 @@ impl TokenCounts {
 /// `usage.speed`: fast mode is billed with a per-model multiplier.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Speed {
+    /// Normal speed (also when the line gives none).
     #[default]
     Standard,
+    /// Fast mode.
     Fast,
 }
 
 /// Tokens of one entry as pricing needs them: cache writes split by lifetime.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BillableTokens {
+    /// Uncached input tokens.
     pub input: u64,
+    /// Output tokens.
     pub output: u64,
     /// Cache writes billed at the 5-minute price (all writes when no split is known).
     pub cache_write_5m: u64,
     /// Cache writes billed at the 1-hour price.
     pub cache_write_1h: u64,
+    /// Cache reads.
     pub cache_read: u64,
 }
 
 /// One API response's usage, as read from a transcript line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UsageEntry {
+    /// When the response was recorded (the line's `timestamp`).
     pub timestamp: Timestamp,
+    /// The response's token counts.
     pub tokens: TokenCounts,
     /// The part of `tokens.cache_creation_input_tokens` written to the 1-hour cache.
     pub cache_creation_1h: u64,
@@ -69,6 +81,7 @@ pub struct UsageEntry {
     pub speed: Option<Speed>,
     /// `costUSD` as written by Claude Code (older versions only).
     pub cost_usd: Option<f64>,
+    /// `message.model`, shared between entries with the same name.
     pub model: Option<Arc<str>>,
     /// Hash of `message.id`, when present: the identity of a streamed response.
     pub message_id: Option<u64>,
@@ -83,12 +96,14 @@ pub struct UsageEntry {
     /// Byte offset of the line in its file: with the file's path, the entry's
     /// place in reading order and its identity in the history store.
     pub offset: u64,
+    /// `isSidechain`: the line belongs to a sidechain (subagent) conversation.
     pub is_sidechain: bool,
     /// From an API error line "Claude AI usage limit reached|<unix seconds>".
     pub usage_limit_reset: Option<Timestamp>,
 }
 
 impl UsageEntry {
+    /// The tokens split the way prices are: cache writes by cache lifetime.
     pub fn billable(&self) -> BillableTokens {
         let cache_1h = self
             .cache_creation_1h
@@ -111,6 +126,7 @@ impl UsageEntry {
         })
     }
 
+    /// The speed, standard when the line gives none.
     pub fn speed_or_standard(&self) -> Speed {
         self.speed.unwrap_or_default()
     }
@@ -139,6 +155,7 @@ pub struct Origin {
 /// An entry's price under the chosen cost mode.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EntryCost {
+    /// The cost in USD.
     pub usd: f64,
     /// The cost had to be calculated, the model has no price and the entry has
     /// tokens: the figure is short by this entry (ccusage's `missingPricing`).

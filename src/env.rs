@@ -13,17 +13,24 @@ use crate::engine::Clock;
 /// The process environment, read once so everything below is testable.
 #[derive(Clone, Debug, Default)]
 pub struct Env {
+    /// The user's home directory.
     pub home: Option<PathBuf>,
+    /// `CSM_HOME`: csm's base directory, overriding the XDG location.
     pub csm_home: Option<String>,
+    /// `XDG_CONFIG_HOME`: where the base directory (`claude-monitor`) and Claude Code's XDG config are looked for.
     pub xdg_config_home: Option<String>,
+    /// `CLAUDE_CONFIG_DIR`: Claude Code config directories, comma-separated.
     pub claude_config_dir: Option<String>,
+    /// `NO_COLOR` is set to a non-empty value.
     pub no_color: bool,
+    /// Whether standard output is a terminal.
     pub stdout_is_terminal: bool,
     /// `CSM_NOW`: a fixed clock (RFC 3339) for tests, demos and screenshots.
     pub now: Option<String>,
 }
 
 impl Env {
+    /// Reads the real process environment.
     pub fn from_process() -> Env {
         use std::io::IsTerminal;
         let var = |k: &str| std::env::var(k).ok();

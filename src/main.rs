@@ -1,3 +1,6 @@
+//! `csm`: parses the command line and runs it through `claude_session_monitor::app`;
+//! a bad flag or value is one line on stderr and exit status 2.
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -117,6 +117,7 @@ pub struct TerminalInput {
 }
 
 impl TerminalInput {
+    /// Opens the terminal to read keys from: standard input if it is a terminal, else `/dev/tty`.
     pub fn open() -> std::io::Result<TerminalInput> {
         #[cfg(unix)]
         {

@@ -13,10 +13,13 @@ use jiff::Timestamp;
 use crate::ingest::claude::activity::{self, HookError};
 use crate::ingest::claude::spool::{self, Record, SpoolError};
 
+/// Why `csm hook` could not record an event.
 #[derive(Debug, thiserror::Error)]
 pub enum HookFailure {
+    /// The hook input on stdin was not a usable event.
     #[error(transparent)]
     Input(#[from] HookError),
+    /// The event could not be appended to the spool.
     #[error("event dropped: {0}")]
     Spool(#[from] SpoolError),
 }

@@ -16,12 +16,16 @@ use jiff::Timestamp;
 /// Most Claude Code sends on stdin; more is not a payload of ours.
 pub const STDIN_MAX: usize = 1 << 20;
 
+/// Why stdin could not be read by [`read_stdin_bounded`].
 #[derive(Debug, thiserror::Error)]
 pub enum StdinError {
+    /// Stdin did not close within this timeout.
     #[error("no input within {0:?}")]
     Timeout(Duration),
+    /// More than [`STDIN_MAX`] bytes arrived.
     #[error("input larger than {STDIN_MAX} bytes")]
     TooLarge,
+    /// Reading stdin failed.
     #[error("cannot read input: {0}")]
     Io(#[from] std::io::Error),
 }

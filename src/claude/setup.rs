@@ -30,12 +30,16 @@ pub const EVENTS: [&str; 8] = [
     "SessionEnd",
 ];
 
+/// Why Claude Code's settings.json cannot be merged.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SetupError {
+    /// The text is not valid JSON; holds the parser's message.
     #[error("not valid JSON ({0}); fix or move the file, then run again")]
     Json(String),
+    /// The named value (`settings` or `hooks`) is not a JSON object.
     #[error("`{0}` is not a JSON object")]
     NotObject(String),
+    /// `hooks.<event>` is not a JSON array; holds the event name.
     #[error("`hooks.{0}` is not a JSON array")]
     NotArray(String),
 }
@@ -43,7 +47,9 @@ pub enum SetupError {
 /// The commands csm installs.
 #[derive(Clone, Debug)]
 pub struct Commands {
+    /// The statusLine command: `'<exe>' statusline`.
     pub statusline: String,
+    /// The hook command: `'<exe>' hook`.
     pub hook: String,
 }
 
@@ -271,6 +277,7 @@ struct HookCmd<'a> {
 pub struct Plan {
     /// The new file text (the old one when nothing changes).
     pub text: String,
+    /// Whether anything changes (`changes` is not empty); when not, `text` is the old text.
     pub changed: bool,
     /// One line per change, for the user.
     pub changes: Vec<String>,

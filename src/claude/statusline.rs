@@ -20,11 +20,15 @@ use crate::ingest::claude::limits::{self, OfficialLimits, Parsed};
 /// What the status line uses from Claude Code's payload.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StatusInput {
+    /// The model's display name (else its id), when the payload names one.
     pub model: Option<String>,
+    /// Claude Code's session id, when given and not blank.
     pub session_id: Option<String>,
+    /// The session's transcript file, when given.
     pub transcript_path: Option<PathBuf>,
     /// Context window used, 0–100.
     pub context_percent: Option<f64>,
+    /// The `rate_limits` windows that passed validation, and why others were dropped.
     pub rate_limits: Parsed,
 }
 
@@ -87,9 +91,11 @@ pub fn parse_input(bytes: &[u8], now: Timestamp) -> Result<StatusInput, serde_js
 /// capture or are csm's own estimate.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LimitsShown {
+    /// Claude Code's own limits: from this payload, or a stored capture that is not stale.
     Official(OfficialLimits),
     /// Tokens of the active window against the token scale (`~`).
     Estimate(f64),
+    /// Nothing to show: no usable capture, and no active window or token limit to estimate from.
     None,
 }
 

@@ -9,6 +9,7 @@ use crate::cli::ConfigCommand;
 use crate::config::Config;
 use crate::env::UsageError;
 
+/// Runs `csm config path`, `show` or `set` on the file at `config_path` (`base_dir` is unused).
 pub fn run(cmd: &ConfigCommand, base_dir: &Path, config_path: &Path) -> Result<ExitCode> {
     let _ = base_dir;
     match cmd {

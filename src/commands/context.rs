@@ -16,6 +16,7 @@ use crate::pricing::CostMode;
 /// One command's run: the engine's settings and how its output looks.
 #[derive(Clone)]
 pub struct Context {
+    /// The engine's settings; `Context` derefs to them.
     pub settings: Settings,
     /// Colours on stdout (a terminal, no `--no-color` or `NO_COLOR`).
     pub color: bool,
@@ -32,6 +33,7 @@ impl std::ops::Deref for Context {
 }
 
 impl Context {
+    /// Builds the context from the command line and environment: loads the config file, applies the flag overrides and checks a named time zone.
     pub fn new(cli: &Cli, env: &Env, now: Timestamp) -> Result<Context> {
         let g = &cli.global;
         let (base_dir, config_path) = paths(cli, env)?;

@@ -20,6 +20,7 @@ use crate::report::format::duration_minutes;
 use crate::snapshot;
 use crate::snapshot::Snapshot;
 
+/// Runs a `csm daemon` subcommand; `status` and `stop` exit 1 when no daemon runs.
 pub fn run(
     ctx: Context,
     cmd: &DaemonCommand,

@@ -10,6 +10,7 @@ use crate::cli::DbCommand;
 use crate::report::format::{thousands, usd};
 use crate::report::json::{iso_ms, to_pretty};
 
+/// Runs `csm db stats` or `csm db rebuild`; fails under `--no-store`.
 pub fn run(mut ctx: Context, cmd: DbCommand) -> Result<ExitCode> {
     if ctx.no_store {
         bail!("`csm db` works on the history store; drop --no-store");

@@ -11,6 +11,7 @@ use crate::ingest::parse::SkipReason;
 use crate::pricing::PriceResolver;
 use crate::report::format::thousands;
 
+/// Runs `csm doctor`: what csm sees (data roots, files, entries, skipped lines, unknown models), as text or JSON.
 pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
     let sources = super::open(ctx)?;
     let store_stats = match &sources.store {

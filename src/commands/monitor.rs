@@ -18,6 +18,7 @@ use crate::notify::hook::AlertHook;
 use crate::tui::source::{AutoSource, DataSource, InProcessSource};
 use crate::tui::{self, AlertQueue, Clock, Options};
 
+/// Runs `csm monitor`: the live dashboard, one frame with `--once`, or the daemon probe with `--check-daemon` (exit 1 when none runs).
 pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<ExitCode> {
     if args.check_daemon {
         use crate::daemon::instance::{Liveness, probe};

@@ -8,6 +8,7 @@ use super::Context;
 use crate::cli::NotifyCommand;
 use crate::notify::{AlertInput, Backend, Delivery, Notifier, backend};
 
+/// Runs `csm notify test` or `csm notify check`.
 pub fn run(ctx: &Context, cmd: &NotifyCommand) -> Result<ExitCode> {
     match cmd {
         NotifyCommand::Test { title, body } => send_test(ctx, title.as_deref(), body.as_deref()),
@@ -125,8 +126,11 @@ fn check(ctx: &Context, dry_run: bool) -> Result<ExitCode> {
 
 /// One line of `csm doctor`'s notification section.
 pub struct BackendStatus {
+    /// The backend's name as shown: `desktop`, `command` or `bell`.
     pub name: &'static str,
+    /// Whether the configuration turns this backend on.
     pub enabled: bool,
+    /// What the backend's check found: `Ok` with a description, or why it is not usable.
     pub status: Result<String, crate::notify::BackendError>,
 }
 

@@ -13,6 +13,7 @@ use crate::report::format::{thousands, usd};
 use crate::report::json::{iso_ms, json_float, to_pretty};
 use crate::report::table;
 
+/// Runs `csm period`: the current billing period (and `--history` past ones) as text or JSON.
 pub fn run(ctx: &Context, args: &PeriodArgs) -> Result<ExitCode> {
     // Past periods come from the history store, which keeps windows whose
     // transcripts Claude Code has deleted (with --no-store, only what is on disk).

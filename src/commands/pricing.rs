@@ -9,6 +9,7 @@ use super::Context;
 use crate::cli::PricingCommand;
 use crate::pricing::{self, ModelPrice, TokenKind};
 
+/// Runs `csm pricing show` or `csm pricing update`; `show` exits 1 when no model matches the filter.
 pub fn run(ctx: &Context, cmd: PricingCommand) -> Result<ExitCode> {
     match cmd {
         PricingCommand::Show { model, json } => show(ctx, model.as_deref(), json),

@@ -17,10 +17,14 @@ use crate::report::format::{duration_minutes, short_model, thousands, usd};
 use crate::report::json::{self, LimitRequest};
 use crate::report::table::{self, Style};
 
+/// Which calendar period `csm daily`, `weekly` or `monthly` groups by.
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
+    /// One row per day in the display time zone.
     Daily,
+    /// One row per week, starting on the given weekday.
     Weekly(Weekday),
+    /// One row per calendar month.
     Monthly,
 }
 
@@ -32,6 +36,7 @@ fn style(ctx: &Context) -> Style {
     }
 }
 
+/// Runs `csm blocks`: the five-hour windows (or `--session-length` hours) as a table or JSON.
 pub fn blocks(ctx: &Context, args: &BlocksArgs) -> Result<ExitCode> {
     let hours = if args.session_length > 0.0 {
         args.session_length
@@ -176,6 +181,7 @@ fn ensure_native_source(ctx: &Context, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs `csm daily`, `weekly` or `monthly`: usage grouped by `kind`, as a table or JSON.
 pub fn periods(ctx: &Context, args: &ReportArgs, kind: Kind) -> Result<ExitCode> {
     let (list_key, period, first_header) = match kind {
         Kind::Daily => ("daily", Period::Day, "Date"),
@@ -227,6 +233,7 @@ pub fn periods(ctx: &Context, args: &ReportArgs, kind: Kind) -> Result<ExitCode>
     finish_table(t, &totals, st)
 }
 
+/// Runs `csm session`: usage grouped by Claude Code session, as a table or JSON.
 pub fn sessions(ctx: &Context, args: &ReportArgs) -> Result<ExitCode> {
     ensure_native_source(ctx, "session")?;
     let (loaded, costs) = priced_entries(ctx, args)?;

@@ -22,6 +22,7 @@ use crate::snapshot::{self, Snapshot};
 /// every minute).
 pub const STALE_AFTER_SECS: i64 = 5 * 60;
 
+/// Runs `csm status`: prints one snapshot in the chosen format; exit 1 when no Claude Code data folder exists (and no `--data-file`).
 pub fn run(ctx: Context, args: &StatusArgs, clock: Clock) -> Result<ExitCode> {
     let now = clock.now();
     let tz = ctx.tz().clone();

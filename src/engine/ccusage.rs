@@ -9,20 +9,37 @@ use serde::Deserialize;
 use crate::blocks::Block;
 use crate::domain::TokenCounts;
 
+/// Why `--source ccusage` could not produce windows.
 #[derive(Debug, thiserror::Error)]
 pub enum CcusageError {
+    /// The ccusage program could not be started.
     #[error(
         "cannot run `{program}` ({reason}): install it (`npm install -g ccusage`), set CSM_CCUSAGE to its path, or drop --source ccusage to use csm's own reader"
     )]
-    Missing { program: String, reason: String },
+    Missing {
+        /// The command csm tried to start (`CSM_CCUSAGE` or `ccusage`).
+        program: String,
+        /// The operating system's error.
+        reason: String,
+    },
+    /// ccusage ran but exited unsuccessfully.
     #[error("`{program} blocks -j` failed ({status}): {stderr}")]
     Failed {
+        /// The command that was run (`CSM_CCUSAGE` or `ccusage`).
         program: String,
+        /// Its exit status, as displayed.
         status: String,
+        /// Its standard error, trimmed.
         stderr: String,
     },
+    /// ccusage's output is not the `blocks -j` JSON csm expects.
     #[error("`{program} blocks -j` printed something csm cannot read: {reason}")]
-    BadOutput { program: String, reason: String },
+    BadOutput {
+        /// The command that was run.
+        program: String,
+        /// What in its JSON could not be read.
+        reason: String,
+    },
 }
 
 #[derive(Deserialize)]

@@ -59,6 +59,7 @@ pub struct ChangeDetector {
 }
 
 impl ChangeDetector {
+    /// A detector for `roots` that knows no files yet, so its first poll reports a change; full walks every 60 s, hot files for 24 h.
     pub fn new(roots: Vec<PathBuf>) -> ChangeDetector {
         ChangeDetector {
             roots,
@@ -70,6 +71,7 @@ impl ChangeDetector {
         }
     }
 
+    /// The directories being watched.
     pub fn roots(&self) -> &[PathBuf] {
         &self.roots
     }

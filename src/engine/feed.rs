@@ -48,7 +48,9 @@ pub trait UsageFeed: Send {
 /// The dashboard's Claude Code panes: `None` hides a pane.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClaudeExtras {
+    /// Claude Code's own rate limits from the status line; `None` hides the pane.
     pub official: Option<overview::OfficialLimits>,
+    /// Live Claude Code sessions from hooks; `None` hides the pane.
     pub activity: Option<Vec<overview::ActivityRow>>,
     /// Alerts sent since the current (or last) window started, newest first.
     pub alerts: Vec<overview::AlertRow>,
@@ -219,6 +221,7 @@ pub struct StoreFeed {
 }
 
 impl StoreFeed {
+    /// A feed that opens the store on its first update; `kept` is what it reports as its kept maxima (e.g. the original monitor's `max_tokens`).
     pub fn new(ctx: Arc<Settings>, kept: Maxima) -> StoreFeed {
         StoreFeed {
             ctx,

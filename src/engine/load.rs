@@ -17,10 +17,15 @@ use crate::store::{Store, SyncOptions, SyncReport};
 
 /// De-duplicated entries in reading order, with what reading them found.
 pub struct Loaded {
+    /// The `projects/` directories read.
     pub roots: Roots,
+    /// Transcript files on disk.
     pub files: usize,
+    /// What walking the roots passed over.
     pub walk: WalkStats,
+    /// Line counts: the store's totals when it is used, else this run's scan.
     pub stats: LineStats,
+    /// The counted (de-duplicated) entries, in reading order.
     pub entries: Vec<UsageEntry>,
 }
 
@@ -36,12 +41,16 @@ impl Loaded {
 /// The transcripts of this run and, unless `--no-store`, the history store
 /// brought up to date with them.
 pub struct Sources {
+    /// The `projects/` directories found.
     pub roots: Roots,
     /// The transcripts on disk; after a quick look, only those looked at
     /// (`file_count` counts them all).
     pub files: Vec<TranscriptFile>,
+    /// All transcripts on disk, also after a quick look.
     pub file_count: usize,
+    /// What walking the roots passed over.
     pub walk: WalkStats,
+    /// The history store, synced; `None` with `--no-store`.
     pub store: Option<Store>,
     /// What the store sync did, when anything on disk had changed.
     pub sync: Option<SyncReport>,

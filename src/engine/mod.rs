@@ -39,15 +39,22 @@ pub enum Source {
 /// the command layer: no flag types and nothing about how output looks.
 #[derive(Clone)]
 pub struct Settings {
+    /// The run's instant: everything is judged at it (`CSM_NOW` or the system clock).
     pub now: Timestamp,
     /// The display time zone, resolved on first use: finding the system's
     /// zone reads the zone database, which a plain `blocks --json` never needs.
     pub tz: std::sync::OnceLock<TimeZone>,
+    /// csm's own directory: the history store, snapshot and downloaded prices (and, by default, config.toml).
     pub base_dir: PathBuf,
+    /// The configuration file's values with the flag overrides applied.
     pub config: Config,
+    /// Where to look for Claude Code's data, before resolving.
     pub roots: RootRequest,
+    /// How usage is priced (`--mode`).
     pub mode: CostMode,
+    /// Where usage comes from (`--source`).
     pub source: Source,
+    /// `--no-store`: run fully in memory, without the history store.
     pub no_store: bool,
     /// Rebuild the store from every transcript first.
     pub recalculate: bool,
@@ -64,7 +71,9 @@ impl Settings {
 /// projection): the run's `now`, except for ccusage's windows, which keep
 /// the clock ccusage judged them at ([`ccusage::blocks`]).
 pub struct Windows {
+    /// The windows and the gaps between them, oldest first.
     pub blocks: Vec<Block>,
+    /// The instant they are judged at.
     pub now: Timestamp,
 }
 

@@ -17,6 +17,7 @@ pub struct DashboardData {
     pub active: Option<ActiveWindow>,
     /// When the most recent window ended (waiting screen), if there was one.
     pub last_window_end: Option<Timestamp>,
+    /// The current billing period's figures.
     pub period: PeriodSummary,
     /// All-time largest window (tokens, cost), kept maxima included.
     pub maxima: Maxima,
@@ -45,16 +46,22 @@ pub struct DashboardData {
 /// One alert as the dashboard lists it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlertRow {
+    /// When the alert was sent.
     pub sent_at: Timestamp,
+    /// The notification's title.
     pub title: String,
+    /// How loudly it is shown.
     pub severity: Severity,
 }
 
 /// How loud an alert is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
+    /// A notice (idle, reset, …).
     Info,
+    /// A warning (a limit below 95 %, a window ending).
     Warning,
+    /// Critical (a limit at 95 % or more, a failing source).
     Critical,
 }
 
@@ -82,6 +89,7 @@ impl Severity {
         }
     }
 
+    /// Lower-case name, as the snapshot stores it: `info`, `warning` or `critical`.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",
@@ -90,6 +98,7 @@ impl Severity {
         }
     }
 
+    /// The severity named by [`Severity::as_str`]; anything else is `Info`.
     pub fn from_name(s: &str) -> Severity {
         match s {
             "critical" => Severity::Critical,
@@ -99,8 +108,10 @@ impl Severity {
     }
 }
 
+/// The window the dashboard shows as current, with what the feed knows beyond its block.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ActiveWindow {
+    /// The window itself.
     pub block: Block,
     /// Usage of the last 30 minutes as a rate ([`blocks::pace`]).
     pub pace: Option<Pace>,
@@ -159,8 +170,11 @@ impl ActiveWindow {
 /// shares, pace and entries dated in the future.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CurrentDetail {
+    /// Models used in the current window, largest share first.
     pub models: Vec<ModelShare>,
+    /// The current window's pace.
     pub pace: Option<Pace>,
+    /// Entries dated after `now`, if any.
     pub future: Option<FutureEntries>,
 }
 
@@ -203,10 +217,14 @@ pub fn current_detail<'a>(
     }
 }
 
+/// One model's part of a window.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelShare {
+    /// The model's report name (`-fast` for fast mode).
     pub model: String,
+    /// Its tokens (all four kinds).
     pub tokens: u64,
+    /// Its cost in USD.
     pub cost_usd: f64,
     /// Share of the window's tokens, 0–1.
     pub share: f64,
@@ -220,7 +238,9 @@ pub use crate::ingest::claude::limits::{
 /// Settings the dashboard data depends on (config.toml and flags).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DashboardSettings {
+    /// Billing-period settings.
     pub period: PeriodSettings,
+    /// What the token bar's 100 % is.
     pub token_limit: TokenLimit,
     /// `[alerts] inactivity_alert_minutes` (10 when that alert is off).
     pub idle_after: SignedDuration,
@@ -230,6 +250,7 @@ pub struct DashboardSettings {
 pub const DEFAULT_IDLE_AFTER: SignedDuration = SignedDuration::from_mins(10);
 
 impl DashboardSettings {
+    /// The dashboard settings of `c`.
     pub fn from_config(c: &crate::config::Config) -> DashboardSettings {
         let idle = c.alerts.inactivity_alert_minutes;
         DashboardSettings {
@@ -257,9 +278,13 @@ pub struct Inputs<'a> {
     pub detail: CurrentDetail,
     /// Maxima kept from before (store, original monitor's `max_tokens`).
     pub kept: Maxima,
+    /// Window length, for when a window stops being active.
     pub window_length: SignedDuration,
+    /// The instant the data is computed for.
     pub now: Timestamp,
+    /// Display time zone (periods start at its midnight).
     pub tz: &'a TimeZone,
+    /// Settings from config.toml and flags.
     pub settings: DashboardSettings,
 }
 

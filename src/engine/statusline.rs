@@ -18,15 +18,20 @@ use crate::store::{BlockRow, Store};
 pub struct StoreFigures {
     /// The window active at `now`: cost, end, tokens.
     pub block: Option<ActiveBlock>,
+    /// Cost in USD of today's usage so far (since local midnight).
     pub today_cost: f64,
     /// The token scale for the estimated 5-hour percentage.
     pub token_limit: Option<u64>,
 }
 
+/// The window whose span contains `now`, as the status line shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActiveBlock {
+    /// Its cost so far in USD.
     pub cost_usd: f64,
+    /// When it ends.
     pub end: Timestamp,
+    /// Its tokens so far (all four kinds).
     pub tokens: u64,
 }
 
@@ -40,14 +45,20 @@ pub const CACHE_FILE: &str = "statusline-cache.json";
 /// are unchanged, today's cost and the token scale are too) and the figures.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Cache {
+    /// What the figures were computed from.
     pub key: CacheKey,
+    /// The figures computed.
     pub figures: StoreFigures,
 }
 
+/// The inputs today's cost and the token scale depend on: when all are equal, the cached figures are reused.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct CacheKey {
+    /// Local midnight that starts today.
     pub day_start: Timestamp,
+    /// The cost mode, as its `Debug` name.
     pub mode: String,
+    /// The configured token limit, as its `Debug` form.
     pub token_limit: String,
     /// `(start, last entry, entries, tokens, cost)` of each window ending today.
     pub rows: Vec<(i64, Option<i64>, u64, u64, f64)>,
@@ -55,8 +66,11 @@ pub struct CacheKey {
 
 /// Settings the figures depend on.
 pub struct FigureSettings<'a> {
+    /// How usage is priced.
     pub mode: CostMode,
+    /// The display time zone: it decides when "today" starts.
     pub tz: &'a TimeZone,
+    /// How the token scale for the estimated percentage is chosen.
     pub token_limit: TokenLimit,
     /// A floor for the token scale (the original monitor's `max_tokens`).
     pub kept_max_tokens: u64,
@@ -151,6 +165,7 @@ fn active_block(rows: &[BlockRow], now: Timestamp) -> Option<ActiveBlock> {
     })
 }
 
+/// The cache in the base directory, if it exists and parses.
 pub fn read_cache(base_dir: &Path) -> Option<Cache> {
     let bytes = std::fs::read(base_dir.join(CACHE_FILE)).ok()?;
     serde_json::from_slice(&bytes).ok()
@@ -189,6 +204,7 @@ pub fn transcript_ahead(store: &Store, transcript: &Path) -> bool {
 /// How long a background refresh counts as running: no new one is started
 /// while the marker is younger.
 pub const REFRESH_MARKER: &str = "statusline-refresh.lock";
+/// Minimum time between two background refreshes the status line starts.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(2);
 
 /// Claims the right to start a background refresh: false when one was

@@ -23,6 +23,7 @@ pub struct RootRequest {
 /// The resolved roots: each is a `projects/` directory.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Roots {
+    /// The `projects/` directories found, canonicalised and without duplicates.
     pub projects_dirs: Vec<PathBuf>,
     /// Why no root was found, when `projects_dirs` is empty: one line for the user.
     pub explanation: Option<String>,
@@ -45,6 +46,7 @@ impl RootRequest {
         Ok(roots)
     }
 
+    /// The roots from `--claude-dir` when given, else `CLAUDE_CONFIG_DIR` when set (even empty), else the default locations.
     pub fn resolve(&self) -> Roots {
         if !self.explicit.is_empty() {
             let tried: Vec<PathBuf> = self.explicit.iter().map(|p| self.expand(p)).collect();
@@ -116,11 +118,15 @@ fn collect_roots(candidates: &[PathBuf], origin: &str, named: bool) -> Roots {
 /// One transcript file and what its place in the tree says about it.
 #[derive(Clone, Debug)]
 pub struct TranscriptFile {
+    /// The file's path.
     pub path: PathBuf,
     /// Project and session, from the file's place below `projects/`.
     pub origin: Arc<Origin>,
+    /// Size in bytes when it was looked at.
     pub size: u64,
+    /// Device id (0 where the platform has none): with `inode`, tells a replaced file.
     pub device: u64,
+    /// Inode number (0 where the platform has none).
     pub inode: u64,
     /// Modification time in nanoseconds since the epoch.
     pub mtime_ns: i64,
@@ -129,8 +135,11 @@ pub struct TranscriptFile {
 /// Things passed over while walking, counted for `doctor`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WalkStats {
+    /// Directories that could not be listed.
     pub unreadable_dirs: u64,
+    /// `*.jsonl` symlinks skipped (links are never followed).
     pub symlinks: u64,
+    /// `*.jsonl` entries that are not regular files.
     pub non_file_jsonl: u64,
 }
 
@@ -150,14 +159,18 @@ pub fn find_transcripts(roots: &Roots) -> (Vec<TranscriptFile>, WalkStats) {
 /// time is (files growing do not touch it; files appearing do).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirStamp {
+    /// The directory.
     pub path: PathBuf,
+    /// Its modification time in nanoseconds since the epoch.
     pub mtime_ns: i64,
 }
 
 /// What an earlier walk saw, to check cheaply whether anything changed.
 #[derive(Clone, Debug, Default)]
 pub struct WalkMemo {
+    /// The directories seen and their times.
     pub dirs: Vec<DirStamp>,
+    /// The transcripts seen.
     pub files: Vec<TranscriptFile>,
 }
 
@@ -165,8 +178,11 @@ pub struct WalkMemo {
 /// counts of what was passed over.
 #[derive(Clone, Debug, Default)]
 pub struct Walk {
+    /// The transcripts found, sorted by path.
     pub files: Vec<TranscriptFile>,
+    /// The directories listed and their times (for the next memo).
     pub dirs: Vec<DirStamp>,
+    /// What was passed over.
     pub stats: WalkStats,
     /// False when the walk found exactly what the memo held (no listing
     /// changed, no file looked at again had moved): nothing to ingest.

@@ -21,10 +21,15 @@ use reader::Line;
 /// What reading produced besides entries: every line is counted once.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LineStats {
+    /// Files read (each scan counts its file once).
     pub files: u64,
+    /// Bytes consumed: from the start offset to just past the last complete line.
     pub bytes: u64,
+    /// Complete lines read (an unterminated tail is not counted).
     pub lines: u64,
+    /// Usage entries produced, unterminated ones included.
     pub entries: u64,
+    /// Lines skipped, per [`SkipReason`] (indexed by the reason's discriminant).
     pub skipped: [u64; SkipReason::ALL.len()],
     /// Lines longer than the in-memory limit (parsed by streaming when they hold usage).
     pub oversized_lines: u64,
@@ -37,18 +42,22 @@ pub struct LineStats {
 }
 
 impl LineStats {
+    /// Counts one line skipped for `reason`.
     pub fn skip(&mut self, reason: SkipReason) {
         self.skipped[reason as usize] += 1;
     }
 
+    /// Lines skipped for `reason`.
     pub fn skipped(&self, reason: SkipReason) -> u64 {
         self.skipped[reason as usize]
     }
 
+    /// Lines skipped for any reason.
     pub fn total_skipped(&self) -> u64 {
         self.skipped.iter().sum()
     }
 
+    /// Adds every counter of `other` to this one.
     pub fn merge(&mut self, other: &LineStats) {
         self.files += other.files;
         self.bytes += other.bytes;
@@ -67,7 +76,9 @@ impl LineStats {
 /// The result of reading one file from an offset.
 #[derive(Debug, Default)]
 pub struct FileScan {
+    /// The usage entries read, in file order, each with its line's offset.
     pub entries: Vec<UsageEntry>,
+    /// What the scan counted.
     pub stats: LineStats,
     /// Offset just past the last complete line read.
     pub end_offset: u64,

@@ -39,6 +39,7 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// Every reason, in declaration order (the order of the `skipped` counters and of the reports).
     pub const ALL: [SkipReason; 7] = [
         SkipReason::Blank,
         SkipReason::NoUsage,
@@ -49,6 +50,7 @@ impl SkipReason {
         SkipReason::BadTimestamp,
     ];
 
+    /// The reason as `csm --debug` and `csm doctor` print it.
     pub fn label(self) -> &'static str {
         match self {
             SkipReason::Blank => "blank line",
@@ -61,6 +63,7 @@ impl SkipReason {
         }
     }
 
+    /// Stable snake_case name of the reason, used as a key in `csm doctor --json`.
     pub fn key(self) -> &'static str {
         match self {
             SkipReason::Blank => "blank",
@@ -176,6 +179,7 @@ impl Default for LineParser {
 }
 
 impl LineParser {
+    /// A parser with no model names interned yet, using the quick reader.
     pub fn new() -> Self {
         Self {
             usage_finder: memmem::Finder::new(USAGE_MARKER),
@@ -226,6 +230,7 @@ impl LineParser {
                 .is_some()
     }
 
+    /// Parses one transcript line into a usage entry, or says why the line is skipped.
     pub fn parse_line(
         &mut self,
         line: &[u8],

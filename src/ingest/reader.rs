@@ -31,17 +31,30 @@ use super::parse::USAGE_MARKER;
 /// What the reader hands to its caller for each complete line.
 pub enum Line<'a> {
     /// A complete line (without its `\n`), starting at `offset` in the file.
-    Held { bytes: &'a [u8], offset: u64 },
+    Held {
+        /// The line's bytes, borrowed from the read buffer.
+        bytes: &'a [u8],
+        /// Where the line starts in the file, in bytes.
+        offset: u64,
+    },
     /// A line longer than [`MAX_HELD_LINE`]: only its position and whether it
     /// contains the usage marker are known.
     Oversized {
+        /// Where the line starts in the file, in bytes.
         offset: u64,
+        /// The line's length in bytes, without its `\n`.
         len: u64,
+        /// Whether the line contains the usage marker anywhere.
         has_usage: bool,
     },
     /// Bytes after the last newline at end of file: a line still being written,
     /// or a file whose writer never ends with a newline. Not consumed.
-    Unterminated { bytes: &'a [u8], offset: u64 },
+    Unterminated {
+        /// The bytes after the last newline, borrowed from the read buffer.
+        bytes: &'a [u8],
+        /// Where they start in the file, in bytes.
+        offset: u64,
+    },
 }
 
 /// Reads `source` from its current position (which is `start` in the file) and

@@ -21,10 +21,13 @@ mod tests;
 /// time zone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BillingPeriod {
+    /// The period's first day.
     pub start_date: Date,
     /// The first day of the next period.
     pub end_date: Date,
+    /// Local midnight starting `start_date`.
     pub start: Timestamp,
+    /// Local midnight starting `end_date` (exclusive).
     pub end: Timestamp,
 }
 
@@ -91,6 +94,7 @@ impl BillingPeriod {
         Self::from_start_date(start_date, tz, start_day)
     }
 
+    /// Whether `t` lies in `[start, end)`.
     pub fn contains(&self, t: Timestamp) -> bool {
         self.start <= t && t < self.end
     }
@@ -117,7 +121,9 @@ impl BillingPeriod {
 /// Windows used in a period against the plan's allowance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sessions {
+    /// Windows that started in the period so far.
     pub used: u32,
+    /// Windows the plan includes per period (`sessions_per_period`).
     pub limit: u32,
     /// max(0, limit − used).
     pub left: u32,
@@ -126,6 +132,7 @@ pub struct Sessions {
 }
 
 impl Sessions {
+    /// The counts for `used` windows against `limit`, with `left` and `over` derived.
     pub fn new(used: u32, limit: u32) -> Sessions {
         Sessions {
             used,
@@ -151,12 +158,16 @@ pub fn blocks_in<'a>(
 /// What the period settings of config.toml (and their flags) say.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PeriodSettings {
+    /// Day of the month periods start on (1–31, clamped to short months).
     pub start_day: u8,
+    /// Windows included per period.
     pub sessions_per_period: u32,
+    /// The subscription's price per period in USD, when configured.
     pub plan_price_usd: Option<f64>,
 }
 
 impl PeriodSettings {
+    /// The period settings of `c` (the command layer applies the flags to it first).
     pub fn from_config(c: &crate::config::Config) -> PeriodSettings {
         PeriodSettings {
             start_day: c.start_day,
@@ -169,7 +180,9 @@ impl PeriodSettings {
 /// One period's figures.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeriodSummary {
+    /// The period summed up.
     pub period: BillingPeriod,
+    /// Windows used against the allowance.
     pub sessions: Sessions,
     /// Calendar days left, today included (0 for a past period).
     pub days_left: i64,
@@ -178,6 +191,7 @@ pub struct PeriodSummary {
     /// API-price value of the period's windows: what they would have cost
     /// without the subscription.
     pub cost_usd: f64,
+    /// Tokens of the period's windows, all four kinds.
     pub total_tokens: u64,
     /// value / plan price, when the plan price is configured.
     pub value_ratio: Option<f64>,
@@ -249,7 +263,9 @@ pub fn history(
 /// All-time largest window: its tokens and (separately) the largest cost.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Maxima {
+    /// Token total (all four kinds) of the largest window.
     pub tokens: u64,
+    /// Cost in USD of the costliest window (not necessarily the same window).
     pub cost_usd: f64,
 }
 
@@ -313,6 +329,7 @@ impl LimitSource {
         }
     }
 
+    /// Short name as the snapshot's `token_limit.source` gives it: `max`, `p90` or `limit`.
     pub fn label(self) -> &'static str {
         match self {
             LimitSource::Max => "max",
@@ -325,7 +342,9 @@ impl LimitSource {
 /// The token bar's 100 %, or none before any window has completed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResolvedLimit {
+    /// The token count; `None` before any window has completed (a fixed limit always has one).
     pub tokens: Option<u64>,
+    /// Where the figure comes from.
     pub source: LimitSource,
 }
 

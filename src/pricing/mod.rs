@@ -45,43 +45,67 @@ const DEFAULT_CACHE_READ_FACTOR: f64 = 0.1;
 /// What went wrong while loading or updating prices.
 #[derive(Debug, thiserror::Error)]
 pub enum PricingError {
+    /// The text is not a JSON object of model prices.
     #[error("not LiteLLM pricing data (expected a JSON object of model prices)")]
     Json(#[source] serde_json::Error),
+    /// The data holds no Claude model with numeric input and output prices.
     #[error("the pricing data has no Claude model with numeric input and output prices")]
     NoClaudeModels,
+    /// `<base>/pricing.json` exists but could not be read.
     #[error("cannot read {}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// The read error.
         #[source]
         source: std::io::Error,
     },
+    /// `<base>/pricing.json` holds no usable prices.
     #[error(
         "{} is not usable pricing data; run `csm pricing update` to replace it or delete it to use the embedded prices",
         path.display()
     )]
     InvalidFile {
+        /// The file.
         path: PathBuf,
+        /// What is wrong with its contents.
         #[source]
         source: Box<PricingError>,
     },
+    /// The download failed other than by an error status (network, TLS, timeout…).
     #[error("downloading {url} failed")]
     Download {
+        /// The address downloaded from.
         url: String,
+        /// The HTTP client's error.
         #[source]
         source: Box<ureq::Error>,
     },
+    /// The server answered with an error status.
     #[error("downloading {url} failed: HTTP status {status}")]
-    HttpStatus { url: String, status: u16 },
+    HttpStatus {
+        /// The address downloaded from.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The download is not usable pricing data; the file was left as it was.
     #[error("{url} did not return usable pricing data; {} was left unchanged", path.display())]
     InvalidDownload {
+        /// The address downloaded from.
         url: String,
+        /// The file that was not replaced.
         path: PathBuf,
+        /// What is wrong with the downloaded data.
         #[source]
         source: Box<PricingError>,
     },
+    /// Writing the downloaded prices failed.
     #[error("cannot write {}", path.display())]
     Write {
+        /// The file, or the base directory when it could not be created.
         path: PathBuf,
+        /// The write error.
         #[source]
         source: std::io::Error,
     },
@@ -90,16 +114,20 @@ pub enum PricingError {
 /// The token kinds that are priced separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TokenKind {
+    /// Uncached input tokens.
     Input,
+    /// Output tokens.
     Output,
     /// Cache writes with the default 5-minute lifetime.
     CacheWrite5m,
     /// Cache writes with a 1-hour lifetime.
     CacheWrite1h,
+    /// Cache reads.
     CacheRead,
 }
 
 impl TokenKind {
+    /// Every kind, in the order of a model's rates.
     pub const ALL: [TokenKind; 5] = [
         TokenKind::Input,
         TokenKind::Output,
@@ -127,7 +155,9 @@ impl TokenKind {
 /// `price` (USD).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tier {
+    /// Tokens of this kind in one entry past which `price` applies.
     pub above: u64,
+    /// USD per token past `above`.
     pub price: f64,
 }
 
@@ -196,6 +226,7 @@ impl ModelPrice {
         &self.key
     }
 
+    /// The price of `kind` tokens.
     pub fn rate(&self, kind: TokenKind) -> &Rate {
         &self.rates[kind.index()]
     }
@@ -385,10 +416,12 @@ impl PriceTable {
         self.entries.iter()
     }
 
+    /// Number of models in the table.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the table has no models.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -442,6 +475,7 @@ pub struct PriceResolver<'a> {
 }
 
 impl<'a> PriceResolver<'a> {
+    /// A resolver over `table` with nothing looked up yet.
     pub fn new(table: &'a PriceTable) -> PriceResolver<'a> {
         PriceResolver {
             table,
@@ -450,6 +484,7 @@ impl<'a> PriceResolver<'a> {
         }
     }
 
+    /// The table prices come from.
     pub fn table(&self) -> &'a PriceTable {
         self.table
     }
@@ -504,8 +539,10 @@ pub enum CostMode {
 }
 
 impl CostMode {
+    /// Every mode's name, as `as_str` gives them.
     pub const NAMES: [&'static str; 3] = ["auto", "calculate", "display"];
 
+    /// The mode's name: `auto`, `calculate` or `display`.
     pub fn as_str(self) -> &'static str {
         match self {
             CostMode::Auto => "auto",

@@ -12,16 +12,22 @@ use crate::domain::{EntryCost, TokenCounts, UsageEntry};
 /// Per-model share of a row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Breakdown {
+    /// The model's report name (`-fast` appended for fast mode).
     pub model: String,
+    /// Its tokens in this row.
     pub tokens: TokenCounts,
+    /// Its cost in USD.
     pub cost: f64,
+    /// Some entries had to be priced and the model has no price (ccusage's `missingPricing`).
     pub missing_pricing: bool,
 }
 
 /// What every summary row has.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Usage {
+    /// Tokens summed over the row's entries.
     pub tokens: TokenCounts,
+    /// Cost in USD summed over the row's entries.
     pub cost: f64,
     /// Models in first-seen order.
     pub models_used: Vec<String>,
@@ -86,32 +92,46 @@ impl Usage {
 /// A row keyed by a calendar period (a day, the first day of a week, a month).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeriodRow {
+    /// The day, the first day of the week, or the first day of the month.
     pub key: Date,
+    /// The usage in it.
     pub usage: Usage,
 }
 
+/// One row of `csm session`: a Claude Code session's usage.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SessionRow {
+    /// The session id (the transcript's file stem or session directory).
     pub session_id: String,
+    /// The directories above the session, as the report shows them.
     pub project_path: String,
+    /// Time of the session's first entry.
     pub first_activity: Timestamp,
+    /// Time of the session's last entry.
     pub last_activity: Timestamp,
+    /// The usage in it.
     pub usage: Usage,
 }
 
+/// What a period report groups days by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Period {
+    /// One row per day.
     Day,
     /// Weeks starting on this weekday.
     Week(jiff::civil::Weekday),
+    /// One row per calendar month.
     Month,
 }
 
 /// Which entries and in what order rows come out.
 #[derive(Clone, Debug, Default)]
 pub struct RowFilter {
+    /// First day to include (display time zone).
     pub since: Option<Date>,
+    /// Last day to include (display time zone).
     pub until: Option<Date>,
+    /// Newest first (period rows; session rows keep their cost order).
     pub descending: bool,
 }
 
@@ -228,11 +248,15 @@ pub fn session_rows(
 /// Column sums over the rows as shown, plus the models that lacked prices.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Totals {
+    /// Tokens summed over the rows.
     pub tokens: TokenCounts,
+    /// Cost in USD summed over the rows.
     pub cost: f64,
+    /// Models without a price that some row needed, sorted and without duplicates.
     pub unpriced_models: Vec<String>,
 }
 
+/// The totals of `rows`.
 pub fn totals<'a>(rows: impl IntoIterator<Item = &'a Usage>) -> Totals {
     let mut tokens = TokenCounts::default();
     // Starts at -0.0 like an empty f64 sum in ccusage, which prints "-0.0".

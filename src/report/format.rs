@@ -27,12 +27,16 @@ pub fn usd(x: f64) -> String {
 /// below 80 %, critical from 80 %.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
+    /// Below 50 %.
     Ok,
+    /// From 50 % to below 80 %.
     Warning,
+    /// 80 % and above.
     Critical,
 }
 
 impl Level {
+    /// The level of `percent` (0–100; values above 100 are critical).
     pub fn of(percent: f64) -> Level {
         if percent >= 80.0 {
             Level::Critical
@@ -43,6 +47,7 @@ impl Level {
         }
     }
 
+    /// Lower-case name: `ok`, `warning` or `critical` (e.g. the Waybar class).
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Ok => "ok",
@@ -83,6 +88,7 @@ fn nearest_minute(t: jiff::Timestamp) -> jiff::Timestamp {
     jiff::Timestamp::from_second((t.as_second() + 30).div_euclid(60) * 60).unwrap_or(t)
 }
 
+/// A duration in whole minutes as `45m`, `3h 5m` or `2d 4h`; negative counts as 0.
 pub fn duration_minutes(minutes: i64) -> String {
     let m = minutes.max(0);
     match m {

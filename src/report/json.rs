@@ -25,11 +25,15 @@ pub fn json_float(x: f64) -> Value {
 /// The `--token-limit` value a listing is checked against.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LimitRequest {
+    /// No `--token-limit`: blocks get no limit status.
     None,
+    /// `max`: the largest token total of any completed window (none when it is 0).
     Max,
+    /// An explicit limit in tokens.
     Tokens(u64),
 }
 
+/// `csm blocks --json`: `{"blocks": [...]}`, each block checked against the resolved limit.
 pub fn blocks_json(blocks: &[Block], now: Timestamp, limit: LimitRequest) -> Value {
     let limit = match limit {
         LimitRequest::None => None,
@@ -102,6 +106,7 @@ fn block_json(b: &Block, now: Timestamp, limit: Option<u64>) -> Value {
     Value::Object(m)
 }
 
+/// The block's id: its start in UTC with milliseconds (`iso_ms`), prefixed `gap-` for a gap.
 pub fn block_id(b: &Block) -> String {
     if b.is_gap {
         format!("gap-{}", iso_ms(b.start))
@@ -159,6 +164,7 @@ fn usage_fields(m: &mut Map<String, Value>, u: &Usage) {
     m.insert("modelBreakdowns".into(), Value::Array(breakdowns));
 }
 
+/// The `totals` object of a JSON report: token counts, total tokens, cost in USD and any unpriced models.
 pub fn totals_json(t: &Totals) -> Value {
     let mut m = Map::new();
     m.insert("inputTokens".into(), json!(t.tokens.input_tokens));
@@ -210,6 +216,7 @@ pub fn period_json(
     Value::Object(top)
 }
 
+/// `csm session --json`: one object per session plus the totals.
 pub fn sessions_json(rows: &[SessionRow], totals: &Totals) -> Value {
     let list: Vec<Value> = rows
         .iter()

@@ -10,17 +10,20 @@ use crate::domain::TokenCounts;
 /// Table styling for this run.
 #[derive(Clone, Copy, Debug)]
 pub struct Style {
+    /// Whether cells may be coloured (headers cyan, totals yellow).
     pub color: bool,
     /// Terminal width; narrow terminals drop the cache columns.
     pub width: u16,
 }
 
 impl Style {
+    /// Whether the terminal is narrower than 110 columns, so the cache columns are dropped.
     pub fn compact(&self) -> bool {
         self.width < 110
     }
 }
 
+/// An empty table with `headers`: numeric columns right-aligned, sized to the style's width.
 pub fn new_table(style: Style, headers: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
@@ -78,6 +81,7 @@ pub fn usage_headers(first: &'static str, style: Style) -> Vec<&'static str> {
     }
 }
 
+/// One usage row: `label`, the models used, the token columns and the cost in USD.
 pub fn usage_cells(label: String, u: &Usage, style: Style) -> Vec<String> {
     let models = u
         .models_used
@@ -88,6 +92,7 @@ pub fn usage_cells(label: String, u: &Usage, style: Style) -> Vec<String> {
     row_cells(label, models, &u.tokens, usd(u.cost), style)
 }
 
+/// One indented row per model under a usage row; unpriced models are marked `(no price)`.
 pub fn breakdown_rows(u: &Usage, style: Style) -> Vec<Vec<String>> {
     u.breakdowns
         .iter()
@@ -105,6 +110,7 @@ pub fn breakdown_rows(u: &Usage, style: Style) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The `Total` row's cells, yellow when colour is on.
 pub fn totals_cells(t: &Totals, style: Style) -> Vec<Cell> {
     row_cells("Total".into(), String::new(), &t.tokens, usd(t.cost), style)
         .into_iter()

@@ -17,20 +17,30 @@ const KEEP_SENT: SignedDuration = SignedDuration::from_hours(35 * 24);
 /// One alert as remembered in `alerts_sent`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SentAlert {
+    /// The alert's key, naming its rule and the window, streak or hour it is about.
     pub key: String,
+    /// The rule that raised it (`window_ending`, `limit`, …).
     pub rule: String,
+    /// When it was claimed for sending.
     pub sent_at: Timestamp,
+    /// Notification title; empty for a threshold it covered.
     pub title: String,
+    /// Notification body; empty for a threshold it covered.
     pub body: String,
 }
 
 /// The most recent `rate_limits` capture.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OfficialCapture {
+    /// When the status line captured it.
     pub captured_at: Timestamp,
+    /// Five-hour limit used, percent 0–100.
     pub five_hour_pct: Option<f64>,
+    /// When the five-hour limit resets.
     pub five_hour_reset: Option<Timestamp>,
+    /// Weekly (seven-day) limit used, percent 0–100.
     pub seven_day_pct: Option<f64>,
+    /// When the weekly limit resets.
     pub seven_day_reset: Option<Timestamp>,
 }
 

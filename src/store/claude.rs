@@ -24,11 +24,17 @@ const KEEP_ACTIVITY: SignedDuration = SignedDuration::from_hours(24 * 7);
 /// A block row as the status line needs it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BlockRow {
+    /// Window start.
     pub start: Timestamp,
+    /// Window end (start plus the stored window length).
     pub end: Timestamp,
+    /// Time of the window's last entry.
     pub last_entry: Option<Timestamp>,
+    /// Usage entries in the window.
     pub entries: u64,
+    /// All four token kinds summed.
     pub tokens: u64,
+    /// Cost in USD, by the cost mode asked for.
     pub cost_usd: f64,
 }
 
@@ -280,7 +286,9 @@ impl Store {
 /// What one import moved into the store.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct SpoolImport {
+    /// Official-limit captures imported.
     pub captures: usize,
+    /// Hook activity events imported.
     pub events: usize,
     /// Lines that were not a record.
     pub skipped: usize,

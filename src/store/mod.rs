@@ -40,16 +40,26 @@ pub const FILE_NAME: &str = "history.db";
 /// Window length the stored blocks are computed for (the default `--session-length`).
 pub const STORED_WINDOW_HOURS: f64 = 5.0;
 
+/// What can go wrong with the history store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// An SQLite error (a busy timeout included, see [`StoreError::is_busy`]).
     #[error("history store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A file-system error around the store.
     #[error("history store: {0}")]
     Io(#[from] std::io::Error),
+    /// The file's schema is newer than this csm's.
     #[error(
         "history store was written by a newer csm (schema {found}, this csm knows {supported}); upgrade csm or move the file away"
     )]
-    TooNew { found: i64, supported: i64 },
+    TooNew {
+        /// The file's schema version.
+        found: i64,
+        /// The newest schema version this csm knows.
+        supported: i64,
+    },
+    /// A stored chunk of lines could not be decoded; holds the file id.
     #[error(
         "history store: the stored lines of file {0} are damaged; run `csm db rebuild` to read the transcripts again"
     )]
@@ -76,6 +86,7 @@ const CACHE_KIB: i64 = 8192;
 /// The page cache during a cold ingest (see `Store::cold_sync`).
 const COLD_CACHE_KIB: i64 = 1024;
 
+/// An open connection to the history store (`history.db` in the base directory).
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -196,6 +207,7 @@ impl Store {
         Ok(store)
     }
 
+    /// The store file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -487,6 +499,7 @@ impl Store {
             .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
+    /// A value of the store's `meta` table, when the key is set.
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
@@ -501,19 +514,32 @@ struct StoredFile {
     origin: Arc<Origin>,
 }
 
+/// Sizes and counts of the store, for `csm db stats`.
 #[derive(Clone, Debug)]
 pub struct DbStats {
+    /// The store file's path.
     pub path: PathBuf,
+    /// Schema version (SQLite's `user_version`).
     pub schema_version: i64,
+    /// Transcript files recorded, gone ones included.
     pub files: u64,
+    /// Transcript files recorded as no longer on disk.
     pub files_gone: u64,
+    /// Usage lines stored, copies included.
     pub lines: u64,
+    /// Counted entries: one per response after de-duplication.
     pub entries: u64,
+    /// Windows stored (gaps left out).
     pub blocks: u64,
+    /// Time of the earliest counted entry.
     pub first_entry: Option<Timestamp>,
+    /// Time of the latest counted entry.
     pub last_entry: Option<Timestamp>,
+    /// Token total (all four kinds) of the largest window.
     pub max_block_tokens: u64,
+    /// Cost in USD of the costliest window, in auto cost mode.
     pub max_block_cost: f64,
+    /// Size of the store file plus its WAL, in bytes.
     pub bytes: u64,
 }
 

@@ -33,6 +33,7 @@ fn batch_bytes() -> u64 {
         .unwrap_or(BATCH_BYTES)
 }
 
+/// What a [`Store::sync`] call reads and how.
 #[derive(Clone, Debug, Default)]
 pub struct SyncOptions {
     /// Re-read every transcript from the start (`--recalculate`, `db rebuild`).
@@ -40,17 +41,24 @@ pub struct SyncOptions {
     /// The files given are only those looked at (a quick look): the others
     /// are unchanged, not gone; `vanished` lists the ones found missing.
     pub only_these: bool,
+    /// Transcripts found missing by the quick look: they count as gone.
     pub vanished: Vec<std::path::PathBuf>,
     /// Directories listed whole by the quick look.
     pub relisted: Vec<std::path::PathBuf>,
 }
 
+/// What a [`Store::sync`] call did.
 #[derive(Clone, Debug, Default)]
 pub struct SyncReport {
+    /// Transcript files passed in.
     pub files_seen: usize,
+    /// Files read, from the start or from where the last read stopped.
     pub files_read: usize,
+    /// Files the store knew that are no longer on disk.
     pub files_gone: usize,
+    /// Line counts over the files read.
     pub stats: LineStats,
+    /// Usage entries written to the store.
     pub new_lines: u64,
     /// Everything derived was recomputed (first run, rebuild, recovery, new prices).
     pub full_recompute: bool,
@@ -60,14 +68,17 @@ pub struct SyncReport {
     pub windows: WindowUpdate,
 }
 
+/// How a sync brought the stored windows up to date.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WindowUpdate {
+    /// Nothing touched the windows.
     #[default]
     Untouched,
     /// New responses after the latest one: the latest window was extended.
     Extended,
     /// Recomputed from the window a change reached.
     RecomputedFrom(i64),
+    /// Every window was recomputed.
     Recomputed,
 }
 

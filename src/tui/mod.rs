@@ -33,11 +33,15 @@ use self::view::{Status, ViewState};
 pub use crate::engine::Clock;
 use crate::engine::overview::DashboardData;
 
+/// How the dashboard runs.
 pub struct Options {
     /// How often the source is asked for new data.
     pub refresh: Duration,
+    /// Where "now" comes from.
     pub clock: Clock,
+    /// Display time zone.
     pub tz: TimeZone,
+    /// Whether to draw with colours.
     pub color: bool,
     /// Titles of alerts the refresh thread sent: the screen rings the bell
     /// and shows the newest (the bell backend fills it).
@@ -49,24 +53,34 @@ pub type AlertQueue = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 /// Key and data handling, separate from the terminal so it can be tested.
 pub struct App {
+    /// The latest data; `None` until the first refresh.
     pub data: Option<DashboardData>,
+    /// Whether the help overlay is open.
     pub help: bool,
+    /// The status line: `(is_error, text)`; cleared by new data.
     pub status: Option<(bool, String)>,
     /// The newest alert rung in this session: shown while no other status
     /// line is, and kept across data refreshes (sending one changes the data).
     pub alert: Option<String>,
+    /// Where the data comes from, shown in the frame.
     pub label: String,
 }
 
+/// What the event loop should do after a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
+    /// Nothing.
     None,
+    /// Draw again.
     Redraw,
+    /// Leave the dashboard.
     Quit,
+    /// Drop caches and re-read everything (`r`).
     Recalculate,
 }
 
 impl App {
+    /// An app with no data yet; `label` names the data source.
     pub fn new(label: String) -> App {
         App {
             data: None,
@@ -77,6 +91,7 @@ impl App {
         }
     }
 
+    /// Handles one key press: `q`/Esc/Ctrl-C quit, `?` toggles help, `r` re-reads.
     pub fn on_key(&mut self, key: KeyEvent) -> Action {
         if key.kind != KeyEventKind::Press {
             return Action::None;
@@ -104,15 +119,18 @@ impl App {
         }
     }
 
+    /// Takes new data and clears the status line.
     pub fn on_data(&mut self, d: DashboardData) {
         self.data = Some(d);
         self.status = None;
     }
 
+    /// Shows a refresh error in the status line.
     pub fn on_error(&mut self, e: String) {
         self.status = Some((true, format!("refresh failed: {e}")));
     }
 
+    /// What the next frame shows.
     pub fn view<'a>(&'a self, now: Timestamp, tz: &'a TimeZone, color: bool) -> ViewState<'a> {
         ViewState {
             data: self.data.as_ref(),

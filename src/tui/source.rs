@@ -49,6 +49,7 @@ pub struct InProcessSource<F: UsageFeed> {
 }
 
 impl<F: UsageFeed> InProcessSource<F> {
+    /// A source over `feed` with the dashboard settings taken from `ctx`'s config.
     pub fn new(feed: F, ctx: Arc<Settings>) -> Self {
         let settings = DashboardSettings::from_config(&ctx.config);
         InProcessSource {
@@ -169,6 +170,7 @@ pub struct SnapshotSource {
 pub const SNAPSHOT_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl SnapshotSource {
+    /// A source reading the snapshot file at `path`; nothing is read until the first refresh.
     pub fn new(path: PathBuf) -> SnapshotSource {
         SnapshotSource {
             path,
@@ -239,6 +241,7 @@ pub struct AutoSource {
 const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl AutoSource {
+    /// A source for the daemon of `base_dir`, falling back to `local` refreshed at most once every `local_every`; probes for a daemon at once.
     pub fn new(
         base_dir: PathBuf,
         local: Box<dyn DataSource>,
@@ -272,6 +275,7 @@ impl AutoSource {
         }
     }
 
+    /// Whether data currently comes from the daemon's snapshot rather than the local source.
     pub fn using_daemon(&self) -> bool {
         self.using_daemon
     }

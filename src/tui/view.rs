@@ -24,19 +24,26 @@ use crate::report::format::{Level, compact, duration_minutes, short_model, thous
 pub struct ViewState<'a> {
     /// `None` until the first data arrived.
     pub data: Option<&'a DashboardData>,
+    /// The instant the frame describes.
     pub now: Timestamp,
+    /// Display time zone for clock times.
     pub tz: &'a TimeZone,
     /// `live from transcripts`, `from the daemon vX`.
     pub source_label: &'a str,
+    /// Whether to draw with colours.
     pub color: bool,
+    /// Whether the help overlay (`?`) is open.
     pub help: bool,
     /// A transient line above the footer: "re-reading…", a refresh error.
     pub status: Option<Status<'a>>,
 }
 
+/// A transient line shown above the footer.
 #[derive(Clone, Copy, Debug)]
 pub enum Status<'a> {
+    /// Information, drawn dim.
     Info(&'a str),
+    /// An error, drawn bold red when colours are on.
     Error(&'a str),
 }
 

@@ -13,6 +13,7 @@ pub const IDLE_AFTER: SignedDuration = SignedDuration::from_mins(10);
 /// No event for this long ends a session that never sent SessionEnd.
 pub const GONE_AFTER: SignedDuration = SignedDuration::from_hours(5);
 
+/// What a live session is doing, from its hook events; ordered waiting first, idle last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ActivityState {
@@ -25,6 +26,7 @@ pub enum ActivityState {
 }
 
 impl ActivityState {
+    /// Upper-case label for the dashboard's activity panel.
     pub fn label(self) -> &'static str {
         match self {
             ActivityState::Active => "ACTIVE",
@@ -37,10 +39,13 @@ impl ActivityState {
 /// One hook event as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ActivityEvent {
+    /// When `csm hook` received the event.
     pub ts: Timestamp,
+    /// Claude Code's session id (never empty).
     pub session_id: String,
     /// `hook_event_name` as Claude Code sent it.
     pub event: String,
+    /// The session's working directory, when the event gave one.
     pub cwd: Option<String>,
     /// Last component of `cwd`.
     pub project: Option<String>,
@@ -52,22 +57,32 @@ pub struct ActivityEvent {
 /// One live Claude Code session (the dashboard's activity panel, the snapshot).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LiveSession {
+    /// Claude Code's session id.
     pub session_id: String,
+    /// The last component of the latest `cwd`, else the session id's first 8 characters.
     pub project: String,
+    /// The latest working directory any event gave.
     pub cwd: Option<String>,
+    /// What the session is doing at `now`.
     pub state: ActivityState,
     /// When the session entered `state`.
     pub since: Timestamp,
+    /// `hook_event_name` of the latest event.
     pub last_event: String,
+    /// When the latest event was received.
     pub last_event_at: Timestamp,
 }
 
+/// Why hook input on stdin is not an event.
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
+    /// The input is not valid JSON (or not of the expected field types).
     #[error("hook input is not JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A required field (`session_id`, `hook_event_name`) is missing or empty.
     #[error("hook input has no {0}")]
     Missing(&'static str),
+    /// The input is JSON but not an object.
     #[error("hook input is not a JSON object")]
     NotObject,
 }

@@ -14,8 +14,11 @@ pub const STALE_AFTER: SignedDuration = SignedDuration::from_mins(10);
 /// Claude Code's `rate_limits` as captured by `csm statusline`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OfficialLimits {
+    /// The five-hour limit, when the payload had a valid one.
     pub five_hour: Option<OfficialBar>,
+    /// The weekly (seven-day) limit, when the payload had a valid one.
     pub seven_day: Option<OfficialBar>,
+    /// When `csm statusline` received the payload.
     pub captured_at: Timestamp,
 }
 
@@ -24,6 +27,7 @@ pub struct OfficialLimits {
 pub struct OfficialBar {
     /// 0–100.
     pub used_percent: f64,
+    /// When the limit resets, when Claude Code said.
     pub resets_at: Option<Timestamp>,
 }
 
@@ -43,13 +47,17 @@ pub fn is_stale(captured_at: Timestamp, now: Timestamp) -> bool {
 /// alerts): the figures, their age and whether they are stale at `now`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OfficialStatus {
+    /// The capture.
     #[serde(flatten)]
     pub limits: OfficialLimits,
+    /// Seconds since the capture (0 if it is dated after `now`).
     pub age_seconds: i64,
+    /// Whether the capture is older than [`STALE_AFTER`].
     pub stale: bool,
 }
 
 impl OfficialStatus {
+    /// The status of `limits` as seen at `now`.
     pub fn at(limits: OfficialLimits, now: Timestamp) -> OfficialStatus {
         OfficialStatus {
             age_seconds: now.duration_since(limits.captured_at).as_secs().max(0),
@@ -62,20 +70,39 @@ impl OfficialStatus {
 /// Why a window of `rate_limits` was not taken.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum Rejected {
+    /// `used_percentage` is not a number from 0 to 100.
     #[error("{window}.used_percentage {value} is not a percentage (0-100)")]
-    Percentage { window: &'static str, value: String },
+    Percentage {
+        /// `five_hour` or `seven_day`.
+        window: &'static str,
+        /// The value as JSON text.
+        value: String,
+    },
+    /// The window has no `used_percentage`.
     #[error("{window}.used_percentage is missing")]
-    MissingPercentage { window: &'static str },
+    MissingPercentage {
+        /// `five_hour` or `seven_day`.
+        window: &'static str,
+    },
+    /// `resets_at` is not a time, is before 2020 or is more than 31 days ahead.
     #[error("{window}.resets_at {value} is not a plausible reset time")]
-    ResetsAt { window: &'static str, value: String },
+    ResetsAt {
+        /// `five_hour` or `seven_day`.
+        window: &'static str,
+        /// The value as JSON text.
+        value: String,
+    },
 }
 
 /// What one status-line payload's `rate_limits` gave: the windows that
 /// passed validation and the reasons the others were dropped.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Parsed {
+    /// The five-hour window, when valid.
     pub five_hour: Option<OfficialBar>,
+    /// The seven-day window, when valid.
     pub seven_day: Option<OfficialBar>,
+    /// Why the other windows given were dropped.
     pub rejected: Vec<Rejected>,
 }
 

@@ -40,19 +40,37 @@ const APPEND_ATTEMPTS: usize = 8;
 /// One thing Claude Code told csm.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
+    /// A `rate_limits` capture from the status line.
     Limits {
+        /// The official limits captured.
         capture: OfficialLimits,
+        /// The session whose status line captured them.
         session_id: Option<String>,
     },
+    /// A hook event.
     Activity(ActivityEvent),
 }
 
+/// Why a record could not be appended to the spool.
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
+    /// Creating or writing the spool failed.
     #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        /// The live spool file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The spool is over [`MAX_BYTES`]: nobody has imported it for a long time.
     #[error("{path} holds {size} bytes not yet imported; record dropped")]
-    Full { path: PathBuf, size: u64 },
+    Full {
+        /// The live spool file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// The live spool file kept being sealed under us; holds its path.
     #[error("{0} kept being replaced; record dropped")]
     Contended(PathBuf),
 }
@@ -60,6 +78,7 @@ pub enum SpoolError {
 /// A sealed spool waiting to be imported.
 #[derive(Debug)]
 pub struct Sealed {
+    /// The sealed spool file.
     pub path: PathBuf,
     /// Name, device, inode and size: recorded by the import that read it.
     pub id: String,
@@ -68,6 +87,7 @@ pub struct Sealed {
 /// What an import read from the sealed spools.
 #[derive(Debug, Default, PartialEq)]
 pub struct Parsed {
+    /// The records read, in file order.
     pub records: Vec<Record>,
     /// Lines that were not a record (a write cut short by a full disk).
     pub skipped: usize,
