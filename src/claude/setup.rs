@@ -18,17 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-/// The hook events csm listens to.
-pub const EVENTS: [&str; 8] = [
-    "SessionStart",
-    "UserPromptSubmit",
-    "PreToolUse",
-    "PostToolUse",
-    "Notification",
-    "Stop",
-    "SubagentStop",
-    "SessionEnd",
-];
+/// The hook events csm installs itself for: the ones `ingest::claude::activity`
+/// understands.
+pub use crate::ingest::claude::activity::EVENTS;
 
 /// Why Claude Code's settings.json cannot be merged.
 #[derive(Debug, thiserror::Error, PartialEq)]

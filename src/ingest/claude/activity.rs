@@ -6,6 +6,17 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The hook events csm listens to (what `csm setup claude` installs).
+pub const EVENTS: [&str; 8] = [
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "Notification",
+    "Stop",
+    "SubagentStop",
+    "SessionEnd",
+];
 /// A working event this recent makes a session ACTIVE.
 pub const ACTIVE_WITHIN: SignedDuration = SignedDuration::from_mins(2);
 /// No event for this long makes a session IDLE.
@@ -368,19 +379,7 @@ mod tests {
             .map(|l| parse_hook(l.as_bytes(), now).unwrap())
             .collect();
         let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "SessionStart",
-                "UserPromptSubmit",
-                "PreToolUse",
-                "PostToolUse",
-                "Notification",
-                "Stop",
-                "SubagentStop",
-                "SessionEnd"
-            ]
-        );
+        assert_eq!(names, EVENTS);
         assert!(events.iter().all(|e| e.project.as_deref() == Some("api")));
         assert_eq!(events[2].detail.as_deref(), Some("Bash"));
         assert_eq!(
