@@ -218,6 +218,11 @@ pub struct StoreFeed {
     /// The store's `data_version` after the last reload.
     version: Option<i64>,
     notice: Option<String>,
+    /// The alerts last read, with the store's `data_version` and the window
+    /// start they were read for: a refresh re-reads them only when another
+    /// process wrote the store or the window changed (a dashboard refreshes
+    /// every 2 s all day).
+    alerts: std::sync::Mutex<Option<(i64, Timestamp, Vec<overview::AlertRow>)>>,
 }
 
 impl StoreFeed {
@@ -232,6 +237,7 @@ impl StoreFeed {
             kept,
             version: None,
             notice: None,
+            alerts: std::sync::Mutex::new(None),
         }
     }
 
@@ -281,6 +287,35 @@ impl StoreFeed {
         self.store = Some(store);
         tracing::debug!(ms = started.elapsed().as_millis() as u64, "store sync");
         Ok(())
+    }
+}
+
+impl StoreFeed {
+    /// The alerts sent since `since`, newest first (cached while the store
+    /// is unchanged).
+    fn window_alerts(&self, store: &Store, since: Timestamp) -> Vec<overview::AlertRow> {
+        let version = store.data_version().ok();
+        let mut cache = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(v), Some((cv, cs, rows))) = (version, cache.as_ref())
+            && *cv == v
+            && *cs == since
+        {
+            return rows.clone();
+        }
+        let rows: Vec<overview::AlertRow> = store
+            .recent_alerts(ALERTS_SHOWN)
+            .map_err(|e| tracing::warn!("alerts: {e}"))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a.sent_at >= since)
+            .map(|a| overview::AlertRow {
+                severity: overview::Severity::of(&a.rule, &a.key),
+                sent_at: a.sent_at,
+                title: a.title,
+            })
+            .collect();
+        *cache = version.map(|v| (v, since, rows.clone()));
+        rows
     }
 }
 
@@ -336,20 +371,8 @@ impl UsageFeed for StoreFeed {
                 None
             }
         };
-        let since = overview::tail_from(&self.blocks, now);
-        let alerts = match since {
-            Some(since) => store
-                .recent_alerts(ALERTS_SHOWN)
-                .map_err(|e| tracing::warn!("alerts: {e}"))
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|a| a.sent_at >= since)
-                .map(|a| overview::AlertRow {
-                    severity: overview::Severity::of(&a.rule, &a.key),
-                    sent_at: a.sent_at,
-                    title: a.title,
-                })
-                .collect(),
+        let alerts = match overview::tail_from(&self.blocks, now) {
+            Some(since) => self.window_alerts(store, since),
             None => Vec::new(),
         };
         ClaudeExtras {
