@@ -24,18 +24,19 @@ import subprocess
 import tempfile
 import time
 
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid):
+    """CPU time of every thread of `pid`, in seconds, at nanosecond
+    resolution (the scheduler's own sum), or None when it is gone."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
+        total = 0
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        return total / 1e9
+    except (FileNotFoundError, ProcessLookupError, ValueError):
         return None
-    # utime and stime are fields 14 and 15 of stat; after the ")" the
-    # state is field 3, so they sit at 11 and 12 here.
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def alive(pid):
