@@ -757,9 +757,14 @@ impl Snapshot {
         let mut a = self.clone();
         a.last_update = other.last_update;
         a.daemon = other.daemon.clone();
-        // Minutes left and projections move with the clock alone.
+        // The next recompute (a minute on while a window runs) moves with the
+        // clock alone.
+        a.valid_until = other.valid_until;
+        // Minutes left, the pace of the last 30 minutes and what is projected
+        // from it move with the clock alone.
         if let (Some(x), Some(y)) = (a.active_block.as_mut(), other.active_block.as_ref()) {
             x.minutes_left = y.minutes_left;
+            x.burn_rate = y.burn_rate.clone();
             x.projection = y.projection;
             x.limit_reached_at = y.limit_reached_at;
         }

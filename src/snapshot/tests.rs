@@ -235,10 +235,21 @@ fn same_figures_ignores_the_clock_only() {
     let (_, _, s) = sample();
     let mut later = s.clone();
     later.last_update = t("2026-11-20T16:41:00Z");
+    // A minute later the pace has slid and the next recompute moved on.
+    later.valid_until = Some(t("2026-11-20T16:42:00Z"));
     if let Some(a) = later.active_block.as_mut() {
         a.minutes_left -= 1;
+        if let Some(r) = a.burn_rate.as_mut() {
+            r.tokens_per_minute /= 2.0;
+        }
     }
     assert!(later.same_figures(&s));
+    // New usage is a change.
+    if let Some(a) = later.active_block.as_mut() {
+        a.total_tokens += 1;
+    }
+    assert!(!later.same_figures(&s));
+    let mut later = s.clone();
     later.total_sessions_this_month += 1;
     assert!(!later.same_figures(&s));
 }
