@@ -95,6 +95,12 @@ impl Block {
                 .is_some_and(|last| now.duration_since(last) < length && now < self.end)
     }
 
+    /// A real window ccusage calls completed at `now` (not active): what the
+    /// maxima, `p90` and `--token-limit max` measure against.
+    pub fn is_completed_at(&self, now: Timestamp) -> bool {
+        !self.is_gap && !self.is_active_at(now)
+    }
+
     /// A real window that has not started at `now`: its entries are dated in
     /// the future, so no face counts it.
     pub fn is_future_at(&self, now: Timestamp) -> bool {
@@ -441,7 +447,7 @@ impl BlockFilter {
 pub fn max_completed_tokens(blocks: &[Block], now: Timestamp) -> u64 {
     blocks
         .iter()
-        .filter(|b| !b.is_gap && !b.is_active_at(now))
+        .filter(|b| b.is_completed_at(now))
         .map(Block::total_tokens)
         .max()
         .unwrap_or(0)

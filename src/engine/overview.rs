@@ -134,18 +134,23 @@ impl ActiveWindow {
             .filter(|_| self.idle_for(now, idle_after).is_none())
     }
 
+    /// Minutes from `now` to the window's end (0 once it has come).
+    fn minutes_left(&self, now: Timestamp) -> f64 {
+        (self.block.end.duration_since(now).as_secs_f64() / 60.0).max(0.0)
+    }
+
     /// Cost at the window's end if the pace holds.
     pub fn projected_cost(&self, now: Timestamp, idle_after: SignedDuration) -> Option<f64> {
         let p = self.live_pace(now, idle_after)?;
-        let minutes = (self.block.end.duration_since(now).as_secs_f64() / 60.0).max(0.0);
-        Some(self.block.cost_usd + p.cost_per_hour / 60.0 * minutes)
+        Some(self.block.cost_usd + p.cost_per_hour / 60.0 * self.minutes_left(now))
     }
 
     /// Tokens at the window's end if the pace holds.
     pub fn projected_tokens(&self, now: Timestamp, idle_after: SignedDuration) -> Option<u64> {
         let p = self.live_pace(now, idle_after)?;
-        let minutes = (self.block.end.duration_since(now).as_secs_f64() / 60.0).max(0.0);
-        Some((self.block.total_tokens() as f64 + p.tokens_per_minute * minutes).round() as u64)
+        let tokens =
+            self.block.total_tokens() as f64 + p.tokens_per_minute * self.minutes_left(now);
+        Some(tokens.round() as u64)
     }
 
     /// When the token limit is reached at the current pace, if before the reset.

@@ -286,7 +286,7 @@ impl Maxima {
 pub fn completed_maxima(blocks: &[Block], now: Timestamp) -> Maxima {
     blocks
         .iter()
-        .filter(|b| !b.is_gap && !b.is_active_at(now))
+        .filter(|b| b.is_completed_at(now))
         .fold(Maxima::default(), |m, b| {
             m.merge(Maxima {
                 tokens: b.total_tokens(),
@@ -389,7 +389,7 @@ pub fn p90_tokens(blocks: &[Block], now: Timestamp) -> Option<u64> {
     let since = now.saturating_sub(P90_LOOKBACK).unwrap_or(now);
     let mut totals: Vec<u64> = blocks
         .iter()
-        .filter(|b| !b.is_gap && !b.is_active_at(now) && b.start >= since && b.start <= now)
+        .filter(|b| b.is_completed_at(now) && b.start >= since && b.start <= now)
         .map(Block::total_tokens)
         .collect();
     if totals.is_empty() {
