@@ -30,16 +30,17 @@ pub fn run(ctx: Context, args: &StatusArgs, clock: Clock) -> Result<ExitCode> {
     // still knows, and fail so scripts notice.
     let roots = ctx.roots.resolve();
     let missing = args.data_file.is_none() && roots.projects_dirs.is_empty();
-    if missing {
-        eprintln!(
-            "csm: {} Use Claude Code once, or point csm at its folder with --claude-dir DIR or CLAUDE_CONFIG_DIR.",
-            roots
-                .explanation
-                .as_deref()
-                .unwrap_or("No Claude Code data folder found.")
-        );
-    }
     let snap = load(ctx, args, now)?;
+    if missing {
+        // The engine's words, as the dashboard shows them.
+        let why = snap
+            .notice
+            .clone()
+            .or_else(|| crate::engine::feed::no_data_notice(&roots, false));
+        if let Some(why) = why {
+            eprintln!("csm: {why}");
+        }
+    }
     let out = match args.format {
         StatusFormat::Json => snapshot::to_json(&snap),
         StatusFormat::Text => format!("{}\n", text(&snap, now, &tz)),

@@ -164,7 +164,7 @@ impl UsageFeed for TranscriptFeed {
 
 /// What the screen says when no data root exists: where csm looked and what
 /// to do; with stored history, that what is shown is history.
-fn no_data_notice(roots: &crate::ingest::discover::Roots, has_history: bool) -> Option<String> {
+pub fn no_data_notice(roots: &crate::ingest::discover::Roots, has_history: bool) -> Option<String> {
     if !roots.projects_dirs.is_empty() {
         return None;
     }
