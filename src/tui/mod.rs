@@ -216,9 +216,13 @@ pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
 
     install_panic_hook();
     let stop = stop_on_signals();
-    let input = crate::sys::TerminalInput::open().context("cannot open the terminal")?;
+    // One handle for both threads: the input thread reads keys from it; this
+    // loop also asks it each tick whether the terminal is gone, in case the
+    // input thread is caught inside crossterm's reader when it goes.
+    let input =
+        std::sync::Arc::new(crate::sys::TerminalInput::open().context("cannot open the terminal")?);
     let _guard = TerminalGuard::enter().context("cannot set up the terminal")?;
-    let keys = crate::sys::TerminalInput::open().context("cannot open the terminal")?;
+    let keys = std::sync::Arc::clone(&input);
     std::thread::Builder::new()
         .name("csm-input".into())
         .spawn(move || input_reader(&keys, &tx))
