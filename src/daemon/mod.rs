@@ -608,18 +608,8 @@ mod tests {
             s: &Settings,
             now: Timestamp,
         ) -> Result<(Vec<Block>, DashboardData, Self), String> {
-            use crate::engine::overview::{self, DashboardSettings, Inputs};
-            let (blocks, detail) = feed.blocks(now);
-            let d = overview::build(Inputs {
-                blocks: &blocks,
-                detail,
-                kept: Maxima::default(),
-                window_length: crate::blocks::window_length(5.0),
-                now,
-                tz: s.tz(),
-                settings: DashboardSettings::from_config(&s.config),
-            })
-            .map_err(|e| e.to_string())?;
+            let (blocks, d) =
+                crate::engine::feed::figures(feed, s, now).map_err(|e| e.to_string())?;
             let windows = blocks.iter().filter(|b| !b.is_gap).count();
             Ok((
                 blocks,

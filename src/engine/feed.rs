@@ -162,6 +162,43 @@ impl UsageFeed for TranscriptFeed {
     }
 }
 
+/// The windows and "the figures now" of a feed at `now`, Claude Code's
+/// panes and the no-data notice included: what the dashboard, the daemon's
+/// snapshot and `csm status` all show.
+pub fn figures(
+    feed: &dyn UsageFeed,
+    s: &Settings,
+    now: Timestamp,
+) -> Result<(Vec<Block>, overview::DashboardData), jiff::Error> {
+    let (blocks, detail) = feed.blocks(now);
+    let mut d = overview::build(overview::Inputs {
+        blocks: &blocks,
+        detail,
+        kept: feed.kept_maxima(),
+        window_length: blocks::window_length(crate::store::STORED_WINDOW_HOURS),
+        now,
+        tz: s.tz(),
+        settings: overview::DashboardSettings::from_config(&s.config),
+    })?;
+    feed.claude(now).apply(&mut d);
+    d.notice = feed.notice();
+    Ok((blocks, d))
+}
+
+impl ClaudeExtras {
+    /// Puts the panes into `d`.
+    pub fn apply(self, d: &mut overview::DashboardData) {
+        d.official = self.official;
+        d.activity = self.activity;
+        d.alerts = self.alerts;
+    }
+
+    /// Whether `d` already shows these panes.
+    pub fn shown_in(&self, d: &overview::DashboardData) -> bool {
+        d.official == self.official && d.activity == self.activity && d.alerts == self.alerts
+    }
+}
+
 /// What the screen says when no data root exists: where csm looked and what
 /// to do; with stored history, that what is shown is history.
 pub fn no_data_notice(roots: &crate::ingest::discover::Roots, has_history: bool) -> Option<String> {

@@ -783,21 +783,7 @@ pub fn from_feed(
     now: Timestamp,
     source: &str,
 ) -> Result<(Vec<Block>, DashboardData, Snapshot), jiff::Error> {
-    let (blocks, detail) = feed.blocks(now);
-    let mut d = crate::engine::overview::build(crate::engine::overview::Inputs {
-        blocks: &blocks,
-        detail,
-        kept: feed.kept_maxima(),
-        window_length: length(),
-        now,
-        tz: ctx.tz(),
-        settings: crate::engine::overview::DashboardSettings::from_config(&ctx.config),
-    })?;
-    let extras = feed.claude(now);
-    d.official = extras.official;
-    d.activity = extras.activity;
-    d.alerts = extras.alerts;
-    d.notice = feed.notice();
+    let (blocks, d) = crate::engine::feed::figures(feed, ctx, now)?;
     let snap = build(&Inputs {
         blocks: &blocks,
         data: &d,

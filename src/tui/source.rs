@@ -6,12 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
-use crate::blocks;
 use crate::engine::Settings;
-use crate::engine::feed::UsageFeed;
-use crate::engine::overview::{self, DashboardData, DashboardSettings, Inputs};
+use crate::engine::feed::{UsageFeed, figures};
+use crate::engine::overview::DashboardData;
 use crate::notify::hook::AlertHook;
 
 /// Something that can produce dashboard data.
@@ -41,8 +40,6 @@ pub const IN_PROCESS_LABEL: &str = "live from transcripts";
 pub struct InProcessSource<F: UsageFeed> {
     feed: F,
     ctx: Arc<Settings>,
-    settings: DashboardSettings,
-    window_length: SignedDuration,
     last: Option<DashboardData>,
     force: bool,
     alerts: Option<AlertHook>,
@@ -51,12 +48,9 @@ pub struct InProcessSource<F: UsageFeed> {
 impl<F: UsageFeed> InProcessSource<F> {
     /// A source over `feed` with the dashboard settings taken from `ctx`'s config.
     pub fn new(feed: F, ctx: Arc<Settings>) -> Self {
-        let settings = DashboardSettings::from_config(&ctx.config);
         InProcessSource {
             feed,
             ctx,
-            settings,
-            window_length: blocks::window_length(crate::store::STORED_WINDOW_HOURS),
             last: None,
             force: false,
             alerts: None,
@@ -74,42 +68,26 @@ impl<F: UsageFeed> InProcessSource<F> {
             .last
             .as_ref()
             .is_none_or(|d| d.valid_until.is_some_and(|t| now >= t));
-        let extras = self.feed.claude(now);
-        let mut data = match &self.last {
+        let data = match &self.last {
             // Only the Claude Code panes can have changed.
             Some(last) if !changed && !expired => {
-                if last.official == extras.official
-                    && last.activity == extras.activity
-                    && last.alerts == extras.alerts
-                {
+                let extras = self.feed.claude(now);
+                if extras.shown_in(last) {
                     return Ok(None);
                 }
-                last.clone()
+                let mut data = last.clone();
+                extras.apply(&mut data);
+                data
             }
             _ => {
-                let (blocks, detail) = self.feed.blocks(now);
+                let (blocks, data) = figures(&self.feed, &self.ctx, now)?;
                 if let Some(h) = self.alerts.as_mut() {
                     h.saw(&blocks);
-                }
-                let mut data = overview::build(Inputs {
-                    blocks: &blocks,
-                    detail,
-                    kept: self.feed.kept_maxima(),
-                    window_length: self.window_length,
-                    now,
-                    tz: self.ctx.tz(),
-                    settings: self.settings,
-                })?;
-                if let Some(h) = self.alerts.as_mut() {
                     h.limit = data.limit.tokens;
                 }
-                data.notice = self.feed.notice();
                 data
             }
         };
-        data.official = extras.official;
-        data.activity = extras.activity;
-        data.alerts = extras.alerts;
         if self.last.as_ref() == Some(&data) {
             // Same picture (a file was touched without new usage): nothing to redraw.
             return Ok(None);
