@@ -87,10 +87,13 @@ pub fn open(ctx: &Settings) -> Result<Sources> {
         });
     }
     let mut store = Store::open(&ctx.base_dir)?;
+    // Every query answers for this run's roots only: another account's
+    // history in the same store is neither counted nor taken for gone.
+    store.set_scope(&roots.projects_dirs)?;
     // Walk everything now and then; in between, list only directories whose
     // time changed and look again only at recently active files.
     let last_full = store
-        .meta("full_walk_ms")?
+        .meta(&store.full_walk_key())?
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(i64::MIN);
     // File times are real, so this schedule follows the real clock even when
@@ -112,8 +115,10 @@ pub fn open(ctx: &Settings) -> Result<Sources> {
         walk_changed(&roots, &recent, now_ns)
     };
 
-    // Nothing moved since the last run: the store is current as it is.
-    let changed = walked.changed;
+    // Nothing moved since the last run: the store is current as it is,
+    // unless its derived state awaits a recompute (a killed run, or
+    // transcripts just attributed to their root).
+    let changed = walked.changed || store.meta("dirty")?.as_deref() == Some("1");
     let report = if changed {
         let prices = price_table(&ctx.base_dir)?;
         let report = store.sync(

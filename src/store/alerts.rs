@@ -213,9 +213,9 @@ mod tests {
         assert_eq!(s.latest_official_limits().unwrap(), None);
         s.conn
             .execute_batch(
-                "INSERT INTO official_limits VALUES (1000, 's', 10.0, 1764106800, 20.0, NULL);
-                 INSERT INTO official_limits VALUES (3000, 's', 85.5, 1764106800, 41.2, 1764540000);
-                 INSERT INTO official_limits VALUES (2000, 's', 50.0, NULL, NULL, NULL);",
+                "INSERT INTO official_limits VALUES (1000, 's', 10.0, 1764106800, 20.0, NULL, NULL);
+                 INSERT INTO official_limits VALUES (3000, 's', 85.5, 1764106800, 41.2, 1764540000, NULL);
+                 INSERT INTO official_limits VALUES (2000, 's', 50.0, NULL, NULL, NULL, NULL);",
             )
             .unwrap();
         let c = s.latest_official_limits().unwrap().unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{Store, StoreError, ms, schema};
+use super::{ScopeRoot, Store, StoreError, ms, schema};
 use crate::ingest::claude::activity::ActivityEvent;
 use crate::ingest::claude::limits::{OfficialBar, OfficialLimits};
 use crate::ingest::claude::spool::{self, Record};
@@ -67,6 +67,7 @@ impl Store {
             conn,
             path,
             lock_path: Some(base_dir.join("history.lock")),
+            scope: super::Scope::Every,
         }))
     }
 
@@ -216,14 +217,33 @@ impl Store {
         from: Timestamp,
         mode: CostMode,
     ) -> Result<Vec<BlockRow>, StoreError> {
+        let root = match self.scope_root()? {
+            ScopeRoot::None => return Ok(Vec::new()),
+            ScopeRoot::One(root) => root,
+            ScopeRoot::Many => {
+                return Ok(self
+                    .blocks(mode)?
+                    .into_iter()
+                    .filter(|b| !b.is_gap && b.end > from)
+                    .map(|b| BlockRow {
+                        start: b.start,
+                        end: b.end,
+                        last_entry: b.actual_end,
+                        entries: b.entries as u64,
+                        tokens: b.tokens.total(),
+                        cost_usd: b.cost_usd,
+                    })
+                    .collect());
+            }
+        };
         let cost = cost_column(mode);
         let sql = format!(
             "SELECT start_ms, end_ms, last_ms, entries,
                     input + output + cache_create + cache_read, {cost}
-             FROM blocks WHERE is_gap = 0 AND end_ms > ?1 ORDER BY start_ms"
+             FROM blocks WHERE root_id = ?2 AND is_gap = 0 AND end_ms > ?1 ORDER BY start_ms"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map([from.as_millisecond()], |r| {
+        let rows = stmt.query_map(params![from.as_millisecond(), root], |r| {
             Ok(BlockRow {
                 start: ms(r.get(0)?),
                 end: ms(r.get(1)?),
@@ -238,10 +258,23 @@ impl Store {
 
     /// The most tokens of any window that started before `before`.
     pub fn max_block_tokens_before(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let root = match self.scope_root()? {
+            ScopeRoot::None => return Ok(0),
+            ScopeRoot::One(root) => root,
+            ScopeRoot::Many => {
+                return Ok(self
+                    .blocks(CostMode::Auto)?
+                    .iter()
+                    .filter(|b| !b.is_gap && b.start < before)
+                    .map(|b| b.tokens.total())
+                    .max()
+                    .unwrap_or(0));
+            }
+        };
         Ok(self.conn.query_row(
             "SELECT coalesce(max(input + output + cache_create + cache_read), 0)
-             FROM blocks WHERE is_gap = 0 AND start_ms < ?1",
-            [before.as_millisecond()],
+             FROM blocks WHERE root_id = ?2 AND is_gap = 0 AND start_ms < ?1",
+            params![before.as_millisecond(), root],
             |r| r.get::<_, i64>(0),
         )? as u64)
     }
@@ -255,16 +288,29 @@ impl Store {
         mode: CostMode,
     ) -> Result<f64, StoreError> {
         let mut total = 0.0;
-        let until = until.as_millisecond();
-        super::packed::scan_counted_since(&self.conn, since.as_millisecond(), false, |_, l| {
-            if l.ts_ms > until {
+        let (since, until) = (since.as_millisecond(), until.as_millisecond());
+        let files = super::roots::FileRoots::load(&self.conn)?;
+        let roots = self.scope_ids(&files);
+        let cost = |cost_usd: Option<f64>, calc: f64| match mode {
+            CostMode::Auto => cost_usd.unwrap_or(calc),
+            CostMode::Calculate => calc,
+            CostMode::Display => cost_usd.unwrap_or(0.0),
+        };
+        if roots.len() > 1 {
+            let (_, files) = self.scoped_files()?;
+            return Ok(self
+                .union_kept(&files)?
+                .iter()
+                .filter(|k| (since..=until).contains(&k.entry.timestamp.as_millisecond()))
+                .map(|k| cost(k.entry.cost_usd, k.calc))
+                .sum());
+        }
+        let in_scope = files.files_of(&roots);
+        super::packed::scan_counted_since(&self.conn, since, false, |file, l| {
+            if l.ts_ms > until || !in_scope.contains(&file) {
                 return;
             }
-            total += match mode {
-                CostMode::Auto => l.cost_usd.unwrap_or(l.calc_cost),
-                CostMode::Calculate => l.calc_cost,
-                CostMode::Display => l.cost_usd.unwrap_or(0.0),
-            };
+            total += cost(l.cost_usd, l.calc_cost);
         })?;
         Ok(total)
     }

@@ -15,6 +15,7 @@
 mod alerts;
 mod claude;
 mod packed;
+mod roots;
 mod schema;
 mod sync;
 
@@ -32,6 +33,7 @@ use crate::pricing::CostMode;
 
 pub use alerts::{OfficialCapture, SentAlert};
 pub use claude::{BlockRow, SpoolImport};
+pub use roots::{Scope, StoredRoot};
 pub use sync::{SyncOptions, SyncReport, WindowUpdate};
 
 /// File name of the store inside the base directory.
@@ -92,6 +94,8 @@ pub struct Store {
     path: PathBuf,
     /// Serialises writers across processes (see [`Store::writer_lock`]).
     lock_path: Option<PathBuf>,
+    /// The roots queries report on ([`Store::set_scope`]).
+    scope: Scope,
 }
 
 /// The last connection to close a WAL database checkpoints it (two fsyncs)
@@ -178,6 +182,7 @@ impl Store {
             conn,
             path,
             lock_path,
+            scope: Scope::Every,
         };
         // Switching a new file to WAL and creating the schema race between
         // processes started together (switching the journal mode does not
@@ -212,16 +217,23 @@ impl Store {
         &self.path
     }
 
-    /// The counted entries (one per response) in reading order, optionally of
-    /// one project only.
+    /// The counted entries (one per response) of the roots in scope, in
+    /// reading order, optionally of one project only.
     pub fn entries(&self, project: Option<&str>) -> Result<Vec<UsageEntry>, StoreError> {
-        let files = self.files_by_id()?;
-        let wanted = |file: i64| {
-            project.is_none_or(|p| files.get(&file).is_some_and(|f| &*f.origin.project == p))
-        };
+        let (roots, mut files) = self.scoped_files()?;
+        if let Some(p) = project {
+            files.retain(|_, f| &*f.origin.project == p);
+        }
+        if roots.len() > 1 {
+            return Ok(self
+                .union_kept(&files)?
+                .into_iter()
+                .map(|k| k.entry)
+                .collect());
+        }
         let mut lines: Vec<(i64, packed::Line)> = Vec::new();
         packed::scan(&self.conn, packed::Scan::All, |file, l| {
-            if l.kept() && wanted(file) {
+            if l.kept() && files.contains_key(&file) {
                 lines.push((file, l));
             }
             Ok(())
@@ -229,10 +241,11 @@ impl Store {
         self.ordered_entries(lines, &files, |(_, l)| l.slot.unwrap_or_default())
     }
 
-    /// Every stored line of one project's files, copies included, in reading
-    /// order: `--project` de-duplicates within the project only, as ccusage.
+    /// Every stored line of one project's files (in the roots in scope),
+    /// copies included, in reading order: `--project` de-duplicates within
+    /// the project only, as ccusage.
     pub fn project_lines(&self, project: &str) -> Result<Vec<UsageEntry>, StoreError> {
-        let files = self.files_by_id()?;
+        let (_, files) = self.scoped_files()?;
         let mut lines: Vec<(i64, packed::Line)> = Vec::new();
         packed::scan(&self.conn, packed::Scan::All, |file, l| {
             if files
@@ -248,23 +261,38 @@ impl Store {
 
     /// Counted entries from `since` on, in time order (reading order on ties).
     pub fn entries_since(&self, since: Timestamp) -> Result<Vec<UsageEntry>, StoreError> {
-        let files = self.files_by_id()?;
-        let mut lines: Vec<(i64, packed::Line)> = Vec::new();
-        packed::scan_counted_since(&self.conn, since.as_millisecond(), false, |file, l| {
-            lines.push((file, l));
-        })?;
-        let mut entries =
-            self.ordered_entries(lines, &files, |(_, l)| l.slot.unwrap_or_default())?;
+        let (roots, files) = self.scoped_files()?;
+        let mut entries = if roots.len() > 1 {
+            let mut all: Vec<UsageEntry> = self
+                .union_kept(&files)?
+                .into_iter()
+                .map(|k| k.entry)
+                .collect();
+            all.retain(|e| e.timestamp >= since);
+            all
+        } else {
+            let mut lines: Vec<(i64, packed::Line)> = Vec::new();
+            packed::scan_counted_since(&self.conn, since.as_millisecond(), false, |file, l| {
+                if files.contains_key(&file) {
+                    lines.push((file, l));
+                }
+            })?;
+            self.ordered_entries(lines, &files, |(_, l)| l.slot.unwrap_or_default())?
+        };
         // Stable: reading order stays on ties.
         entries.sort_by_key(|e| e.timestamp);
         Ok(entries)
     }
 
-    /// Every file's path and origin, by id.
-    fn files_by_id(&self) -> Result<rustc_hash::FxHashMap<i64, StoredFile>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, path, project, session_id, project_path FROM files")?;
+    /// The roots in scope and their files' paths and origins, by id.
+    fn scoped_files(
+        &self,
+    ) -> Result<(Vec<i64>, rustc_hash::FxHashMap<i64, StoredFile>), StoreError> {
+        let roots = self.scope_ids(&roots::FileRoots::load(&self.conn)?);
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT id, path, project, session_id, project_path FROM files WHERE root_id IN ({})",
+            sync::id_list(&roots)
+        ))?;
         let mut rows = stmt.query([])?;
         let mut out = rustc_hash::FxHashMap::default();
         while let Some(r) = rows.next()? {
@@ -280,7 +308,51 @@ impl Store {
                 },
             );
         }
-        Ok(out)
+        Ok((roots, out))
+    }
+
+    /// The counted responses of `files` taken together, in reading order:
+    /// their lines de-duplicated as one history, so a response copied into
+    /// two roots counts once (as ccusage counts a comma list). Each comes
+    /// with its counted copy's calculated cost and where it was first seen.
+    fn union_kept(
+        &self,
+        files: &rustc_hash::FxHashMap<i64, StoredFile>,
+    ) -> Result<Vec<UnionKept>, StoreError> {
+        let mut lines: Vec<(i64, packed::Line)> = Vec::new();
+        packed::scan(&self.conn, packed::Scan::All, |file, l| {
+            if files.contains_key(&file) {
+                lines.push((file, l));
+            }
+            Ok(())
+        })?;
+        let path = |id: i64| {
+            files
+                .get(&id)
+                .map(|f| f.path.as_slice())
+                .unwrap_or_default()
+        };
+        packed::sort_in_reading_order(&mut lines, path, |(file, l)| l.pos(*file));
+        let models = packed::Models::load(&self.conn)?;
+        let calc: rustc_hash::FxHashMap<packed::Pos, f64> = lines
+            .iter()
+            .map(|(file, l)| (l.pos(*file), l.calc_cost))
+            .collect();
+        let mut d: crate::dedup::Deduper<packed::Pos> =
+            crate::dedup::Deduper::with_capacity(lines.len());
+        for (file, l) in &lines {
+            if let Some(f) = files.get(file) {
+                d.push_at(l.entry(f.origin.clone(), &models), l.pos(*file));
+            }
+        }
+        Ok(d.finish_kept()
+            .into_iter()
+            .map(|k| UnionKept {
+                calc: calc.get(&k.winner).copied().unwrap_or_default(),
+                slot: k.slot,
+                entry: k.entry,
+            })
+            .collect())
     }
 
     /// The entries of `lines` (with their files' ids), in the reading order
@@ -313,22 +385,56 @@ impl Store {
             .collect())
     }
 
-    /// The stored five-hour windows with costs under `mode`.
+    /// The five-hour windows of the roots in scope with costs under
+    /// `mode`: one root's are stored; several roots' are computed from
+    /// their lines taken together.
     pub fn blocks(&self, mode: CostMode) -> Result<Vec<Block>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {BLOCK_COLUMNS} FROM blocks ORDER BY start_ms, is_gap DESC"
-        ))?;
-        let rows = stmt.query_map([], |r| row_block(r, mode))?;
-        Ok(rows.collect::<Result<Vec<Block>, _>>()?)
+        match self.scope_root()? {
+            ScopeRoot::None => Ok(Vec::new()),
+            ScopeRoot::One(root) => {
+                let mut stmt = self.conn.prepare_cached(&format!(
+                    "SELECT {BLOCK_COLUMNS} FROM blocks WHERE root_id = ?1 ORDER BY start_ms, is_gap DESC"
+                ))?;
+                let rows = stmt.query_map([root], |r| row_block(r, mode))?;
+                Ok(rows.collect::<Result<Vec<Block>, _>>()?)
+            }
+            ScopeRoot::Many => {
+                let (_, files) = self.scoped_files()?;
+                let mut kept = self.union_kept(&files)?;
+                kept.sort_by_key(|k| (k.entry.timestamp, k.slot));
+                let entries: Vec<&UsageEntry> = kept.iter().map(|k| &k.entry).collect();
+                let calc: Vec<f64> = kept.iter().map(|k| k.calc).collect();
+                let [auto, calculate, display] = sync::windows(None, &entries, &calc);
+                Ok(match mode {
+                    CostMode::Auto => auto,
+                    CostMode::Calculate => calculate,
+                    CostMode::Display => display,
+                })
+            }
+        }
     }
 
-    /// Lines read and skipped by reason over every transcript still present,
-    /// accumulated across runs.
+    /// Whether the scope is one root (whose windows are stored) or several.
+    pub(crate) fn scope_root(&self) -> Result<ScopeRoot, StoreError> {
+        let ids = match &self.scope {
+            Scope::Roots(ids) => ids.clone(),
+            Scope::Every => roots::FileRoots::load(&self.conn)?.roots(),
+        };
+        Ok(match ids.as_slice() {
+            [] => ScopeRoot::None,
+            [one] => ScopeRoot::One(*one),
+            _ => ScopeRoot::Many,
+        })
+    }
+
+    /// Lines read and skipped by reason over every transcript still present
+    /// in the roots in scope, accumulated across runs.
     pub fn line_stats(&self) -> Result<crate::ingest::LineStats, StoreError> {
         let mut out = crate::ingest::LineStats::default();
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT lines_read, skipped, read_to FROM files WHERE present = 1")?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT lines_read, skipped, read_to FROM files WHERE present = 1{}",
+            self.files_filter()
+        ))?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             out.files += 1;
@@ -355,10 +461,11 @@ impl Store {
             dirs: self.walk_memo_dirs()?,
             ..WalkMemo::default()
         };
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT path, project, session_id, project_path, device, inode, size, mtime_ns
-             FROM files WHERE present = 1 AND (mtime_ns >= ?1 OR mtime_ns = ?2)",
-        )?;
+             FROM files WHERE present = 1 AND (mtime_ns >= ?1 OR mtime_ns = ?2){}",
+            self.files_filter()
+        ))?;
         // A transcript that could not be read is looked at on every run.
         let mut rows = stmt.query([since_ns, crate::ingest::discover::UNSETTLED])?;
         while let Some(r) = rows.next()? {
@@ -378,13 +485,32 @@ impl Store {
         Ok(memo)
     }
 
-    /// Transcripts on disk at the last look.
+    /// Transcripts of the roots in scope on disk at the last look.
     pub fn present_files(&self) -> Result<usize, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT count(*) FROM files WHERE present = 1", [], |r| {
-                r.get::<_, i64>(0)
-            })? as usize)
+        Ok(self.conn.query_row(
+            &format!(
+                "SELECT count(*) FROM files WHERE present = 1{}",
+                self.files_filter()
+            ),
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as usize)
+    }
+
+    /// ` AND root_id IN (…)` for queries of `files` in scope.
+    fn files_filter(&self) -> String {
+        match &self.scope {
+            Scope::Every => " AND root_id IS NOT NULL".into(),
+            Scope::Roots(ids) => format!(" AND root_id IN ({})", sync::id_list(ids)),
+        }
+    }
+
+    /// The `meta` key of the last full walk of the roots in scope.
+    pub fn full_walk_key(&self) -> String {
+        match &self.scope {
+            Scope::Every => "full_walk_ms".into(),
+            Scope::Roots(ids) => format!("full_walk_ms:{}", sync::id_list(ids)),
+        }
     }
 
     fn walk_memo_dirs(&self) -> Result<Vec<DirStamp>, StoreError> {
@@ -421,11 +547,31 @@ impl Store {
         if same && full_at.is_none() {
             return Ok(());
         }
+        let scoped_roots: Option<Vec<Vec<u8>>> = match &self.scope {
+            Scope::Every => None,
+            Scope::Roots(_) => Some(self.scope_paths()?.into_iter().map(|(_, p)| p).collect()),
+        };
+        let walk_key = self.full_walk_key();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         if !same {
-            tx.execute("DELETE FROM dirs", [])?;
+            // Only this run's roots' directories: another account's stay.
+            match scoped_roots {
+                None => {
+                    tx.execute("DELETE FROM dirs", [])?;
+                }
+                Some(roots) => {
+                    for root in roots {
+                        let mut hi = root.clone();
+                        hi.push(b'/' + 1);
+                        tx.execute(
+                            "DELETE FROM dirs WHERE path = ?1 OR (path > ?1 AND path < ?2)",
+                            params![root, hi],
+                        )?;
+                    }
+                }
+            }
             let mut ins =
                 tx.prepare_cached("INSERT OR REPLACE INTO dirs (path, mtime_ns) VALUES (?1, ?2)")?;
             for d in dirs {
@@ -434,9 +580,9 @@ impl Store {
         }
         if let Some(t) = full_at {
             tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('full_walk_ms', ?1)
+                "INSERT INTO meta (key, value) VALUES (?2, ?1)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [t.as_millisecond().to_string()],
+                [t.as_millisecond().to_string(), walk_key],
             )?;
         }
         tx.commit()?;
@@ -506,6 +652,23 @@ impl Store {
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?)
     }
+}
+
+/// A response counted over several roots (see `Store::union_kept`).
+struct UnionKept {
+    entry: UsageEntry,
+    calc: f64,
+    slot: packed::Pos,
+}
+
+/// How many roots a store's scope covers.
+pub(crate) enum ScopeRoot {
+    /// None: nothing to report.
+    None,
+    /// One: its windows are stored.
+    One(i64),
+    /// Several: their windows are computed from the lines taken together.
+    Many,
 }
 
 /// A transcript as the store knows it.

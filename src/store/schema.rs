@@ -165,6 +165,46 @@ const MIGRATIONS: &[&str] = &[
     // 4: the buckets' entries as varints (see packed::decode_bucket),
     // written again from the chunks by `packed::rebuild_buckets`.
     "",
+    // 5: accounts. Every transcript belongs to the data root it was read
+    // under; de-duplication, windows, captures and hook events are kept per
+    // root, so one store holds several accounts without mixing them. Files
+    // are attributed by `sync::attribute_by_path`, which also recomputes
+    // the verdicts and windows per root.
+    r#"
+    CREATE TABLE roots (
+        id   INTEGER PRIMARY KEY,
+        -- The canonical `projects/` directory.
+        path BLOB NOT NULL UNIQUE
+    );
+    -- NULL: under no root csm knows (listed as unattributed, never counted).
+    ALTER TABLE files ADD COLUMN root_id INTEGER REFERENCES roots(id);
+    CREATE INDEX files_root ON files(root_id);
+
+    DROP TABLE blocks;
+    CREATE TABLE blocks (
+        root_id       INTEGER NOT NULL,
+        start_ms      INTEGER NOT NULL,
+        end_ms        INTEGER NOT NULL,
+        first_ms      INTEGER,
+        last_ms       INTEGER,
+        is_gap        INTEGER NOT NULL,
+        entries       INTEGER NOT NULL,
+        input         INTEGER NOT NULL,
+        output        INTEGER NOT NULL,
+        cache_create  INTEGER NOT NULL,
+        cache_read    INTEGER NOT NULL,
+        cost_auto     REAL NOT NULL,
+        cost_calc     REAL NOT NULL,
+        cost_display  REAL NOT NULL,
+        models        TEXT NOT NULL,
+        reset_s       INTEGER,
+        PRIMARY KEY (root_id, start_ms, is_gap)
+    ) WITHOUT ROWID;
+
+    -- NULL: captured before csm knew accounts, or outside every root.
+    ALTER TABLE official_limits ADD COLUMN root_id INTEGER;
+    ALTER TABLE activity ADD COLUMN root_id INTEGER;
+    "#,
 ];
 
 /// The step that packs the lines: after its tables exist, the rows of
@@ -174,11 +214,19 @@ const PACKING_STEP: usize = 2;
 /// The step that re-encodes the message-id buckets.
 const BUCKETS_STEP: usize = 3;
 
+/// The step that gives every transcript its data root.
+const ROOTS_STEP: usize = 4;
+
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the schema up to date. A store from a newer csm is refused rather
 /// than misread. Returns whether rows moved, leaving free pages behind.
 pub fn migrate(conn: &mut Connection) -> Result<bool, super::StoreError> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// [`migrate`], stopping at version `upto` (tests of one step).
+fn migrate_to(conn: &mut Connection, upto: usize) -> Result<bool, super::StoreError> {
     let mut moved = false;
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > VERSION {
@@ -187,7 +235,7 @@ pub fn migrate(conn: &mut Connection) -> Result<bool, super::StoreError> {
             supported: VERSION,
         });
     }
-    for (i, step) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (i, step) in MIGRATIONS.iter().enumerate().take(upto).skip(current as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while this one waited.
         let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -200,6 +248,9 @@ pub fn migrate(conn: &mut Connection) -> Result<bool, super::StoreError> {
         }
         if i == BUCKETS_STEP {
             super::packed::rebuild_buckets(&tx)?;
+        }
+        if i == ROOTS_STEP {
+            super::sync::attribute_by_path(&tx)?;
         }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
@@ -264,8 +315,12 @@ mod tests {
         )
         .unwrap();
 
-        assert!(migrate(&mut conn).unwrap(), "rows moved");
-        assert!(!migrate(&mut conn).unwrap(), "nothing more to move");
+        // Up to the step before accounts, which judges the lines again.
+        assert!(migrate_to(&mut conn, ROOTS_STEP).unwrap(), "rows moved");
+        assert!(
+            !migrate_to(&mut conn, ROOTS_STEP).unwrap(),
+            "nothing more to move"
+        );
         let gone: bool = conn
             .query_row(
                 "SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'lines')",

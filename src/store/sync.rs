@@ -8,6 +8,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::packed::{self, Line, Pos};
+use super::roots::{self, FileRoots};
 use super::{Store, StoreError};
 use crate::blocks::{self, Block, Timed};
 use crate::dedup::{Deduper, Kept};
@@ -82,6 +83,21 @@ pub enum WindowUpdate {
     Recomputed,
 }
 
+impl WindowUpdate {
+    /// What a sync did to the windows when it did `self` to some roots'
+    /// and `other` to another's.
+    fn and(self, other: WindowUpdate) -> WindowUpdate {
+        use WindowUpdate::*;
+        match (self, other) {
+            (Recomputed, _) | (_, Recomputed) => Recomputed,
+            (RecomputedFrom(a), RecomputedFrom(b)) => RecomputedFrom(a.min(b)),
+            (RecomputedFrom(a), _) | (_, RecomputedFrom(a)) => RecomputedFrom(a),
+            (Extended, _) | (_, Extended) => Extended,
+            (Untouched, Untouched) => Untouched,
+        }
+    }
+}
+
 /// The time recorded for a file that could not be read: no real file has it.
 const UNREAD_MTIME: i64 = crate::ingest::discover::UNSETTLED;
 
@@ -128,18 +144,15 @@ impl Store {
                     .iter()
                     .map(|p| p.as_os_str().as_encoded_bytes()),
             );
-            let any: bool =
-                self.conn
-                    .query_row("SELECT EXISTS (SELECT 1 FROM files)", [], |r| r.get(0))?;
             let mut known = self.known_files_of(paths)?;
             for dir in &opts.relisted {
                 known.extend(self.known_files_in(dir)?);
             }
-            (known, !any)
+            (known, self.is_empty()?)
         } else {
-            let known = self.known_files()?;
-            let first_run = known.is_empty();
-            (known, first_run)
+            // Only this run's roots: another account's transcripts are
+            // not gone because this run does not see them.
+            (self.known_files()?, self.is_empty()?)
         };
 
         let mut jobs: Vec<Job<'_>> = Vec::new();
@@ -239,19 +252,24 @@ impl Store {
 
         let mut resolver = PriceResolver::new(prices);
         let mut models = packed::Models::load(&self.conn)?;
+        let mut root_paths = self.scope_paths()?;
         // A batch's new lines with a message id, for the buckets.
         let mut placed: Vec<(u64, Pos)> = Vec::new();
         let mut touched: FxHashSet<u64> = FxHashSet::default();
-        let mut earliest_new: Option<i64> = None;
+        // The earliest new line of each file read.
+        let mut earliest_new: FxHashMap<i64, i64> = FxHashMap::default();
         // Lines written by this run, and the time of the latest counted one
         // before it: when everything new is a new response after that time,
         // the windows are extended instead of recomputed.
         let mut fresh: FxHashSet<Pos> = FxHashSet::default();
-        let latest_before: Option<i64> = self.conn.query_row(
-            "SELECT max(last_ms) FROM blocks WHERE is_gap = 0",
-            [],
-            |r| r.get(0),
-        )?;
+        let latest_before: FxHashMap<i64, i64> = self
+            .conn
+            .prepare(
+                "SELECT root_id, max(last_ms) FROM blocks WHERE is_gap = 0 AND last_ms IS NOT NULL
+                 GROUP BY root_id",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
         // Batches in path order, so a cold run's lines arrive in reading order.
         jobs.sort_by(|a, b| path_bytes(a.file).cmp(path_bytes(b.file)));
         let batch_bytes = batch_bytes();
@@ -278,7 +296,14 @@ impl Store {
                     retire_file(&tx, old)?;
                     job.id = None;
                 }
-                let id = upsert_file(&tx, job, scan.end_offset, scan.stats.unreadable_files == 0)?;
+                let root = file_root(&tx, &mut root_paths, job.file)?;
+                let id = upsert_file(
+                    &tx,
+                    job,
+                    root,
+                    scan.end_offset,
+                    scan.stats.unreadable_files == 0,
+                )?;
                 job.id = Some(id);
                 add_file_stats(&tx, id, &scan.stats, job.start == 0)?;
                 if job.start == 0 && opts.recalculate {
@@ -300,7 +325,10 @@ impl Store {
                         placed.push((m, (id, e.offset)));
                     }
                     let t = e.timestamp.as_millisecond();
-                    earliest_new = Some(earliest_new.map_or(t, |x: i64| x.min(t)));
+                    earliest_new
+                        .entry(id)
+                        .and_modify(|x| *x = (*x).min(t))
+                        .or_insert(t);
                 }
                 packed::upsert(&tx, id, lines)?;
             }
@@ -315,37 +343,42 @@ impl Store {
         if repriced && !first_run {
             reprice(&tx, &mut resolver)?;
         }
-        let mut only_fresh = true;
-        let earliest_change = if full {
+        let file_roots = FileRoots::load(&tx)?;
+        let mut changed_any = false;
+        if full {
             // Also rebuilds the buckets, which a cold run killed before
             // its end left out.
-            dedup_all(&tx)?;
-            None
-        } else {
-            let (changed, untouched_before) = dedup_groups(&tx, &touched, &fresh)?;
-            only_fresh = untouched_before;
-            match (changed, earliest_new) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
-        };
-        let appended = only_fresh
-            && retire.is_empty()
-            && matches!((latest_before, earliest_change), (Some(l), Some(t)) if t > l);
-        if full {
-            rebuild_blocks(&tx, None)?;
+            recompute_all(&tx, &file_roots)?;
             report.windows = WindowUpdate::Recomputed;
-        } else if appended && let Some(l) = latest_before {
-            extend_blocks(&tx, l)?;
-            report.windows = WindowUpdate::Extended;
-        } else if let Some(t) = earliest_change {
-            rebuild_blocks(&tx, Some(t))?;
-            report.windows = WindowUpdate::RecomputedFrom(t);
+            changed_any = true;
+        } else {
+            let (mut earliest, only_fresh) = dedup_groups(&tx, &file_roots, &touched, &fresh)?;
+            for (file, t) in &earliest_new {
+                if let Some(root) = file_roots.of(*file) {
+                    let e = earliest.entry(root).or_insert(*t);
+                    *e = (*e).min(*t);
+                }
+            }
+            let mut changes: Vec<(i64, i64)> = earliest.into_iter().collect();
+            changes.sort_unstable();
+            for (root, t) in changes {
+                changed_any = true;
+                let files = file_roots.files_of(&[root]);
+                let latest = latest_before.get(&root).copied();
+                let appended = only_fresh && retire.is_empty() && latest.is_some_and(|l| t > l);
+                if appended && let Some(l) = latest {
+                    extend_blocks(&tx, root, &files, l)?;
+                    report.windows = report.windows.and(WindowUpdate::Extended);
+                } else {
+                    rebuild_blocks(&tx, root, &files, Some(t))?;
+                    report.windows = report.windows.and(WindowUpdate::RecomputedFrom(t));
+                }
+            }
         }
         set_meta(&tx, "prices", &price_mark)?;
         set_meta(&tx, "dirty", "0")?;
         tx.commit()?;
-        report.changed = full || earliest_change.is_some() || report.files_gone > 0;
+        report.changed = changed_any || report.files_gone > 0;
         Ok(report)
     }
 
@@ -373,6 +406,20 @@ impl Store {
         // chosen here and the reading starts while the rows go in.
         let ids: Vec<i64> = (1..=order.len() as i64).collect();
         report.files_read = order.len();
+        // Each account's responses are de-duplicated and windowed apart.
+        let roots_of: Vec<Option<i64>> = {
+            let mut root_paths = self.scope_paths()?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let roots = order
+                .iter()
+                .map(|f| file_root(&tx, &mut root_paths, f))
+                .collect::<Result<_, _>>()?;
+            tx.commit()?;
+            roots
+        };
+        let roots_of = &roots_of;
         let batch_bytes = batch_bytes();
         let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
         let mut i = 0;
@@ -414,7 +461,7 @@ impl Store {
             let producer = scope.spawn(move || {
                 let mut judge = ColdJudge::new(prices);
                 for (range, scans) in scanned.iter() {
-                    let batch = judge.judge(range, scans, ids);
+                    let batch = judge.judge(range, scans, ids, roots_of);
                     if send.send(batch).is_err() {
                         // The writer stopped on an error: dropping `scanned`
                         // stops the reader too.
@@ -432,11 +479,11 @@ impl Store {
             let judged = judged;
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             set_meta(&tx, "dirty", "1")?;
-            for (f, &id) in order.iter().zip(ids) {
+            for ((f, &id), root) in order.iter().zip(ids).zip(roots_of) {
                 // Size and time are recorded with the lines (below): a row
                 // that says "nothing read yet" must not look up to date if
                 // the run dies.
-                insert_file(&tx, f, Some(id), 0, 0, 0)?;
+                insert_file(&tx, f, Some(id), *root, 0, 0, 0)?;
             }
             tx.commit()?;
             let mut writer = ColdWriter::default();
@@ -447,12 +494,14 @@ impl Store {
             // Every line is in: the buckets are written while the producer
             // computes the windows.
             packed::set_buckets_from_runs(&tx, &writer.placed, &writer.runs)?;
-            let [auto, calculate, display] = match producer.join() {
+            let windows = match producer.join() {
                 Ok(windows) => windows,
                 Err(panic) => std::panic::resume_unwind(panic),
             };
             tx.execute("DELETE FROM blocks", [])?;
-            insert_blocks(&tx, &auto, &calculate, &display)?;
+            for (root, [auto, calculate, display]) in windows {
+                insert_blocks(&tx, root, &auto, &calculate, &display)?;
+            }
             report.windows = WindowUpdate::Recomputed;
             set_meta(&tx, "prices", price_mark)?;
             set_meta(&tx, "dirty", "0")?;
@@ -466,7 +515,13 @@ impl Store {
     }
 
     fn known_files(&self) -> Result<HashMap<Vec<u8>, KnownFile>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!("{KNOWN_FILE} FROM files"))?;
+        let filter = match &self.scope {
+            super::Scope::Every => String::new(),
+            super::Scope::Roots(ids) => format!(" WHERE root_id IN ({})", id_list(ids)),
+        };
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{KNOWN_FILE} FROM files{filter}"))?;
         let rows = stmt.query_map([], known_file)?;
         let mut out = HashMap::new();
         for r in rows {
@@ -523,6 +578,43 @@ impl Store {
         tx.commit()?;
         Ok(out)
     }
+}
+
+/// `1,2,3`: ids for an SQL `IN` list (integers, so nothing to escape).
+pub(super) fn id_list(ids: &[i64]) -> String {
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Store {
+    /// Whether the store has recorded no transcript at all (a cold load).
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(!self
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM files)", [], |r| r.get(0))?)
+    }
+}
+
+/// The root a transcript is recorded under: the run's root that holds it,
+/// else the one its path names (recorded when new). `roots` are the known
+/// roots (id, path), extended with any added here.
+fn file_root(
+    conn: &rusqlite::Connection,
+    roots: &mut Vec<(i64, Vec<u8>)>,
+    f: &TranscriptFile,
+) -> Result<Option<i64>, StoreError> {
+    let path = path_bytes(f);
+    if let Some((id, _)) = roots.iter().find(|(_, r)| roots::is_below(path, r)) {
+        return Ok(Some(*id));
+    }
+    let Some(root) = roots::root_by_path(path, &f.origin.project) else {
+        return Ok(None);
+    };
+    let id = roots::root_id(conn, &root)?;
+    roots.push((id, root));
+    Ok(Some(id))
 }
 
 const KNOWN_FILE: &str = "SELECT path, id, device, inode, size, mtime_ns, read_to, present";
@@ -585,7 +677,7 @@ fn path_bytes(f: &TranscriptFile) -> &[u8] {
     f.path.as_os_str().as_encoded_bytes()
 }
 
-fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
+pub(super) fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     )?
@@ -661,9 +753,15 @@ struct ColdBatch {
 }
 
 /// The cold load's de-duplication and pricing, batch after batch, and in
-/// the end the windows over the counted copies.
+/// the end the windows over the counted copies, root by root.
 struct ColdJudge<'p> {
     resolver: PriceResolver<'p>,
+    roots: FxHashMap<Option<i64>, RootJudge>,
+}
+
+/// One root's responses during a cold load.
+#[derive(Default)]
+struct RootJudge {
     deduper: Deduper<Pos>,
     /// The calculated price of each response's counted copy (by its index
     /// in the deduper), kept from when the copy was read: the windows need
@@ -675,8 +773,7 @@ impl<'p> ColdJudge<'p> {
     fn new(prices: &'p PriceTable) -> Self {
         ColdJudge {
             resolver: PriceResolver::new(prices),
-            deduper: Deduper::default(),
-            calc: Vec::new(),
+            roots: FxHashMap::default(),
         }
     }
 
@@ -686,37 +783,43 @@ impl<'p> ColdJudge<'p> {
         files: std::ops::Range<usize>,
         scans: Vec<FileScan>,
         ids: &[i64],
+        roots_of: &[Option<i64>],
     ) -> ColdBatch {
+        let roots_of = &roots_of[files.clone()];
         let ids = &ids[files.clone()];
         let first_id_of_batch = ids[0];
-        let mut placed: Vec<(Pos, usize, crate::domain::EntryCost)> = Vec::new();
+        let mut placed: Vec<(Pos, Option<i64>, usize, crate::domain::EntryCost)> = Vec::new();
         let mut demote: Vec<Pos> = Vec::new();
         for (k, scan) in scans.iter().enumerate() {
+            let root = roots_of[k];
+            let judge = self.roots.entry(root).or_default();
             for e in &scan.entries {
                 let pos = (ids[k], e.offset);
                 let cost = crate::pricing::cost_of(e, CostMode::Calculate, &mut self.resolver);
-                let pushed = self.deduper.push_at(e.clone(), pos);
-                if pushed.index == self.calc.len() {
-                    self.calc.push(cost.usd);
-                } else if self.deduper.kept()[pushed.index].winner == pos {
-                    self.calc[pushed.index] = cost.usd;
+                let pushed = judge.deduper.push_at(e.clone(), pos);
+                if pushed.index == judge.calc.len() {
+                    judge.calc.push(cost.usd);
+                } else if judge.deduper.kept()[pushed.index].winner == pos {
+                    judge.calc[pushed.index] = cost.usd;
                 }
                 if let Some(old) = pushed.displaced
                     && old.0 < first_id_of_batch
                 {
                     demote.push(old);
                 }
-                placed.push((pos, pushed.index, cost));
+                placed.push((pos, root, pushed.index, cost));
             }
         }
         // Verdicts as they stand after this batch: a later batch that
         // displaces one of these lines demotes it then.
-        let kept = self.deduper.kept();
         let rows = placed
             .into_iter()
-            .map(|(pos, index, cost)| {
-                let verdict = &kept[index];
-                (cost, (verdict.winner == pos).then_some(verdict.slot))
+            .map(|(pos, root, index, cost)| {
+                let verdict = self.roots.get(&root).map(|j| &j.deduper.kept()[index]);
+                (
+                    cost,
+                    verdict.and_then(|v| (v.winner == pos).then_some(v.slot)),
+                )
             })
             .collect();
         ColdBatch {
@@ -727,20 +830,25 @@ impl<'p> ColdJudge<'p> {
         }
     }
 
-    /// The windows over the counted copies under each cost mode, taken in
-    /// time order (reading order on ties).
-    fn windows(self) -> [Vec<Block>; 3] {
-        let kept = self.deduper.finish_kept();
-        // Sorting 24-byte keys, not 200-byte entries.
-        let mut keys: Vec<(jiff::Timestamp, Pos, usize)> = kept
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.entry.timestamp, k.slot, i))
-            .collect();
-        keys.sort_unstable();
-        let entries: Vec<&UsageEntry> = keys.iter().map(|k| &kept[k.2].entry).collect();
-        let calc: Vec<f64> = keys.iter().map(|k| self.calc[k.2]).collect();
-        windows(None, &entries, &calc)
+    /// Each root's windows over its counted copies under each cost mode,
+    /// taken in time order (reading order on ties).
+    fn windows(self) -> Vec<(i64, [Vec<Block>; 3])> {
+        let mut out = Vec::new();
+        for (root, judge) in self.roots {
+            let Some(root) = root else { continue };
+            let kept = judge.deduper.finish_kept();
+            // Sorting 24-byte keys, not 200-byte entries.
+            let mut keys: Vec<(jiff::Timestamp, Pos, usize)> = kept
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.entry.timestamp, k.slot, i))
+                .collect();
+            keys.sort_unstable();
+            let entries: Vec<&UsageEntry> = keys.iter().map(|k| &kept[k.2].entry).collect();
+            let calc: Vec<f64> = keys.iter().map(|k| judge.calc[k.2]).collect();
+            out.push((root, windows(None, &entries, &calc)));
+        }
+        out
     }
 }
 
@@ -837,6 +945,7 @@ fn recorded_mtime(f: &TranscriptFile, readable: bool) -> i64 {
 fn upsert_file(
     tx: &Transaction<'_>,
     job: &Job<'_>,
+    root: Option<i64>,
     read_to: u64,
     readable: bool,
 ) -> Result<i64, StoreError> {
@@ -851,7 +960,7 @@ fn upsert_file(
             .execute(params![id, f.device as i64, f.inode as i64, f.size as i64, mtime_ns, read_to as i64])?;
             Ok(id)
         }
-        None => insert_file(tx, f, None, f.size, mtime_ns, read_to),
+        None => insert_file(tx, f, None, root, f.size, mtime_ns, read_to),
     }
 }
 
@@ -860,14 +969,15 @@ fn insert_file(
     tx: &Transaction<'_>,
     f: &TranscriptFile,
     id: Option<i64>,
+    root: Option<i64>,
     size: u64,
     mtime_ns: i64,
     read_to: u64,
 ) -> Result<i64, StoreError> {
     let o = &f.origin;
     tx.prepare_cached(
-        "INSERT INTO files (id, path, project, session_id, project_path, device, inode, size, mtime_ns, read_to)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO files (id, path, project, session_id, project_path, device, inode, size, mtime_ns, read_to, root_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         id,
@@ -879,7 +989,8 @@ fn insert_file(
         f.inode as i64,
         size as i64,
         mtime_ns,
-        read_to as i64
+        read_to as i64,
+        root
     ])?;
     Ok(tx.last_insert_rowid())
 }
@@ -1004,65 +1115,102 @@ impl<'t> Paths<'t> {
     }
 }
 
-/// Recomputes every response's verdict from all stored lines, and the
-/// message-id buckets with them.
-fn dedup_all(tx: &Transaction<'_>) -> Result<(), StoreError> {
+/// Attributes every transcript to the root its path names (a store from
+/// before accounts), then recomputes verdicts and windows per root.
+pub(super) fn attribute_by_path(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let left = roots::attribute_all_by_path(tx)?;
+    if left > 0 {
+        tracing::warn!(files = left, "transcripts under no data root left unattributed");
+    }
+    recompute_all(tx, &FileRoots::load(tx)?)
+}
+
+/// Every verdict, the buckets and every root's windows again.
+fn recompute_all(tx: &Transaction<'_>, roots: &FileRoots) -> Result<(), StoreError> {
+    dedup_all(tx, roots)?;
+    tx.execute("DELETE FROM blocks", [])?;
+    for root in roots.roots() {
+        rebuild_blocks(tx, root, &roots.files_of(&[root]), None)?;
+    }
+    Ok(())
+}
+
+/// Recomputes every response's verdict from all stored lines, root by root
+/// (a response counts once per account), and the message-id buckets.
+fn dedup_all(tx: &Transaction<'_>, roots: &FileRoots) -> Result<(), StoreError> {
     let origin = no_origin();
     let models = packed::Models::load(tx)?;
     let mut paths = Paths::all(tx)?;
-    let mut lines: Vec<StoredLine> = Vec::new();
+    let mut by_root: FxHashMap<Option<i64>, Vec<StoredLine>> = FxHashMap::default();
     let mut buckets: Vec<(u64, Pos)> = Vec::new();
     packed::scan(tx, packed::Scan::All, |file, l| {
         if let Some(m) = l.message_id {
             buckets.push((m, l.pos(file)));
-            lines.push(StoredLine::new(l.pos(file), &l, &models, &origin));
+            by_root
+                .entry(roots.of(file))
+                .or_default()
+                .push(StoredLine::new(l.pos(file), &l, &models, &origin));
         }
         Ok(())
     })?;
     packed::set_buckets(tx, buckets)?;
-    paths.sort_by_pos(&mut lines, |l| l.pos)?;
-    let mut d: Deduper<Pos> = Deduper::with_capacity(lines.len());
-    for l in &lines {
-        d.push_at(l.entry.clone(), l.pos);
-    }
     let mut changes = FxHashMap::default();
-    verdict_changes(&lines, d.finish_kept(), &mut changes);
+    for lines in by_root.values_mut() {
+        paths.sort_by_pos(lines, |l| l.pos)?;
+        let mut d: Deduper<Pos> = Deduper::with_capacity(lines.len());
+        for l in lines.iter() {
+            d.push_at(l.entry.clone(), l.pos);
+        }
+        verdict_changes(lines, d.finish_kept(), &mut changes);
+    }
     apply_verdicts(tx, changes)
 }
 
 /// Recomputes the verdicts of the responses with these message ids (each
-/// response depends only on the lines sharing its message id). Also tells
+/// response depends only on the lines sharing its message id, within its
+/// root). Returns, per root, the earliest line whose verdict changed, and
 /// whether every line of those responses is in `fresh` (no response seen
 /// before was touched).
 fn dedup_groups(
     tx: &Transaction<'_>,
+    roots: &FileRoots,
     ids: &FxHashSet<u64>,
     fresh: &FxHashSet<Pos>,
-) -> Result<(Option<i64>, bool), StoreError> {
+) -> Result<(FxHashMap<i64, i64>, bool), StoreError> {
     let origin = no_origin();
     let models = packed::Models::load(tx)?;
     let mut paths = Paths::new(tx);
     let found = packed::positions_of(tx, ids.iter().copied())?;
     let stored = packed::lines_at(tx, found.values().flatten().copied())?;
-    let mut earliest: Option<i64> = None;
+    let mut earliest: FxHashMap<i64, i64> = FxHashMap::default();
     let mut all_fresh = true;
     let mut changes = FxHashMap::default();
     for (id, positions) in found {
-        let mut lines: Vec<StoredLine> = positions
+        let mut by_root: FxHashMap<Option<i64>, Vec<StoredLine>> = FxHashMap::default();
+        for (p, l) in positions
             .iter()
             .filter_map(|p| stored.get(p).map(|l| (p, l)))
             // A bucket can still name a line since replaced by another.
             .filter(|(_, l)| l.message_id == Some(id))
-            .map(|(p, l)| StoredLine::new(*p, l, &models, &origin))
-            .collect();
-        paths.sort_by_pos(&mut lines, |l| l.pos)?;
-        all_fresh &= lines.iter().all(|l| fresh.contains(&l.pos));
-        let mut d: Deduper<Pos> = Deduper::default();
-        for l in &lines {
-            d.push_at(l.entry.clone(), l.pos);
+        {
+            by_root
+                .entry(roots.of(p.0))
+                .or_default()
+                .push(StoredLine::new(*p, l, &models, &origin));
         }
-        if let Some(t) = verdict_changes(&lines, d.finish_kept(), &mut changes) {
-            earliest = Some(earliest.map_or(t, |x| x.min(t)));
+        for (root, lines) in &mut by_root {
+            paths.sort_by_pos(lines, |l| l.pos)?;
+            all_fresh &= lines.iter().all(|l| fresh.contains(&l.pos));
+            let mut d: Deduper<Pos> = Deduper::default();
+            for l in lines.iter() {
+                d.push_at(l.entry.clone(), l.pos);
+            }
+            if let Some(t) = verdict_changes(lines, d.finish_kept(), &mut changes)
+                && let Some(root) = root
+            {
+                let e = earliest.entry(*root).or_insert(t);
+                *e = (*e).min(t);
+            }
         }
     }
     apply_verdicts(tx, changes)?;
@@ -1093,16 +1241,22 @@ fn reprice(tx: &Transaction<'_>, resolver: &mut PriceResolver<'_>) -> Result<(),
 
 /// Recomputes the stored windows from the first one that a change at `from`
 /// (ms) can affect, or all of them.
-fn rebuild_blocks(tx: &Transaction<'_>, from: Option<i64>) -> Result<(), StoreError> {
+fn rebuild_blocks(
+    tx: &Transaction<'_>,
+    root: i64,
+    files: &FxHashSet<i64>,
+    from: Option<i64>,
+) -> Result<(), StoreError> {
     // A window's start depends only on the entries before its first entry, so
     // restarting at the last window that began before the change is exact.
     let restart: Option<(i64, i64)> = match from {
         None => None,
         Some(t) => tx
             .query_row(
-                "SELECT start_ms, first_ms FROM blocks WHERE is_gap = 0 AND first_ms < ?1
+                "SELECT start_ms, first_ms FROM blocks
+                 WHERE root_id = ?2 AND is_gap = 0 AND first_ms < ?1
                  ORDER BY start_ms DESC LIMIT 1",
-                [t],
+                [t, root],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .ok(),
@@ -1113,35 +1267,40 @@ fn rebuild_blocks(tx: &Transaction<'_>, from: Option<i64>) -> Result<(), StoreEr
     // them.
     let prev_last: Option<i64> = if restart.is_some() {
         tx.query_row(
-            "SELECT max(last_ms) FROM blocks WHERE is_gap = 0 AND start_ms < ?1",
-            [from_start],
+            "SELECT max(last_ms) FROM blocks WHERE root_id = ?2 AND is_gap = 0 AND start_ms < ?1",
+            [from_start, root],
             |r| r.get(0),
         )?
     } else {
         None
     };
-    let (entries, calc) = kept_since(tx, from_first, false)?;
+    let (entries, calc) = kept_since(tx, files, from_first, false)?;
     let refs: Vec<&UsageEntry> = entries.iter().collect();
     match prev_last {
         Some(p) => tx.execute(
-            "DELETE FROM blocks WHERE start_ms >= ?1 OR (is_gap = 1 AND start_ms > ?2)",
-            params![from_start, p],
+            "DELETE FROM blocks WHERE root_id = ?3 AND (start_ms >= ?1 OR (is_gap = 1 AND start_ms > ?2))",
+            params![from_start, p, root],
         )?,
-        None => tx.execute("DELETE FROM blocks", [])?,
+        None => tx.execute("DELETE FROM blocks WHERE root_id = ?1", [root])?,
     };
-    write_blocks(tx, prev_last, &refs, &calc)
+    write_blocks(tx, root, prev_last, &refs, &calc)
 }
 
 /// The counted entries at or after `from` (after, when `strictly`), in
 /// window order, with their calculated costs.
 fn kept_since(
     tx: &Transaction<'_>,
+    files: &FxHashSet<i64>,
     from: i64,
     strictly: bool,
 ) -> Result<(Vec<UsageEntry>, Vec<f64>), StoreError> {
     let models = packed::Models::load(tx)?;
     let mut lines: Vec<Line> = Vec::new();
-    packed::scan_counted_since(tx, from, strictly, |_, l| lines.push(l))?;
+    packed::scan_counted_since(tx, from, strictly, |file, l| {
+        if files.contains(&file) {
+            lines.push(l);
+        }
+    })?;
     // Time order, reading order (of where each response was first seen) on ties.
     let mut paths = Paths::new(tx);
     paths.sort_by_pos(&mut lines, |l| l.slot.unwrap_or_default())?;
@@ -1158,15 +1317,20 @@ fn kept_since(
 /// Extends the stored windows with the counted entries after `latest` (the
 /// last counted entry's time before this run), all of them new: the latest
 /// window continues and later ones follow, without reading what came before.
-fn extend_blocks(tx: &Transaction<'_>, latest: i64) -> Result<(), StoreError> {
-    let (entries, calc) = kept_since(tx, latest, true)?;
+fn extend_blocks(
+    tx: &Transaction<'_>,
+    root: i64,
+    files: &FxHashSet<i64>,
+    latest: i64,
+) -> Result<(), StoreError> {
+    let (entries, calc) = kept_since(tx, files, latest, true)?;
     let last = |mode: CostMode| -> Result<Block, StoreError> {
         Ok(tx.query_row(
             &format!(
-                "SELECT {} FROM blocks WHERE is_gap = 0 ORDER BY start_ms DESC LIMIT 1",
+                "SELECT {} FROM blocks WHERE root_id = ?1 AND is_gap = 0 ORDER BY start_ms DESC LIMIT 1",
                 super::BLOCK_COLUMNS
             ),
-            [],
+            [root],
             |r| super::row_block(r, mode),
         )?)
     };
@@ -1181,24 +1345,25 @@ fn extend_blocks(tx: &Transaction<'_>, latest: i64) -> Result<(), StoreError> {
     let auto = by_mode(CostMode::Auto, &|i| entries[i].cost_usd.unwrap_or(calc[i]))?;
     let calculate = by_mode(CostMode::Calculate, &|i| calc[i])?;
     let display = by_mode(CostMode::Display, &|i| entries[i].cost_usd.unwrap_or(0.0))?;
-    insert_blocks(tx, &auto, &calculate, &display)
+    insert_blocks(tx, root, &auto, &calculate, &display)
 }
 
 /// Computes the windows over `entries` (time order, following an entry at
 /// `prev_last` when given) under each cost mode and stores them.
 fn write_blocks(
     tx: &Transaction<'_>,
+    root: i64,
     prev_last: Option<i64>,
     entries: &[&UsageEntry],
     calc: &[f64],
 ) -> Result<(), StoreError> {
     let [auto, calculate, display] = windows(prev_last, entries, calc);
-    insert_blocks(tx, &auto, &calculate, &display)
+    insert_blocks(tx, root, &auto, &calculate, &display)
 }
 
 /// The windows over `entries` (time order, following an entry at
 /// `prev_last` when given) under each cost mode: auto, calculate, display.
-fn windows(prev_last: Option<i64>, entries: &[&UsageEntry], calc: &[f64]) -> [Vec<Block>; 3] {
+pub(super) fn windows(prev_last: Option<i64>, entries: &[&UsageEntry], calc: &[f64]) -> [Vec<Block>; 3] {
     let length = blocks::window_length(super::STORED_WINDOW_HOURS);
     let prev = prev_last.map(super::ms);
     // The modes differ only in what an entry costs: the windows are found
@@ -1234,14 +1399,15 @@ fn windows(prev_last: Option<i64>, entries: &[&UsageEntry], calc: &[f64]) -> [Ve
 /// costs), replacing stored ones with the same start.
 fn insert_blocks(
     tx: &Transaction<'_>,
+    root: i64,
     auto: &[Block],
     calculate: &[Block],
     display: &[Block],
 ) -> Result<(), StoreError> {
     let mut insert = tx.prepare_cached(
         "INSERT OR REPLACE INTO blocks (start_ms, end_ms, first_ms, last_ms, is_gap, entries, input, output,
-            cache_create, cache_read, cost_auto, cost_calc, cost_display, models, reset_s)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            cache_create, cache_read, cost_auto, cost_calc, cost_display, models, reset_s, root_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
     for ((b, c), d) in auto.iter().zip(calculate).zip(display) {
         insert.execute(params![
@@ -1260,6 +1426,7 @@ fn insert_blocks(
             d.cost_usd,
             serde_json::to_string(&b.models).unwrap_or_else(|_| "[]".into()),
             b.usage_limit_reset.map(|t| t.as_second()),
+            root,
         ])?;
     }
     Ok(())
