@@ -77,6 +77,7 @@ fn dispatch(cli: Cli, env: &Env) -> Result<ExitCode> {
         Command::Pricing(cmd) => commands::pricing::run(&ctx, cmd),
         Command::Doctor(args) => commands::doctor::run(&ctx, &args),
         Command::Db(cmd) => commands::db::run(ctx, cmd),
+        Command::Accounts(args) => commands::accounts::run(&ctx, &args),
         Command::Monitor(args) => commands::monitor::run(ctx, &args, clock, env),
         Command::Period(args) => commands::period::run(&ctx, &args),
         Command::Notify(cmd) => commands::notify::run(&ctx, &cmd),

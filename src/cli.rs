@@ -36,6 +36,7 @@ impl Cli {
                     | Command::Session(_)
                     | Command::Doctor(_)
                     | Command::Db(_)
+                    | Command::Accounts(_)
                     | Command::Period(_)
                     | Command::Status(_)
                     | Command::Completions { .. }
@@ -71,6 +72,12 @@ pub struct GlobalArgs {
     /// Overrides CLAUDE_CONFIG_DIR and the default locations.
     #[arg(long = "claude-dir", value_name = "DIR", global = true)]
     pub claude_dir: Vec<PathBuf>,
+
+    /// Report on one account only: its name (`csm accounts` lists them) or
+    /// its Claude config dir; works when the dir is gone (its history stays
+    /// in the store). Overrides --claude-dir and CLAUDE_CONFIG_DIR.
+    #[arg(long, value_name = "NAME|PATH", global = true)]
+    pub account: Option<String>,
 
     /// Configuration file [default: <base>/config.toml].
     #[arg(long, value_name = "FILE", global = true)]
@@ -141,6 +148,14 @@ pub enum SourceArg {
     Ccusage,
 }
 
+/// `csm accounts` flags.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AccountsArgs {
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Every `csm` subcommand; each variant's doc comment is its help text.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -162,6 +177,10 @@ pub enum Command {
     /// History store maintenance.
     #[command(subcommand)]
     Db(DbCommand),
+    /// The Claude accounts (config dirs) the history store holds: name,
+    /// dir, present or gone, activity, entries, plan and billing period;
+    /// and transcripts under no known account.
+    Accounts(AccountsArgs),
     /// Live dashboard of the current window and billing period (the default command).
     Monitor(MonitorArgs),
     /// The dashboard on a freshly generated history in a temp dir: a first

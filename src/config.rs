@@ -106,6 +106,28 @@ pub struct Config {
     pub sync_dirs: Vec<PathBuf>,
     /// The `[alerts]` table.
     pub alerts: Alerts,
+    /// `[[accounts]]`: Claude accounts (config dirs) with their own plan
+    /// settings; the top-level values are the defaults.
+    pub accounts: Vec<AccountConfig>,
+}
+
+/// One `[[accounts]]` entry of `config.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// The name `--account` selects it by, shown when Claude Code's own
+    /// `.claude.json` names no e-mail or organisation.
+    pub name: String,
+    /// The account's Claude config dir (`~` allowed), as in `CLAUDE_CONFIG_DIR`.
+    pub claude_dir: PathBuf,
+    /// This account's billing day (default: the top-level `start_day`).
+    pub start_day: Option<u8>,
+    /// This account's windows per billing period.
+    pub sessions_per_period: Option<u32>,
+    /// This account's plan price per billing period in USD.
+    pub plan_price_usd: Option<f64>,
+    /// This account's token limit for the estimate bar.
+    pub token_limit: Option<TokenLimit>,
 }
 
 /// The `[alerts]` table of `config.toml`.
@@ -139,6 +161,7 @@ impl Default for Config {
             interval_seconds: 10,
             sync_dirs: Vec::new(),
             alerts: Alerts::default(),
+            accounts: Vec::new(),
         }
     }
 }
@@ -189,15 +212,57 @@ impl Config {
         Ok(config)
     }
 
+    /// The settings of one account: its `[[accounts]]` values over the
+    /// top-level ones (flags are applied over this by the command layer).
+    pub fn for_account(&self, account: &AccountConfig) -> Config {
+        let mut c = self.clone();
+        if let Some(d) = account.start_day {
+            c.start_day = d;
+        }
+        if let Some(s) = account.sessions_per_period {
+            c.sessions_per_period = s;
+        }
+        if let Some(p) = account.plan_price_usd {
+            c.plan_price_usd = Some(p);
+        }
+        if let Some(t) = account.token_limit {
+            c.token_limit = t;
+        }
+        c
+    }
+
     fn validate(&self) -> Result<(), (&'static str, String)> {
+        for a in &self.accounts {
+            if a.name.trim().is_empty() {
+                return Err(("name", "an [[accounts]] entry needs a name".into()));
+            }
+            if self.accounts.iter().filter(|b| b.name == a.name).count() > 1 {
+                return Err(("name", format!("two [[accounts]] are named \"{}\"", a.name)));
+            }
+            if a.claude_dir.as_os_str().is_empty() {
+                return Err((
+                    "claude_dir",
+                    format!("account \"{}\" needs a claude_dir", a.name),
+                ));
+            }
+            self.for_account(a)
+                .validate_plan()
+                .map_err(|(key, why)| (key, format!("account \"{}\": {why}", a.name)))?;
+        }
+        self.validate_plan()?;
+        if self.interval_seconds == 0 {
+            return Err(("interval_seconds", "must be at least 1".into()));
+        }
+        self.validate_rest()
+    }
+
+    /// The values an account may override.
+    fn validate_plan(&self) -> Result<(), (&'static str, String)> {
         if !(1..=31).contains(&self.start_day) {
             return Err(("start_day", format!("must be 1-31, got {}", self.start_day)));
         }
         if self.sessions_per_period == 0 {
             return Err(("sessions_per_period", "must be at least 1".into()));
-        }
-        if self.interval_seconds == 0 {
-            return Err(("interval_seconds", "must be at least 1".into()));
         }
         if let Some(p) = self.plan_price_usd
             && !(p.is_finite() && p > 0.0)
@@ -207,6 +272,10 @@ impl Config {
                 format!("must be a positive amount, got {p}"),
             ));
         }
+        Ok(())
+    }
+
+    fn validate_rest(&self) -> Result<(), (&'static str, String)> {
         if let Some(tz) = &self.timezone
             && crate::zone::by_name(tz).is_err()
         {

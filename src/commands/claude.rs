@@ -88,17 +88,24 @@ fn status_line(
         crate::daemon::instance::probe(base),
         crate::daemon::instance::Liveness::Running { .. }
     );
-    let cached = || {
-        figures::read_cache(base).map(|c| {
-            let mut f = c.figures;
-            f.block = f.block.filter(|b| b.end > now);
-            f
-        })
+    // The figures of the session's account only.
+    let cached = |scope: Option<&str>| {
+        figures::read_cache(base)
+            .filter(|c| scope.is_none_or(|s| c.key.scope == s))
+            .map(|c| {
+                let mut f = c.figures;
+                f.block = f.block.filter(|b| b.end > now);
+                f
+            })
     };
     let spool_capture = |c: OfficialLimits| {
         let record = spool::Record::Limits {
             capture: c,
             session_id: input.session_id.clone(),
+            transcript: input
+                .transcript_path
+                .as_ref()
+                .map(|p| p.display().to_string()),
         };
         if let Err(e) = spool::append(base, &record) {
             log(&format!("capture not stored: {e}"));
@@ -109,6 +116,21 @@ fn status_line(
     let mut stored = None;
     match Store::open_existing(base, STATUSLINE_BUSY) {
         Ok(Some(mut store)) => {
+            // The account of the session's transcript, else of the
+            // status line's CLAUDE_CONFIG_DIR (or the default dirs).
+            let root = input
+                .transcript_path
+                .as_deref()
+                .and_then(|p| store.root_of_transcript(p).ok().flatten());
+            match root {
+                Some(id) => store.scope_to_root(id),
+                None => {
+                    if let Err(e) = store.set_scope(&ctx.roots.resolve().projects_dirs) {
+                        log(&format!("account not known: {e}"));
+                    }
+                }
+            }
+            let scope = store.scope_key();
             if let Some(c) = capture
                 && store.capture_due(&c).unwrap_or(true)
             {
@@ -147,7 +169,7 @@ fn status_line(
                 }
                 Err(e) => {
                     log(&format!("store busy, cached figures shown: {e}"));
-                    figures = cached();
+                    figures = cached(Some(&scope));
                 }
             }
             let behind = input
@@ -162,7 +184,7 @@ fn status_line(
             if let Some(c) = capture {
                 spool_capture(c);
             }
-            figures = cached();
+            figures = cached(None);
             // No store yet (or an older schema): build it in the background,
             // when there are transcripts to build it from.
             let has_data = || ctx.roots.resolve_required().is_ok();
@@ -175,7 +197,7 @@ fn status_line(
             if let Some(c) = capture {
                 spool_capture(c);
             }
-            figures = cached();
+            figures = cached(None);
         }
     }
     let shown = statusline::limits_shown(&input, stored, figures.as_ref(), now);

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use crate::cli::{Cli, CostModeArg, SourceArg};
 use crate::config::Config;
-use crate::engine::{Settings, Source};
+use crate::engine::{Settings, Source, accounts};
 use crate::env::{Env, UsageError, paths};
 use crate::ingest::discover::RootRequest;
 use crate::pricing::CostMode;
@@ -38,12 +38,6 @@ impl Context {
         let g = &cli.global;
         let (base_dir, config_path) = paths(cli, env)?;
         let mut config = Config::load(&config_path).map_err(|e| UsageError(e.to_string()))?;
-        if let Some(d) = g.start_day {
-            config.start_day = d;
-        }
-        if let Some(s) = g.sessions {
-            config.sessions_per_period = s;
-        }
         let tz_name = g.timezone.clone().or_else(|| config.timezone.clone());
         let tz = std::sync::OnceLock::new();
         if let Some(name) = tz_name.as_deref().filter(|n| *n != "local") {
@@ -59,7 +53,7 @@ impl Context {
             Some(CostModeArg::Calculate) => CostMode::Calculate,
             Some(CostModeArg::Display) => CostMode::Display,
         };
-        let roots = RootRequest {
+        let mut roots = RootRequest {
             explicit: g.claude_dir.clone(),
             env_value: env.claude_config_dir.clone(),
             home: env.home.clone(),
@@ -68,7 +62,29 @@ impl Context {
                 .as_deref()
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),
+            account: None,
         };
+        if let Some(selector) = &g.account {
+            let store = crate::store::Store::open_existing(&base_dir, std::time::Duration::from_secs(5))?;
+            let known = accounts::known(store.as_ref(), &config, &roots)?;
+            roots.account =
+                Some(accounts::select(selector, &known, &roots).map_err(UsageError)?);
+        }
+        // One account's run takes its own plan settings; flags win over both.
+        if !config.accounts.is_empty() {
+            let resolved = roots.resolve();
+            if let [one] = resolved.projects_dirs.as_slice()
+                && let Some(a) = accounts::configured_for(&config, &roots, one)
+            {
+                config = config.for_account(a);
+            }
+        }
+        if let Some(d) = g.start_day {
+            config.start_day = d;
+        }
+        if let Some(s) = g.sessions {
+            config.sessions_per_period = s;
+        }
         Ok(Context {
             settings: Settings {
                 now,

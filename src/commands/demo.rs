@@ -73,6 +73,7 @@ pub fn run(cli: &Cli, args: &DemoArgs, clock: Clock, env: &Env) -> Result<ExitCo
                 env_value: None,
                 home: None,
                 xdg_config_home: None,
+                account: None,
             },
             mode: CostMode::Auto,
             source: Source::Transcripts,

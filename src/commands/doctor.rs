@@ -18,6 +18,15 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
         Some(store) => Some(store.stats()?),
         None => None,
     };
+    // Transcripts under no root csm knows: never counted, so say so.
+    let unattributed = match &sources.store {
+        Some(store) => store.unattributed_files()?,
+        None => Vec::new(),
+    };
+    let accounts = match &sources.store {
+        Some(store) => store.known_roots()?.len(),
+        None => 0,
+    };
     let loaded = sources.load(None)?;
     let table = crate::engine::load::price_table(&ctx.base_dir)?;
     let mut resolver = PriceResolver::new(&table);
@@ -70,6 +79,8 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
                 "entries": d.entries,
                 "windows": d.blocks,
                 "bytes": d.bytes,
+                "accounts": accounts,
+                "unattributed": unattributed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             })),
             "timezone": ctx.tz().iana_name().unwrap_or("system"),
             "notifications": {
@@ -162,6 +173,20 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> Result<ExitCode> {
             thousands(d.bytes)
         ),
         None => println!("history store   not used (--no-store)"),
+    }
+    if store_stats.is_some() {
+        println!(
+            "accounts        {accounts} in the store (`csm accounts` lists them){}",
+            if unattributed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} transcript(s) under no known account, not counted (first: {})",
+                    unattributed.len(),
+                    unattributed[0].display()
+                )
+            }
+        );
     }
     for (i, r) in notify_rows.iter().enumerate() {
         let label = if i == 0 { "notifications" } else { "" };

@@ -1,5 +1,6 @@
 //! One module per command family; each turns a context and its flags into output.
 
+pub mod accounts;
 pub mod claude;
 pub mod config;
 mod context;

@@ -676,6 +676,7 @@ mod tests {
                 env_value: None,
                 home: None,
                 xdg_config_home: None,
+                account: None,
             },
             mode: crate::pricing::CostMode::Auto,
             source: crate::engine::Source::Transcripts,

@@ -4,6 +4,7 @@
 //! status line, notifications and the reports all compute through here; the
 //! engine never calls a face and knows no command-line flag.
 
+pub mod accounts;
 pub mod ccusage;
 pub mod changes;
 pub mod clock;

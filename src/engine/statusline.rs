@@ -62,6 +62,9 @@ pub struct CacheKey {
     pub token_limit: String,
     /// `(start, last entry, entries, tokens, cost)` of each window ending today.
     pub rows: Vec<(i64, Option<i64>, u64, u64, f64)>,
+    /// The account(s) the figures are of ([`Store::scope_key`]).
+    #[serde(default)]
+    pub scope: String,
 }
 
 /// Settings the figures depend on.
@@ -92,6 +95,7 @@ pub fn figures(
         day_start,
         mode: format!("{:?}", s.mode),
         token_limit: format!("{:?}", s.token_limit),
+        scope: store.scope_key(),
         rows: rows
             .iter()
             .map(|r| {

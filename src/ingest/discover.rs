@@ -18,6 +18,9 @@ pub struct RootRequest {
     pub home: Option<PathBuf>,
     /// `$XDG_CONFIG_HOME`, when set and non-empty.
     pub xdg_config_home: Option<PathBuf>,
+    /// The `projects/` dir of the account `--account` selected: the only
+    /// root, used even when it is gone (its history stays in the store).
+    pub account: Option<PathBuf>,
 }
 
 /// The resolved roots: each is a `projects/` directory.
@@ -48,6 +51,13 @@ impl RootRequest {
 
     /// The roots from `--claude-dir` when given, else `CLAUDE_CONFIG_DIR` when set (even empty), else the default locations.
     pub fn resolve(&self) -> Roots {
+        if let Some(dir) = &self.account {
+            return Roots {
+                projects_dirs: vec![fs::canonicalize(dir).unwrap_or_else(|_| dir.clone())],
+                explanation: None,
+                named_but_missing: false,
+            };
+        }
         if !self.explicit.is_empty() {
             let tried: Vec<PathBuf> = self.explicit.iter().map(|p| self.expand(p)).collect();
             return collect_roots(&tried, "--claude-dir", true);
@@ -74,7 +84,8 @@ impl RootRequest {
         collect_roots(&defaults, "the default locations", false)
     }
 
-    fn expand(&self, p: &Path) -> PathBuf {
+    /// `p` with a leading `~` replaced by the home directory.
+    pub fn expand(&self, p: &Path) -> PathBuf {
         let Some(home) = &self.home else {
             return p.to_path_buf();
         };
@@ -86,17 +97,25 @@ impl RootRequest {
     }
 }
 
+/// The `projects/` dir of a Claude config dir (or of a `projects/` dir
+/// itself), canonical; `None` when it has none.
+pub fn projects_dir_of(candidate: &Path) -> Option<PathBuf> {
+    let dir = if candidate.join("projects").is_dir() {
+        candidate.join("projects")
+    } else if candidate.is_dir() && candidate.file_name().is_some_and(|n| n == "projects") {
+        candidate.to_path_buf()
+    } else {
+        return None;
+    };
+    Some(fs::canonicalize(&dir).unwrap_or(dir))
+}
+
 fn collect_roots(candidates: &[PathBuf], origin: &str, named: bool) -> Roots {
     let mut projects_dirs: Vec<PathBuf> = Vec::new();
     for candidate in candidates {
-        let dir = if candidate.join("projects").is_dir() {
-            candidate.join("projects")
-        } else if candidate.is_dir() && candidate.file_name().is_some_and(|n| n == "projects") {
-            candidate.clone()
-        } else {
+        let Some(canonical) = projects_dir_of(candidate) else {
             continue;
         };
-        let canonical = fs::canonicalize(&dir).unwrap_or(dir);
         if !projects_dirs.contains(&canonical) {
             projects_dirs.push(canonical);
         }

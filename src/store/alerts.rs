@@ -135,8 +135,11 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT captured_ms, five_hour_pct, five_hour_reset_s, seven_day_pct, seven_day_reset_s
-                 FROM official_limits ORDER BY captured_ms DESC LIMIT 1",
+                &format!(
+                    "SELECT captured_ms, five_hour_pct, five_hour_reset_s, seven_day_pct, seven_day_reset_s
+                     FROM official_limits WHERE {} ORDER BY captured_ms DESC LIMIT 1",
+                    self.told_filter()
+                ),
                 [],
                 |r| {
                     Ok(OfficialCapture {

@@ -95,15 +95,16 @@ impl Store {
         c: &OfficialLimits,
         session_id: Option<&str>,
     ) -> Result<(), StoreError> {
-        insert_limits(&self.conn, c, session_id)
+        insert_limits(&self.conn, c, session_id, None)
     }
 
     /// The most recent capture, if any.
     pub fn latest_limits(&self) -> Result<Option<OfficialLimits>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT captured_ms, five_hour_pct, five_hour_reset_s, seven_day_pct, seven_day_reset_s
-             FROM official_limits ORDER BY captured_ms DESC LIMIT 1",
-        )?;
+             FROM official_limits WHERE {} ORDER BY captured_ms DESC LIMIT 1",
+            self.told_filter()
+        ))?;
         let bar = |pct: Option<f64>, reset: Option<i64>| {
             pct.map(|p| OfficialBar {
                 used_percent: p,
@@ -124,7 +125,7 @@ impl Store {
     /// Records one hook event (tests; csm itself imports events from the spool).
     #[cfg(test)]
     pub(crate) fn record_activity(&mut self, e: &ActivityEvent) -> Result<(), StoreError> {
-        insert_activity(&self.conn, e)
+        insert_activity(&self.conn, e, None)
     }
 
     /// Moves what `csm hook` and `csm statusline` spooled into the store, in
@@ -160,12 +161,15 @@ impl Store {
                     Record::Limits {
                         capture,
                         session_id,
+                        transcript,
                     } => {
-                        insert_limits(&tx, capture, session_id.as_deref())?;
+                        let root = root_of(&tx, transcript.as_deref())?;
+                        insert_limits(&tx, capture, session_id.as_deref(), root)?;
                         report.captures += 1;
                     }
                     Record::Activity(e) => {
-                        insert_activity(&tx, e)?;
+                        let root = root_of(&tx, e.transcript.as_deref())?;
+                        insert_activity(&tx, e, root)?;
                         report.events += 1;
                     }
                 }
@@ -187,10 +191,11 @@ impl Store {
 
     /// Hook events from `since` on, in time order.
     pub fn activity_since(&self, since: Timestamp) -> Result<Vec<ActivityEvent>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT ts_ms, session_id, event, cwd, project, detail FROM activity
-             WHERE ts_ms >= ?1 ORDER BY ts_ms, rowid",
-        )?;
+             WHERE ts_ms >= ?1 AND {} ORDER BY ts_ms, rowid",
+            self.told_filter()
+        ))?;
         let rows = stmt.query_map([since.as_millisecond()], |r| {
             Ok(ActivityEvent {
                 ts: ms(r.get(0)?),
@@ -199,12 +204,26 @@ impl Store {
                 cwd: r.get(3)?,
                 project: r.get(4)?,
                 detail: r.get(5)?,
+                transcript: None,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Whether any hook event was ever recorded (hooks are set up).
+    /// What Claude Code told csm that belongs to the roots in scope: rows of
+    /// their sessions, and rows of no known account (recorded before csm
+    /// knew accounts) while the store holds one account at most.
+    pub(super) fn told_filter(&self) -> String {
+        match &self.scope {
+            super::Scope::Every => "1 = 1".into(),
+            super::Scope::Roots(ids) => format!(
+                "(root_id IN ({}) OR (root_id IS NULL AND (SELECT count(*) FROM roots) <= 1))",
+                super::sync::id_list(ids)
+            ),
+        }
+    }
+
+    /// Whether any hook event was ever recorded (hooks are set up, for any account).
     pub fn has_activity(&self) -> Result<bool, StoreError> {
         Ok(self
             .conn
@@ -343,10 +362,34 @@ pub struct SpoolImport {
 /// The sealed spools the last import read, one id per line.
 const SPOOL_META: &str = "spool_imported";
 
+/// The root (account) of the session whose transcript is at `path`: the
+/// root the store read it under, else the known root it lies below.
+fn root_of(conn: &Connection, path: Option<&str>) -> Result<Option<i64>, StoreError> {
+    let Some(path) = path else { return Ok(None) };
+    let key = path.as_bytes();
+    if let Some(id) = conn
+        .prepare_cached("SELECT root_id FROM files WHERE path = ?1")?
+        .query_row([key], |r| r.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten()
+    {
+        return Ok(Some(id));
+    }
+    let mut stmt = conn.prepare_cached("SELECT id, path FROM roots")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        if super::roots::is_below(key, super::packed::blob(r, 1)?) {
+            return Ok(Some(r.get(0)?));
+        }
+    }
+    Ok(None)
+}
+
 fn insert_limits(
     conn: &Connection,
     c: &OfficialLimits,
     session_id: Option<&str>,
+    root: Option<i64>,
 ) -> Result<(), StoreError> {
     let bar = |b: &Option<OfficialBar>| {
         (
@@ -358,7 +401,7 @@ fn insert_limits(
     let (sp, sr) = bar(&c.seven_day);
     conn.prepare_cached(
         "INSERT INTO official_limits (captured_ms, session_id, five_hour_pct, five_hour_reset_s,
-             seven_day_pct, seven_day_reset_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             seven_day_pct, seven_day_reset_s, root_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         c.captured_at.as_millisecond(),
@@ -366,7 +409,8 @@ fn insert_limits(
         fp,
         fr,
         sp,
-        sr
+        sr,
+        root
     ])?;
     if let Ok(old) = c.captured_at.checked_sub(KEEP_LIMITS) {
         conn.prepare_cached("DELETE FROM official_limits WHERE captured_ms < ?1")?
@@ -376,10 +420,14 @@ fn insert_limits(
 }
 
 /// Session starts and ends (rare) also prune events older than a week.
-fn insert_activity(conn: &Connection, e: &ActivityEvent) -> Result<(), StoreError> {
+fn insert_activity(
+    conn: &Connection,
+    e: &ActivityEvent,
+    root: Option<i64>,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO activity (ts_ms, session_id, event, cwd, project, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO activity (ts_ms, session_id, event, cwd, project, detail, root_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         e.ts.as_millisecond(),
@@ -387,7 +435,8 @@ fn insert_activity(conn: &Connection, e: &ActivityEvent) -> Result<(), StoreErro
         e.event,
         e.cwd,
         e.project,
-        e.detail
+        e.detail,
+        root
     ])?;
     if matches!(e.event.as_str(), "SessionStart" | "SessionEnd")
         && let Ok(old) = e.ts.checked_sub(KEEP_ACTIVITY)
@@ -458,6 +507,7 @@ mod tests {
             cwd: None,
             project: None,
             detail: None,
+            transcript: None,
         }
     }
 
@@ -473,6 +523,7 @@ mod tests {
             &Record::Limits {
                 capture: c.clone(),
                 session_id: None,
+                transcript: None,
             },
         )
         .unwrap();
@@ -556,6 +607,7 @@ mod tests {
             cwd: Some("/w/api".into()),
             project: Some("api".into()),
             detail: Some("Bash".into()),
+            transcript: None,
         };
         s.record_activity(&e("2026-11-01T10:00:00Z", "Stop"))
             .unwrap();

@@ -165,9 +165,23 @@ impl Store {
         Ok(())
     }
 
+    /// Scopes every query to the one known root `id`.
+    pub fn scope_to_root(&mut self, id: i64) {
+        self.scope = Scope::Roots(vec![id]);
+    }
+
     /// The scope queries cover.
     pub fn scope(&self) -> &Scope {
         &self.scope
+    }
+
+    /// A short text naming the scope (`every`, `1,3`): caches of figures
+    /// keep it so one account's figures are never shown for another.
+    pub fn scope_key(&self) -> String {
+        match &self.scope {
+            Scope::Every => "every".into(),
+            Scope::Roots(ids) => super::sync::id_list(ids),
+        }
     }
 
     /// The ids of the roots in scope: for [`Scope::Every`], every root that

@@ -17,6 +17,7 @@ fn a_small_wal_outlives_its_writer_and_a_big_one_is_checkpointed() {
         cwd: None,
         project: None,
         detail: Some("x".repeat(detail)),
+        transcript: None,
     };
     {
         let mut s = Store::open(dir.path()).unwrap();

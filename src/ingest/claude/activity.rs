@@ -63,6 +63,8 @@ pub struct ActivityEvent {
     /// What the event is about: the tool, the notification text, the
     /// SessionStart source, the SessionEnd reason.
     pub detail: Option<String>,
+    /// The session's transcript: the account the event belongs to.
+    pub transcript: Option<String>,
 }
 
 /// One live Claude Code session (the dashboard's activity panel, the snapshot).
@@ -103,6 +105,7 @@ struct RawHook {
     session_id: Option<String>,
     hook_event_name: Option<String>,
     cwd: Option<String>,
+    transcript_path: Option<String>,
     tool_name: Option<Value>,
     message: Option<Value>,
     source: Option<Value>,
@@ -143,6 +146,7 @@ pub fn parse_hook(input: &[u8], now: Timestamp) -> Result<ActivityEvent, HookErr
         cwd: raw.cwd,
         project,
         detail,
+        transcript: raw.transcript_path.filter(|p| !p.is_empty()),
     })
 }
 
@@ -255,6 +259,7 @@ mod tests {
             cwd: Some(format!("/home/dev/{session}")),
             project: Some(session.into()),
             detail: None,
+            transcript: None,
         }
     }
 

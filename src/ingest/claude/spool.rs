@@ -46,6 +46,8 @@ pub enum Record {
         capture: OfficialLimits,
         /// The session whose status line captured them.
         session_id: Option<String>,
+        /// That session's transcript: the account the capture belongs to.
+        transcript: Option<String>,
     },
     /// A hook event.
     Activity(ActivityEvent),
@@ -101,6 +103,9 @@ enum RawRecord {
         session_id: Option<String>,
         five_hour: Option<RawBar>,
         seven_day: Option<RawBar>,
+        // Absent in spools written before accounts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transcript: Option<String>,
     },
     Activity {
         ts_ms: i64,
@@ -109,6 +114,8 @@ enum RawRecord {
         cwd: Option<String>,
         project: Option<String>,
         detail: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transcript: Option<String>,
     },
 }
 
@@ -140,11 +147,13 @@ impl RawRecord {
             Record::Limits {
                 capture,
                 session_id,
+                transcript,
             } => RawRecord::Limits {
                 captured_ms: capture.captured_at.as_millisecond(),
                 session_id: session_id.clone(),
                 five_hour: capture.five_hour.as_ref().map(RawBar::from_bar),
                 seven_day: capture.seven_day.as_ref().map(RawBar::from_bar),
+                transcript: transcript.clone(),
             },
             Record::Activity(e) => RawRecord::Activity {
                 ts_ms: e.ts.as_millisecond(),
@@ -153,6 +162,7 @@ impl RawRecord {
                 cwd: e.cwd.clone(),
                 project: e.project.clone(),
                 detail: e.detail.clone(),
+                transcript: e.transcript.clone(),
             },
         }
     }
@@ -164,6 +174,7 @@ impl RawRecord {
                 session_id,
                 five_hour,
                 seven_day,
+                transcript,
             } => Record::Limits {
                 capture: OfficialLimits {
                     captured_at: Timestamp::from_millisecond(captured_ms).ok()?,
@@ -171,6 +182,7 @@ impl RawRecord {
                     seven_day: seven_day.map(RawBar::into_bar),
                 },
                 session_id,
+                transcript,
             },
             RawRecord::Activity {
                 ts_ms,
@@ -179,6 +191,7 @@ impl RawRecord {
                 cwd,
                 project,
                 detail,
+                transcript,
             } => Record::Activity(ActivityEvent {
                 ts: Timestamp::from_millisecond(ts_ms).ok()?,
                 session_id,
@@ -186,6 +199,7 @@ impl RawRecord {
                 cwd,
                 project,
                 detail,
+                transcript,
             }),
         })
     }
@@ -353,6 +367,7 @@ mod tests {
             cwd: Some("/p/x".into()),
             project: Some("x".into()),
             detail: Some("Bash \"q\"\n".into()),
+            transcript: None,
         })
     }
 
@@ -367,6 +382,7 @@ mod tests {
                 seven_day: None,
             },
             session_id: None,
+            transcript: None,
         }
     }
 
