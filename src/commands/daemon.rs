@@ -37,7 +37,7 @@ pub fn run(
                 bail!("the daemon keeps the history store current; drop --no-store");
             }
             let alerts = AlertsHook {
-                notifier: crate::notify::Notifier::for_context(&ctx, Vec::new()),
+                notifiers: std::collections::HashMap::new(),
             };
             let debug = ctx.debug;
             crate::daemon::run::<Snapshot>(ctx.settings, clock, vec![Box::new(alerts)], debug)
@@ -302,22 +302,29 @@ fn ago(secs: i64) -> String {
 /// after every update and what is due is sent; the snapshot lists the
 /// alerts sent lately.
 struct AlertsHook {
-    notifier: crate::notify::Notifier,
+    /// One per account (the key is its name; "" when the daemon watches
+    /// one): each account's alerts are its own and name it.
+    notifiers: std::collections::HashMap<String, crate::notify::Notifier>,
 }
 
 impl crate::daemon::UpdateHook<Snapshot> for AlertsHook {
     fn after_update(&mut self, update: &mut crate::daemon::Update<'_, Snapshot>) {
+        let name = update.account.map(|a| a.name.clone()).unwrap_or_default();
+        let settings = update.settings;
+        let notifier = self.notifiers.entry(name).or_insert_with_key(|name| {
+            let n = crate::notify::Notifier::for_context(settings, Vec::new());
+            if name.is_empty() { n } else { n.for_account(name) }
+        });
         let limit = update.data.and_then(|d| d.limit.tokens);
         let input = crate::notify::AlertInput::from_blocks(update.blocks, limit, update.now)
-            .with_official(self.notifier.official_limits())
+            .with_official(notifier.official_limits())
             .with_source_failures(
                 update.consecutive_failures,
                 update.error.map(str::to_string),
             );
-        self.notifier.evaluate_and_send(&input, update.now);
+        notifier.evaluate_and_send(&input, update.now);
         if let Some(snapshot) = update.snapshot.as_deref_mut() {
-            snapshot.alerts = self
-                .notifier
+            snapshot.alerts = notifier
                 .recent_alerts(10)
                 .into_iter()
                 .map(|a| crate::snapshot::AlertInfo {
@@ -384,5 +391,13 @@ impl crate::daemon::Publication for Snapshot {
             self.total_sessions_this_month,
             self.active_block.as_ref().map(|a| a.total_tokens),
         )
+    }
+
+    fn with_accounts(self, accounts: Vec<(&crate::daemon::AccountLabel, Self)>) -> Self {
+        let entries = accounts
+            .into_iter()
+            .map(|(l, s)| crate::snapshot::named(s, &l.name, &l.config_dir))
+            .collect();
+        crate::snapshot::combine(entries).unwrap_or(self)
     }
 }

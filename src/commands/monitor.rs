@@ -15,7 +15,7 @@ use crate::env::Env;
 use crate::notify::Notifier;
 use crate::notify::backend::Bell;
 use crate::notify::hook::AlertHook;
-use crate::tui::source::{AutoSource, DataSource, InProcessSource};
+use crate::tui::source::{AccountsSource, AutoSource, DataSource, InProcessSource};
 use crate::tui::{self, AlertQueue, Clock, Options};
 
 /// Runs `csm monitor`: the live dashboard, one frame with `--once`, or the daemon probe with `--check-daemon` (exit 1 when none runs).
@@ -50,12 +50,16 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
     // while no daemon runs.
     let interactive = !args.once && env.stdout_is_terminal;
     let queue: AlertQueue = Default::default();
-    let hook = || {
+    let hook = |ctx: &Arc<crate::engine::Settings>, account: Option<&str>| {
         let q = Arc::clone(&queue);
         let bell = Bell::new(move |title| q.lock().map(|mut v| v.push(title.to_string())).is_ok());
         let base = ctx.base_dir.clone();
+        let notifier = Notifier::for_context(ctx, vec![Box::new(bell)]);
         AlertHook::new(
-            Notifier::for_context(&ctx, vec![Box::new(bell)]),
+            match account {
+                Some(a) => notifier.for_account(a),
+                None => notifier,
+            },
             move || {
                 matches!(
                     crate::daemon::instance::probe(&base),
@@ -64,28 +68,45 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
             },
         )
     };
-    let mut source: Box<dyn DataSource> = if ctx.no_store {
-        let local = InProcessSource::new(
-            TranscriptFeed::new(Arc::clone(&ctx), kept),
-            Arc::clone(&ctx),
-        );
-        if interactive {
-            Box::new(local.with_alerts(hook()))
-        } else {
-            Box::new(local)
+    let refresh = Duration::from_secs(args.refresh.max(1));
+    // One account's source: in process (with its alerts while no daemon
+    // runs), or the daemon's snapshot while one runs for this base dir.
+    let source_for = |ctx: Arc<crate::engine::Settings>, account: Option<&str>| -> Box<dyn DataSource> {
+        if ctx.no_store {
+            let local =
+                InProcessSource::new(TranscriptFeed::new(Arc::clone(&ctx), kept), Arc::clone(&ctx));
+            return if interactive {
+                Box::new(local.with_alerts(hook(&ctx, account)))
+            } else {
+                Box::new(local)
+            };
         }
-    } else {
         let local = InProcessSource::new(StoreFeed::new(Arc::clone(&ctx), kept), Arc::clone(&ctx));
         let local: Box<dyn DataSource> = if interactive {
-            Box::new(local.with_alerts(hook()))
+            Box::new(local.with_alerts(hook(&ctx, account)))
         } else {
             Box::new(local)
         };
-        // The daemon's snapshot while one runs for this base directory.
-        Box::new(AutoSource::new(
+        Box::new(AutoSource::for_account(
             ctx.base_dir.clone(),
             local,
-            Duration::from_secs(args.refresh.max(1)),
+            refresh,
+            account.map(str::to_string),
+        ))
+    };
+    let watched = crate::engine::accounts::watched(&ctx);
+    let mut source: Box<dyn DataSource> = if watched.is_empty() {
+        source_for(Arc::clone(&ctx), None)
+    } else {
+        // Several accounts: one shown at a time, `a` switches.
+        Box::new(AccountsSource::new(
+            watched
+                .into_iter()
+                .map(|w| {
+                    let s = source_for(Arc::new(w.settings), Some(&w.name));
+                    (w.name, s)
+                })
+                .collect(),
         ))
     };
     let opts = Options {

@@ -29,7 +29,16 @@ pub fn run(ctx: Context, args: &StatusArgs, clock: Clock) -> Result<ExitCode> {
     // No data folder at all: say where csm looked, print what the store
     // still knows, and fail so scripts notice.
     let roots = ctx.roots.resolve();
-    let missing = args.data_file.is_none() && roots.projects_dirs.is_empty();
+    // With several accounts configured, theirs are the data folders.
+    let watched = crate::engine::accounts::watched(&ctx.settings);
+    let none_on_disk = if watched.is_empty() {
+        roots.projects_dirs.is_empty()
+    } else {
+        watched
+            .iter()
+            .all(|w| w.settings.roots.account.as_ref().is_none_or(|d| !d.is_dir()))
+    };
+    let missing = args.data_file.is_none() && none_on_disk;
     let snap = load(ctx, args, now)?;
     if missing {
         // The engine's words, as the dashboard shows them.
@@ -41,10 +50,19 @@ pub fn run(ctx: Context, args: &StatusArgs, clock: Clock) -> Result<ExitCode> {
             eprintln!("csm: {why}");
         }
     }
+    // One line per account when several are covered.
+    let each = |f: &dyn Fn(&Snapshot) -> String, sep: &str| match snap.accounts.as_slice() {
+        [] => f(&snap),
+        all => all
+            .iter()
+            .map(|a| format!("{}: {}", account_name(a), f(a)))
+            .collect::<Vec<_>>()
+            .join(sep),
+    };
     let out = match args.format {
         StatusFormat::Json => snapshot::to_json(&snap),
-        StatusFormat::Text => format!("{}\n", text(&snap, now, &tz)),
-        StatusFormat::Tmux => format!("{}\n", tmux(&snap, now)),
+        StatusFormat::Text => format!("{}\n", each(&|s| text(s, now, &tz), "\n")),
+        StatusFormat::Tmux => format!("{}\n", each(&|s| tmux(s, now), " │ ")),
         StatusFormat::Waybar => format!("{}\n", waybar(&snap, now, &tz)),
     };
     print!("{out}");
@@ -71,10 +89,25 @@ pub fn load(ctx: Context, args: &StatusArgs, now: Timestamp) -> Result<Snapshot>
     in_process(ctx, now)
 }
 
-/// The snapshot computed in this process (no daemon).
+/// The snapshot computed in this process (no daemon): with several
+/// accounts configured, one entry per account.
 pub fn in_process(ctx: Context, now: Timestamp) -> Result<Snapshot> {
-    let kept = crate::engine::kept_maxima(&ctx.base_dir);
-    let ctx = Arc::new(ctx.settings);
+    let watched = crate::engine::accounts::watched(&ctx.settings);
+    if watched.is_empty() {
+        return one_account(ctx.settings, now);
+    }
+    let mut entries = Vec::with_capacity(watched.len());
+    for w in watched {
+        let snap = one_account(w.settings, now)
+            .with_context(|| format!("account {}", w.name))?;
+        entries.push(snapshot::named(snap, &w.name, &w.config_dir));
+    }
+    snapshot::combine(entries).context("no account to report on")
+}
+
+fn one_account(settings: crate::engine::Settings, now: Timestamp) -> Result<Snapshot> {
+    let kept = crate::engine::kept_maxima(&settings.base_dir);
+    let ctx = Arc::new(settings);
     let mut feed: Box<dyn UsageFeed> = if ctx.no_store {
         Box::new(TranscriptFeed::new(Arc::clone(&ctx), kept))
     } else {
@@ -84,6 +117,10 @@ pub fn in_process(ctx: Context, now: Timestamp) -> Result<Snapshot> {
     let (_, _, snap) = snapshot::from_feed(feed.as_ref(), &ctx, now, "in-process")
         .context("cannot compute the billing period")?;
     Ok(snap)
+}
+
+fn account_name(s: &Snapshot) -> &str {
+    s.account.as_ref().map_or("", |a| a.name.as_str())
 }
 
 /// Seconds since the daemon computed the snapshot, when that is too long ago.
@@ -233,7 +270,14 @@ pub fn waybar(s: &Snapshot, now: Timestamp, tz: &TimeZone) -> String {
         "alt": class,
         "class": class,
         "percentage": pct.map_or(0, |p| p.round().clamp(0.0, 100.0) as u64),
-        "tooltip": self::text(s, now, tz).replace(" | ", "\n"),
+        "tooltip": match s.accounts.as_slice() {
+            [] => self::text(s, now, tz).replace(" | ", "\n"),
+            all => all
+                .iter()
+                .map(|a| format!("{}\n{}", account_name(a), self::text(a, now, tz).replace(" | ", "\n")))
+                .collect::<Vec<_>>()
+                .join("\n\n"),
+        },
     });
     v.to_string()
 }

@@ -113,6 +113,19 @@ pub trait Publication: Clone + Send + 'static {
 
     /// For the log: windows this period and the current window's tokens.
     fn summary(&self) -> (u32, Option<u64>);
+
+    /// With several accounts: the first account's publication (`self`)
+    /// with every account's, in order, each named.
+    fn with_accounts(self, accounts: Vec<(&AccountLabel, Self)>) -> Self;
+}
+
+/// Which of several accounts a publication or an update is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountLabel {
+    /// The account's name.
+    pub name: String,
+    /// Its Claude config dir.
+    pub config_dir: PathBuf,
 }
 
 /// What an update hook sees: the point where notification rules are
@@ -133,6 +146,10 @@ pub struct Update<'a, P> {
     /// Failed updates in a row, this one included (0 after a success).
     pub consecutive_failures: u32,
     pub error: Option<&'a str>,
+    /// The settings of the account the update is about.
+    pub settings: &'a Settings,
+    /// With several accounts: which one this update is about.
+    pub account: Option<&'a AccountLabel>,
 }
 
 /// Called after every update attempt, successful or not.
@@ -284,6 +301,10 @@ struct Daemon<P> {
     ctx: Arc<Settings>,
     clock: Clock,
     feed: StoreFeed,
+    /// With several accounts configured: the first one's name (its figures
+    /// are `feed`'s), and the others with their own feeds.
+    label: Option<AccountLabel>,
+    others: Vec<OtherAccount>,
     kept: Maxima,
     hooks: Vec<Box<dyn UpdateHook<P>>>,
     started_at: Timestamp,
@@ -298,11 +319,40 @@ struct Daemon<P> {
     loaded: bool,
 }
 
+/// An account the daemon watches besides the first.
+struct OtherAccount {
+    label: AccountLabel,
+    ctx: Arc<Settings>,
+    feed: StoreFeed,
+}
+
 impl<P: Publication> Daemon<P> {
     fn new(ctx: Settings, clock: Clock, hooks: Vec<Box<dyn UpdateHook<P>>>) -> Daemon<P> {
         let kept = crate::engine::kept_maxima(&ctx.base_dir);
+        let mut watched = crate::engine::accounts::watched(&ctx).into_iter();
+        let label_of = |w: &crate::engine::accounts::Watched| AccountLabel {
+            name: w.name.clone(),
+            config_dir: w.config_dir.clone(),
+        };
+        let (ctx, label) = match watched.next() {
+            Some(first) => (first.settings.clone(), Some(label_of(&first))),
+            None => (ctx, None),
+        };
+        let others = watched
+            .map(|w| {
+                let label = label_of(&w);
+                let ctx = Arc::new(w.settings);
+                OtherAccount {
+                    label,
+                    feed: StoreFeed::new(Arc::clone(&ctx), kept),
+                    ctx,
+                }
+            })
+            .collect();
         let ctx = Arc::new(ctx);
         Daemon {
+            label,
+            others,
             feed: StoreFeed::new(Arc::clone(&ctx), kept),
             ctx,
             clock,
@@ -321,7 +371,11 @@ impl<P: Publication> Daemon<P> {
 
     /// The `projects/` directories that exist now.
     fn roots(&self) -> Vec<PathBuf> {
-        self.ctx.roots.resolve().projects_dirs
+        let mut roots = self.ctx.roots.resolve().projects_dirs;
+        for o in &self.others {
+            roots.extend(o.ctx.roots.resolve().projects_dirs);
+        }
+        roots
     }
 
     /// When the clock alone calls for a new snapshot: the heartbeat, or the
@@ -344,13 +398,19 @@ impl<P: Publication> Daemon<P> {
 
     fn ingest(&mut self, trigger: Trigger) -> Result<bool> {
         let now = self.clock.now();
-        match trigger {
-            Trigger::Start => self.feed.update(true, now),
-            Trigger::Files => self.feed.reload(false, now).map(|()| true),
-            Trigger::Poll => self.feed.update(false, now),
-            Trigger::Clock if !self.loaded => self.feed.update(true, now),
+        let loaded = self.loaded;
+        let step = |feed: &mut StoreFeed| match trigger {
+            Trigger::Start => feed.update(true, now),
+            Trigger::Files => feed.reload(false, now).map(|()| true),
+            Trigger::Poll => feed.update(false, now),
+            Trigger::Clock if !loaded => feed.update(true, now),
             Trigger::Clock => Ok(false),
+        };
+        let mut ingested = step(&mut self.feed)?;
+        for o in &mut self.others {
+            ingested |= step(&mut o.feed)?;
         }
+        Ok(ingested)
     }
 
     fn update(&mut self, trigger: Trigger) {
@@ -367,7 +427,10 @@ impl<P: Publication> Daemon<P> {
                 "the history store was corrupt ({e:#}); moved it aside and rebuilding from the transcripts"
             );
             self.feed = StoreFeed::new(Arc::clone(&self.ctx), self.kept);
-            result = self.feed.update(true, self.clock.now());
+            for o in &mut self.others {
+                o.feed = StoreFeed::new(Arc::clone(&o.ctx), self.kept);
+            }
+            result = self.ingest(Trigger::Start);
         }
         let now = self.clock.now();
         if matches!(result, Ok(true)) {
@@ -379,13 +442,43 @@ impl<P: Publication> Daemon<P> {
                 self.failures = 0;
                 match P::compute(&self.feed, &self.ctx, now) {
                     Ok((blocks, d, snap)) => {
-                        self.publish(trigger, now, &blocks, d, snap, ingested, started)
+                        match self.other_accounts(trigger, now) {
+                            Ok(others) => {
+                                self.publish(trigger, now, &blocks, d, snap, others, ingested, started)
+                            }
+                            Err(e) => self.fail(trigger, now, e),
+                        }
                     }
                     Err(e) => self.fail(trigger, now, format!("cannot compute the period: {e}")),
                 }
             }
             Err(e) => self.fail(trigger, now, format!("{e:#}")),
         }
+    }
+
+    /// Every other account's publication at `now`, its hooks run (its
+    /// alerts evaluated and sent).
+    fn other_accounts(&mut self, trigger: Trigger, now: Timestamp) -> Result<Vec<P>, String> {
+        let mut out = Vec::with_capacity(self.others.len());
+        for o in &self.others {
+            let (blocks, d, mut snap) = P::compute(&o.feed, &o.ctx, now)
+                .map_err(|e| format!("account {}: cannot compute the period: {e}", o.label.name))?;
+            for h in &mut self.hooks {
+                h.after_update(&mut Update {
+                    now,
+                    trigger,
+                    blocks: &blocks,
+                    data: Some(&d),
+                    snapshot: Some(&mut snap),
+                    consecutive_failures: 0,
+                    error: None,
+                    settings: &o.ctx,
+                    account: Some(&o.label),
+                });
+            }
+            out.push(snap);
+        }
+        Ok(out)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -396,6 +489,7 @@ impl<P: Publication> Daemon<P> {
         blocks: &[Block],
         d: DashboardData,
         mut snap: P,
+        others: Vec<P>,
         ingested: bool,
         started: Instant,
     ) {
@@ -416,7 +510,14 @@ impl<P: Publication> Daemon<P> {
                 snapshot: Some(&mut snap),
                 consecutive_failures: 0,
                 error: None,
+                settings: &self.ctx,
+                account: self.label.as_ref(),
             });
+        }
+        if let Some(label) = &self.label {
+            let mut all = vec![(label, snap.clone())];
+            all.extend(self.others.iter().map(|o| &o.label).zip(others));
+            snap = snap.with_accounts(all);
         }
         let due = self
             .last_written
@@ -468,6 +569,8 @@ impl<P: Publication> Daemon<P> {
                 snapshot: snap.as_mut(),
                 consecutive_failures: self.failures,
                 error: Some(&msg),
+                settings: &self.ctx,
+                account: self.label.as_ref(),
             });
         }
         // Readers see the error; the figures stay those of the last success.
@@ -640,6 +743,16 @@ mod tests {
         }
         fn summary(&self) -> (u32, Option<u64>) {
             (self.windows as u32, None)
+        }
+        fn with_accounts(self, accounts: Vec<(&AccountLabel, Self)>) -> Self {
+            let names: Vec<String> = accounts
+                .iter()
+                .map(|(l, n)| format!("{}={}", l.name, n.windows))
+                .collect();
+            Note {
+                note: Some(names.join(",")),
+                ..self
+            }
         }
     }
 

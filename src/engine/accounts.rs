@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{AccountConfig, Config};
 use crate::ingest::claude::account::{self, Identity};
 use crate::ingest::discover::{RootRequest, projects_dir_of};
+use super::Settings;
 use crate::store::{Store, StoredRoot};
 
 /// One account as csm knows it: from the store, the config, or both.
@@ -142,18 +143,41 @@ pub fn known(store: Option<&Store>, config: &Config, roots: &RootRequest) -> any
     Ok(out)
 }
 
-/// The accounts a run covers: the configured ones when there are several
-/// (the dashboard, daemon, snapshot and `status` cover them all), else the
-/// run's roots taken together as one.
-pub fn watched(config: &Config, roots: &RootRequest) -> Vec<PathBuf> {
-    if config.accounts.len() > 1 {
-        return config
-            .accounts
-            .iter()
-            .map(|a| configured_projects_dir(a, roots))
-            .collect();
+/// One account of several that a run covers.
+#[derive(Clone)]
+pub struct Watched {
+    /// The account's name.
+    pub name: String,
+    /// Its Claude config dir.
+    pub config_dir: PathBuf,
+    /// The run's settings narrowed to it: its root only, its plan settings.
+    pub settings: Settings,
+}
+
+/// The accounts a run covers one by one: every configured account when two
+/// or more are configured and the run names none (`--account`,
+/// `--claude-dir`); else none, and the run is one account (or the union of
+/// its roots).
+pub fn watched(s: &Settings) -> Vec<Watched> {
+    if s.config.accounts.len() < 2 || s.roots.account.is_some() || !s.roots.explicit.is_empty() {
+        return Vec::new();
     }
-    Vec::new()
+    s.config
+        .accounts
+        .iter()
+        .map(|a| {
+            let dir = configured_projects_dir(a, &s.roots);
+            let described = describe(&dir, &s.config, &s.roots, None);
+            let mut settings = s.clone();
+            settings.roots.account = Some(dir);
+            settings.config = s.config.for_account(a);
+            Watched {
+                name: described.name,
+                config_dir: described.config_dir,
+                settings,
+            }
+        })
+        .collect()
 }
 
 /// The `projects/` dir `--account SELECTOR` names: an account's name

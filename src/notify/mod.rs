@@ -65,6 +65,7 @@ impl Delivery {
 /// Evaluates the rules at `now` and sends what is due through `backends`,
 /// claiming each alert in `store` first. Never fails: store and backend
 /// errors are logged and the alert is left for a later update.
+#[cfg(test)]
 pub fn evaluate_and_send(
     store: &mut Store,
     input: &AlertInput,
@@ -72,12 +73,26 @@ pub fn evaluate_and_send(
     backends: &[Box<dyn Backend>],
     now: Timestamp,
 ) -> Vec<Delivery> {
+    evaluate_and_send_for(store, input, settings, backends, None, now)
+}
+
+/// [`evaluate_and_send`] for one of several accounts: its alerts' keys
+/// carry the account's name (each account's window alerts are its own) and
+/// their titles name it.
+fn evaluate_and_send_for(
+    store: &mut Store,
+    input: &AlertInput,
+    settings: &RuleSettings,
+    backends: &[Box<dyn Backend>],
+    account: Option<&str>,
+    now: Timestamp,
+) -> Vec<Delivery> {
     if backends.is_empty() {
         return Vec::new();
     }
     let since = now.saturating_sub(SENT_LOOKBACK).unwrap_or(now);
     let sent = match store.sent_alert_keys(since) {
-        Ok(s) => s,
+        Ok(s) => of_account(s, account),
         Err(e) => {
             tracing::warn!("alerts: cannot read what was sent: {e}");
             return Vec::new();
@@ -85,6 +100,7 @@ pub fn evaluate_and_send(
     };
     let mut out = Vec::new();
     for alert in rules::evaluate(&sent, input, settings, now) {
+        let alert = for_account(alert, account);
         match store.claim_alert(
             &alert.key,
             &alert.covers,
@@ -123,15 +139,54 @@ pub fn evaluate_and_send(
 }
 
 /// The alerts due now without sending or recording anything (`--dry-run`).
-pub fn due(
+fn due_for(
     store: &Store,
     input: &AlertInput,
     settings: &RuleSettings,
+    account: Option<&str>,
     now: Timestamp,
 ) -> Vec<Alert> {
     let since = now.saturating_sub(SENT_LOOKBACK).unwrap_or(now);
-    let sent = store.sent_alert_keys(since).unwrap_or_default();
+    let sent = of_account(store.sent_alert_keys(since).unwrap_or_default(), account);
     rules::evaluate(&sent, input, settings, now)
+        .into_iter()
+        .map(|a| for_account(a, account))
+        .collect()
+}
+
+/// The prefix of an account's alert keys.
+fn key_prefix(account: &str) -> String {
+    format!("account[{account}]:")
+}
+
+/// The sent keys of `account` as the rules know them (without the
+/// account's prefix); with no account, those of no account.
+fn of_account(sent: HashSet<String>, account: Option<&str>) -> HashSet<String> {
+    match account {
+        None => sent
+            .into_iter()
+            .filter(|k| !k.starts_with("account["))
+            .collect(),
+        Some(a) => {
+            let prefix = key_prefix(a);
+            sent.into_iter()
+                .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
+                .collect()
+        }
+    }
+}
+
+/// `alert` as one of `account`'s: its keys prefixed, its title naming it.
+fn for_account(mut alert: Alert, account: Option<&str>) -> Alert {
+    if let Some(a) = account {
+        let prefix = key_prefix(a);
+        alert.key = format!("{prefix}{}", alert.key);
+        for c in &mut alert.covers {
+            *c = format!("{prefix}{c}");
+        }
+        alert.title = format!("{a}: {}", alert.title);
+    }
+    alert
 }
 
 /// Rules, backends and a store connection kept together: what the daemon
@@ -142,6 +197,10 @@ pub struct Notifier {
     /// `None` keeps the sent set in memory only (`--no-store`).
     base_dir: Option<PathBuf>,
     store: Option<Store>,
+    /// The data roots whose official limits count (the run's account).
+    roots: Vec<PathBuf>,
+    /// With several accounts covered: the one this notifier speaks for.
+    account: Option<String>,
 }
 
 impl Notifier {
@@ -156,7 +215,16 @@ impl Notifier {
             backends,
             base_dir,
             store: None,
+            roots: Vec::new(),
+            account: None,
         }
+    }
+
+    /// This notifier speaks for the account `name` of several: its alerts
+    /// name it and are remembered apart from the other accounts'.
+    pub fn for_account(mut self, name: &str) -> Notifier {
+        self.account = Some(name.to_string());
+        self
     }
 
     /// For a command's context: `[alerts]` settings, display zone, backends
@@ -164,11 +232,13 @@ impl Notifier {
     pub fn for_context(ctx: &crate::engine::Settings, extra: Vec<Box<dyn Backend>>) -> Notifier {
         let mut backends = backend::from_config(&ctx.config.alerts);
         backends.extend(extra);
-        Notifier::new(
+        let mut n = Notifier::new(
             RuleSettings::new(&ctx.config.alerts, ctx.tz().clone()),
             backends,
             (!ctx.no_store).then(|| ctx.base_dir.clone()),
-        )
+        );
+        n.roots = ctx.roots.resolve().projects_dirs;
+        n
     }
 
     pub fn backends(&self) -> &[Box<dyn Backend>] {
@@ -182,7 +252,15 @@ impl Notifier {
                 None => Store::open_in_memory(),
             };
             match opened {
-                Ok(s) => self.store = Some(s),
+                Ok(mut s) => {
+                    // Official limits of this account only.
+                    if !self.roots.is_empty()
+                        && let Err(e) = s.set_scope(&self.roots)
+                    {
+                        tracing::warn!("alerts: cannot scope to the account: {e}");
+                    }
+                    self.store = Some(s);
+                }
                 Err(e) => tracing::warn!("alerts: cannot open the history store: {e}"),
             }
         }
@@ -201,16 +279,23 @@ impl Notifier {
         }
     }
 
-    /// See [`evaluate_and_send`].
     /// The alerts sent most recently (newest first), for the snapshot.
     pub fn recent_alerts(&mut self, n: usize) -> Vec<crate::store::SentAlert> {
+        let account = self.account.as_deref().map(key_prefix);
         let Some(store) = self.store() else {
             return Vec::new();
         };
-        store.recent_alerts(n).unwrap_or_else(|e| {
+        let all = store.recent_alerts(n * 4).unwrap_or_else(|e| {
             tracing::warn!("alerts: cannot read the alerts sent: {e}");
             Vec::new()
-        })
+        });
+        all.into_iter()
+            .filter(|a| match &account {
+                Some(p) => a.key.starts_with(p.as_str()),
+                None => !a.key.starts_with("account["),
+            })
+            .take(n)
+            .collect()
     }
 
     pub fn evaluate_and_send(&mut self, input: &AlertInput, now: Timestamp) -> Vec<Delivery> {
@@ -224,10 +309,13 @@ impl Notifier {
             settings,
             backends,
             store,
+            account,
             ..
         } = self;
         match store.as_mut() {
-            Some(store) => evaluate_and_send(store, input, settings, backends, now),
+            Some(store) => {
+                evaluate_and_send_for(store, input, settings, backends, account.as_deref(), now)
+            }
             None => Vec::new(),
         }
     }
@@ -235,8 +323,9 @@ impl Notifier {
     /// The alerts due now, sending and recording nothing.
     pub fn due(&mut self, input: &AlertInput, now: Timestamp) -> Vec<Alert> {
         let settings = self.settings.clone();
+        let account = self.account.clone();
         match self.store() {
-            Some(store) => due(store, input, &settings, now),
+            Some(store) => due_for(store, input, &settings, account.as_deref(), now),
             None => rules::evaluate(&HashSet::<String>::new(), input, &settings, now),
         }
     }

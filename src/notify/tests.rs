@@ -219,3 +219,42 @@ fn evaluation_cost() {
     let per = started.elapsed() / rounds;
     println!("one evaluation with nothing due: {per:?}");
 }
+
+/// Two accounts in one store each get their own alert for the same rule
+/// and window, named in the title; neither sees the other's as sent.
+#[test]
+fn each_account_is_alerted_on_its_own_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let notifier = |name: Option<&str>| {
+        let n = Notifier::new(
+            settings(),
+            vec![Box::new(Recorder {
+                shown: Arc::clone(&shown),
+                fail: Arc::default(),
+            })],
+            Some(dir.path().to_path_buf()),
+        );
+        match name {
+            Some(a) => n.for_account(a),
+            None => n,
+        }
+    };
+    let (mut work, mut personal, mut plain) =
+        (notifier(Some("work")), notifier(Some("personal")), notifier(None));
+    let i = input("2026-11-20T16:35:00Z", 900);
+    let now = t("2026-11-20T16:40:00Z");
+    let w = work.evaluate_and_send(&i, now);
+    assert!(!w.is_empty());
+    assert!(w.iter().all(|d| d.alert.title.starts_with("work: ")));
+    assert!(work.evaluate_and_send(&i, now).is_empty(), "sent once");
+    let p = personal.evaluate_and_send(&i, now);
+    assert_eq!(p.len(), w.len(), "the other account's alerts are its own");
+    assert!(p.iter().all(|d| d.alert.title.starts_with("personal: ")));
+    // A run that covers one account (no name) keeps its own keys too.
+    assert_eq!(plain.evaluate_and_send(&i, now).len(), w.len());
+    assert!(work.recent_alerts(10).iter().all(|a| a.title.starts_with("work: ")));
+    assert!(plain.recent_alerts(10).iter().all(|a| !a.title.contains(": ")
+        || !a.key.starts_with("account[")));
+    assert_eq!(shown.lock().unwrap().len(), 3 * w.len());
+}

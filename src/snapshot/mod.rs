@@ -107,6 +107,23 @@ pub struct Snapshot {
     /// Where csm looked when no Claude Code data folder exists, and what to do.
     #[serde(default)]
     pub notice: Option<String>,
+    /// The account these figures are of, when csm covers several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountInfo>,
+    /// With several accounts: one whole snapshot per account, each naming
+    /// its account; the top-level figures are the first one's, so the
+    /// original monitor's widget keeps showing the default account.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<Snapshot>,
+}
+
+/// Which account a snapshot is of.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountInfo {
+    /// The account's name (`csm accounts`).
+    pub name: String,
+    /// Its Claude config dir.
+    pub config_dir: String,
 }
 
 fn default_idle_after_minutes() -> i64 {
@@ -451,6 +468,8 @@ pub fn build(i: &Inputs<'_>) -> Snapshot {
             newest_at: f.newest,
         }),
         notice: d.notice.clone(),
+        account: None,
+        accounts: Vec::new(),
     }
 }
 
@@ -760,6 +779,16 @@ impl Snapshot {
         // The next recompute (a minute on while a window runs) moves with the
         // clock alone.
         a.valid_until = other.valid_until;
+        a.accounts = other.accounts.clone();
+        if a.accounts.len() != self.accounts.len()
+            || self
+                .accounts
+                .iter()
+                .zip(&other.accounts)
+                .any(|(x, y)| !x.same_figures(y))
+        {
+            return false;
+        }
         // Minutes left, the pace of the last 30 minutes and what is projected
         // from it move with the clock alone.
         if let (Some(x), Some(y)) = (a.active_block.as_mut(), other.active_block.as_ref()) {
@@ -773,6 +802,25 @@ impl Snapshot {
         }
         a == *other
     }
+}
+
+/// `s` as the snapshot of the account `name` (config dir `config_dir`).
+pub fn named(mut s: Snapshot, name: &str, config_dir: &std::path::Path) -> Snapshot {
+    s.account = Some(AccountInfo {
+        name: name.to_string(),
+        config_dir: config_dir.display().to_string(),
+    });
+    s
+}
+
+/// One snapshot of several accounts: the first one's figures at the top
+/// level (what the original widget reads), every one's in `accounts`.
+pub fn combine(entries: Vec<Snapshot>) -> Option<Snapshot> {
+    let first = entries.first()?.clone();
+    Some(Snapshot {
+        accounts: entries,
+        ..first
+    })
 }
 
 /// Blocks, dashboard data and snapshot at `now` from a loaded usage feed:

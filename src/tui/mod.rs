@@ -64,6 +64,8 @@ pub struct App {
     pub alert: Option<String>,
     /// Where the data comes from, shown in the frame.
     pub label: String,
+    /// The account shown, when the source covers several.
+    pub account: Option<String>,
 }
 
 /// What the event loop should do after a key.
@@ -77,6 +79,8 @@ pub enum Action {
     Quit,
     /// Drop caches and re-read everything (`r`).
     Recalculate,
+    /// Show the next account (`a`).
+    NextAccount,
 }
 
 impl App {
@@ -88,6 +92,7 @@ impl App {
             status: None,
             alert: None,
             label,
+            account: None,
         }
     }
 
@@ -115,6 +120,17 @@ impl App {
                 self.status = Some((false, "re-reading usage…".into()));
                 Action::Recalculate
             }
+            KeyCode::Char('a') | KeyCode::Char('A') if self.account.is_some() => {
+                self.status = Some((false, "next account…".into()));
+                Action::NextAccount
+            }
+            KeyCode::Char('a') | KeyCode::Char('A') => {
+                self.status = Some((
+                    false,
+                    "one account: configure several with [[accounts]] to switch".into(),
+                ));
+                Action::Redraw
+            }
             _ => Action::None,
         }
     }
@@ -139,6 +155,7 @@ impl App {
             source_label: &self.label,
             color,
             help: self.help,
+            account: self.account.as_deref(),
             status: match (&self.status, &self.alert) {
                 (Some((true, s)), _) => Some(Status::Error(s.as_str())),
                 (Some((false, s)), _) => Some(Status::Info(s.as_str())),
@@ -161,6 +178,7 @@ pub fn render_once(
     let data = source.refresh(now)?;
     // After the refresh: a daemon's version is known once its file was read.
     let mut app = App::new(source.label());
+    app.account = source.account();
     if let Some(d) = data {
         app.on_data(d);
     }
@@ -177,8 +195,9 @@ pub fn render_once(
 enum Msg {
     Data(Box<DashboardData>),
     Error(String),
-    /// The data source changed (a daemon started or stopped).
-    Label(String),
+    /// The data source changed (a daemon started or stopped), or the
+    /// account shown.
+    Label(String, Option<String>),
     Input(Event),
     /// The terminal went away (hang-up, end of input, read error).
     TerminalGone(&'static str),
@@ -186,6 +205,7 @@ enum Msg {
 
 enum ToWorker {
     Recalculate,
+    NextAccount,
 }
 
 /// How often the screen's loop wakes without a message: the clock, a signal
@@ -204,6 +224,7 @@ fn stop_reason(stop: &AtomicBool, input: &crate::sys::TerminalInput) -> Option<&
 /// away or a signal asks it to stop (all of which end it with success).
 pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
     let label = source.label();
+    let account = source.account();
     let (tx, rx) = mpsc::channel::<Msg>();
     let (to_worker, from_ui) = mpsc::channel::<ToWorker>();
     let clock = opts.clock;
@@ -229,6 +250,7 @@ pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
         .context("cannot start the input thread")?;
     let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     let mut app = App::new(label);
+    app.account = account;
     let mut dirty = true;
     let mut drawn_second = i64::MIN;
     let resized = on_signal(&[
@@ -278,6 +300,12 @@ pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
                             bail!("the refresh thread stopped");
                         }
                     }
+                    Action::NextAccount => {
+                        dirty = true;
+                        if to_worker.send(ToWorker::NextAccount).is_err() {
+                            bail!("the refresh thread stopped");
+                        }
+                    }
                     Action::Redraw => dirty = true,
                     Action::None => {}
                 },
@@ -292,8 +320,9 @@ pub fn run(mut source: Box<dyn DataSource>, opts: Options) -> Result<()> {
                     app.on_data(*d);
                     dirty = true;
                 }
-                Msg::Label(l) => {
+                Msg::Label(l, account) => {
                     app.label = l;
+                    app.account = account;
                     dirty = true;
                 }
                 Msg::Error(e) => {
@@ -386,11 +415,12 @@ fn worker(
 ) {
     // A snapshot source checks its file more often than data is recomputed.
     let every = source.poll_interval().map_or(every, |p| p.min(every));
-    let mut label = source.label();
+    let mut label = (source.label(), source.account());
     let mut next = Instant::now();
     loop {
         match from_ui.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Ok(ToWorker::Recalculate) => source.recalculate(),
+            Ok(ToWorker::NextAccount) => source.next_account(),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
@@ -405,10 +435,10 @@ fn worker(
             changed = msg.is_some(),
             "refresh"
         );
-        let now_label = source.label();
+        let now_label = (source.label(), source.account());
         if now_label != label {
             label = now_label;
-            if to_ui.send(Msg::Label(label.clone())).is_err() {
+            if to_ui.send(Msg::Label(label.0.clone(), label.1.clone())).is_err() {
                 return;
             }
         }

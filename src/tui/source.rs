@@ -31,6 +31,103 @@ pub trait DataSource: Send {
     fn poll_interval(&self) -> Option<std::time::Duration> {
         None
     }
+
+    /// The account shown, when the source covers several.
+    fn account(&self) -> Option<String> {
+        None
+    }
+
+    /// Shows the next account (`a`); a source of one account ignores it.
+    fn next_account(&mut self) {}
+}
+
+/// Several accounts, one shown at a time: every account is refreshed (so
+/// each one's alerts are evaluated while another is on screen) and the
+/// shown one's data goes to the screen.
+pub struct AccountsSource {
+    accounts: Vec<ShownAccount>,
+    shown: usize,
+    /// The shown account changed since the last refresh: its data goes to
+    /// the screen even when it did not change.
+    switched: bool,
+}
+
+struct ShownAccount {
+    name: String,
+    source: Box<dyn DataSource>,
+    last: Option<DashboardData>,
+}
+
+impl AccountsSource {
+    /// `accounts` are names with their sources, the first shown first.
+    pub fn new(accounts: Vec<(String, Box<dyn DataSource>)>) -> AccountsSource {
+        AccountsSource {
+            accounts: accounts
+                .into_iter()
+                .map(|(name, source)| ShownAccount {
+                    name,
+                    source,
+                    last: None,
+                })
+                .collect(),
+            shown: 0,
+            switched: false,
+        }
+    }
+}
+
+impl DataSource for AccountsSource {
+    fn label(&self) -> String {
+        self.accounts
+            .get(self.shown)
+            .map_or_else(String::new, |a| a.source.label())
+    }
+
+    fn refresh(&mut self, now: Timestamp) -> Result<Option<DashboardData>> {
+        let mut shown = None;
+        for (i, a) in self.accounts.iter_mut().enumerate() {
+            match a.source.refresh(now) {
+                Ok(Some(d)) => {
+                    a.last = Some(d.clone());
+                    if i == self.shown {
+                        shown = Some(d);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) if i == self.shown => return Err(e),
+                Err(e) => tracing::warn!(account = a.name, "refresh failed: {e:#}"),
+            }
+        }
+        if std::mem::take(&mut self.switched) && shown.is_none() {
+            shown = self.accounts.get(self.shown).and_then(|a| a.last.clone());
+        }
+        Ok(shown)
+    }
+
+    fn recalculate(&mut self) {
+        for a in &mut self.accounts {
+            a.source.recalculate();
+            a.last = None;
+        }
+    }
+
+    fn poll_interval(&self) -> Option<std::time::Duration> {
+        self.accounts
+            .iter()
+            .filter_map(|a| a.source.poll_interval())
+            .min()
+    }
+
+    fn account(&self) -> Option<String> {
+        self.accounts.get(self.shown).map(|a| a.name.clone())
+    }
+
+    fn next_account(&mut self) {
+        if !self.accounts.is_empty() {
+            self.shown = (self.shown + 1) % self.accounts.len();
+            self.switched = true;
+        }
+    }
 }
 
 /// How the dashboard names data it computes itself.
@@ -138,6 +235,8 @@ impl<F: UsageFeed> DataSource for InProcessSource<F> {
 /// partial file).
 pub struct SnapshotSource {
     path: PathBuf,
+    /// The account whose entry to show, in a snapshot of several.
+    account: Option<String>,
     stamp: Option<(u64, std::time::SystemTime, u64)>,
     version: Option<String>,
     last: Option<DashboardData>,
@@ -152,6 +251,7 @@ impl SnapshotSource {
     pub fn new(path: PathBuf) -> SnapshotSource {
         SnapshotSource {
             path,
+            account: None,
             stamp: None,
             version: None,
             last: None,
@@ -184,7 +284,12 @@ impl DataSource for SnapshotSource {
         let snap = crate::snapshot::read(&self.path)?;
         self.stamp = stamp;
         self.version = snap.daemon_version.clone();
-        let data = snap.to_dashboard();
+        let entry = self.account.as_deref().and_then(|name| {
+            snap.accounts
+                .iter()
+                .find(|e| e.account.as_ref().is_some_and(|a| a.name == name))
+        });
+        let data = entry.unwrap_or(&snap).to_dashboard();
         if self.last.as_ref() == Some(&data) {
             return Ok(None);
         }
@@ -225,7 +330,19 @@ impl AutoSource {
         local: Box<dyn DataSource>,
         local_every: std::time::Duration,
     ) -> AutoSource {
-        let snapshot = SnapshotSource::new(base_dir.join(crate::snapshot::FILE_NAME));
+        AutoSource::for_account(base_dir, local, local_every, None)
+    }
+
+    /// An [`AutoSource`] that shows `account`'s entry of the daemon's
+    /// snapshot when the daemon covers several accounts.
+    pub fn for_account(
+        base_dir: PathBuf,
+        local: Box<dyn DataSource>,
+        local_every: std::time::Duration,
+        account: Option<String>,
+    ) -> AutoSource {
+        let mut snapshot = SnapshotSource::new(base_dir.join(crate::snapshot::FILE_NAME));
+        snapshot.account = account;
         let mut s = AutoSource {
             base_dir,
             snapshot,

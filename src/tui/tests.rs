@@ -98,6 +98,7 @@ fn tz() -> jiff::tz::TimeZone {
 fn draw(data: Option<&DashboardData>, w: u16, h: u16, color: bool, help: bool) -> Buffer {
     let tz = tz();
     let vs = ViewState {
+        account: None,
         data,
         now: now(),
         tz: &tz,
@@ -318,6 +319,7 @@ fn once_frame_is_plain_text_without_escape_codes() {
     let d = active_data();
     let tz = tz();
     let vs = ViewState {
+        account: None,
         data: Some(d),
         now: now(),
         tz: &tz,
@@ -550,6 +552,7 @@ fn idle_for_45_minutes_shows_idle_and_no_projection() {
     let tz = tz();
     let frame = |at: Timestamp| {
         let vs = ViewState {
+        account: None,
             data: Some(d),
             now: at,
             tz: &tz,

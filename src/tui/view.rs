@@ -36,6 +36,8 @@ pub struct ViewState<'a> {
     pub help: bool,
     /// A transient line above the footer: "re-reading…", a refresh error.
     pub status: Option<Status<'a>>,
+    /// The account shown, when the dashboard covers several (`a` switches).
+    pub account: Option<&'a str>,
 }
 
 /// A transient line shown above the footer.
@@ -111,15 +113,20 @@ pub fn render(area: Rect, buf: &mut Buffer, st: &ViewState<'_>) {
     if area.width >= 50 {
         right = format!(" {} · {} ", clock.strftime("%H:%M:%S %Z"), st.source_label);
     }
-    let keys = if narrow {
-        " q quit · r re-read · ? help "
-    } else {
-        " q quit · r re-read usage · ? help "
+    let keys = match (narrow, st.account.is_some()) {
+        (true, false) => " q quit · r re-read · ? help ",
+        (false, false) => " q quit · r re-read usage · ? help ",
+        (true, true) => " q quit · a account · ? help ",
+        (false, true) => " q quit · a next account · r re-read usage · ? help ",
+    };
+    let title = match st.account {
+        Some(a) => format!(" csm · {a} "),
+        None => " csm ".to_string(),
     };
     let frame = Block::new()
         .borders(Borders::ALL)
         .border_style(theme.dim())
-        .title_top(Line::from(Span::styled(" csm ", theme.strong())))
+        .title_top(Line::from(Span::styled(title, theme.strong())))
         .title_top(Line::from(Span::styled(right, theme.label())).alignment(Alignment::Right))
         .title_bottom(Line::from(Span::styled(keys, theme.dim())).alignment(Alignment::Right));
     let inner = frame.inner(area);
@@ -752,6 +759,7 @@ fn render_help(area: Rect, buf: &mut Buffer, theme: Theme, source: &str) {
     let text = vec![
         Line::from("q  Esc  Ctrl-C   quit"),
         Line::from("r                re-read usage now"),
+        Line::from("a                next account (when several are configured)"),
         Line::from("?                show or hide this help"),
         Line::default(),
         Line::from(format!("data: {source}")),
