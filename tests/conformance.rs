@@ -151,3 +151,74 @@ fn reports_equal_ccusage_on_every_fixture() {
         failures.join("\n\n")
     );
 }
+
+/// Several accounts in one history store against ccusage on each alone and
+/// on the comma list of all (tests/fixtures/ccusage-roots): the store gives
+/// what ccusage gives whatever ran before, and the union counts a response
+/// copied into two accounts once.
+#[test]
+fn accounts_alone_and_together_equal_ccusage() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ccusage-roots");
+    let home = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty());
+    for case in cases {
+        let recorded: BTreeMap<String, BTreeMap<String, Recorded>> =
+            serde_json::from_str(&std::fs::read_to_string(case.join("ccusage.json")).unwrap())
+                .unwrap();
+        let mut singles: Vec<&String> = recorded.keys().filter(|k| !k.contains(',')).collect();
+        singles.sort();
+        let all = recorded
+            .keys()
+            .find(|k| k.contains(','))
+            .expect("a comma-list entry");
+        // One store for the whole sequence: each alone, all together, each again.
+        let csm_home = tempfile::tempdir().unwrap();
+        let order: Vec<&String> = singles
+            .iter()
+            .copied()
+            .chain([all])
+            .chain(singles.iter().copied())
+            .collect();
+        for key in order {
+            let dirs: Vec<String> = key
+                .split(',')
+                .map(|r| case.join(r).display().to_string())
+                .collect();
+            for (cmd, expected) in &recorded[key] {
+                for no_store in [false, true] {
+                    let mut command = Command::new(env!("CARGO_BIN_EXE_csm"));
+                    command.arg(cmd).arg("--json");
+                    if no_store {
+                        command.arg("--no-store");
+                    }
+                    let out = command
+                        .env_clear()
+                        .env("HOME", home.path())
+                        .env("CSM_HOME", csm_home.path())
+                        .env("CLAUDE_CONFIG_DIR", dirs.join(","))
+                        .env("TZ", "UTC")
+                        .output()
+                        .unwrap();
+                    let got = String::from_utf8_lossy(&out.stdout);
+                    if out.status.code() != Some(expected.exit) || got != expected.stdout {
+                        failures.push(format!(
+                            "{} {key} {cmd} (no_store {no_store}):\n--- ccusage\n{}\n--- csm\n{}{}",
+                            case.display(),
+                            expected.stdout,
+                            got,
+                            String::from_utf8_lossy(&out.stderr)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -678,3 +678,138 @@ fn hook_events_and_captures_reach_the_daemon_snapshot() {
     });
     assert!(d.terminate().success());
 }
+
+/// Two configured accounts in one store: the daemon watches both (one
+/// snapshot entry each), a line appended to one account's transcript moves
+/// that entry only, report commands on the other account run meanwhile and
+/// give its own figures, and a status-line capture from one account's
+/// session lands in that account's entry only.
+#[test]
+fn the_daemon_watches_every_account_and_keeps_them_apart() {
+    use claude_session_monitor::synth::{SynthOptions, generate};
+    let sb = Sandbox::new();
+    let base = sb.csm_home();
+    let dirs: Vec<PathBuf> = [("work", 81), ("personal", 82)]
+        .iter()
+        .map(|(name, seed)| {
+            let dir = sb.path().join(name);
+            let mut opts = SynthOptions::new(*seed, 200 << 10, jiff::Timestamp::now());
+            opts.days = 20;
+            generate(&dir, &opts).expect("generate history");
+            support::real(&dir)
+        })
+        .collect();
+    fs::create_dir_all(&base).unwrap();
+    fs::write(
+        base.join("config.toml"),
+        format!(
+            "interval_seconds = 3600\n\
+             [[accounts]]\nname = \"work\"\nclaude_dir = \"{}\"\n\
+             [[accounts]]\nname = \"personal\"\nclaude_dir = \"{}\"\nstart_day = 15\n",
+            dirs[0].display(),
+            dirs[1].display()
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::start(&sb, &base);
+    let entries = |v: &Value| v["accounts"].as_array().cloned().unwrap_or_default();
+    let first = d.wait_for("both accounts", |v| entries(v).len() == 2);
+    let names: Vec<Value> = entries(&first)
+        .iter()
+        .map(|e| e["account"]["name"].clone())
+        .collect();
+    assert_eq!(names, ["work", "personal"]);
+    assert!(
+        schema_errors(&first).is_empty(),
+        "{:?}",
+        schema_errors(&first)
+    );
+    let tokens = |v: &Value, i: usize| period_tokens(&entries(v)[i]);
+    let (work0, personal0) = (tokens(&first, 0), tokens(&first, 1));
+
+    // Reports on "personal" while the daemon ingests "work".
+    let personal_blocks = |store: bool| {
+        let mut c = csm(&sb, &base);
+        c.env("CLAUDE_CONFIG_DIR", &dirs[1])
+            .args(["blocks", "--json"]);
+        if !store {
+            c.arg("--no-store");
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let live = dirs[0].join("projects").join("-home-dev-live");
+    fs::create_dir_all(&live).unwrap();
+    let path = live.join("live-session.jsonl");
+    for n in 1..=5u32 {
+        let ts = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        let line = usage_line(&ts, "live-session", n, SONNET, [10, 20, 0, 0]);
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(format!("{line}\n").as_bytes()).unwrap();
+        assert_eq!(personal_blocks(true), personal_blocks(false));
+    }
+    let after = d.wait_for("work's five new lines", |v| {
+        entries(v).len() == 2 && tokens(v, 0) == work0 + 5 * TOKENS_PER_LINE
+    });
+    assert_eq!(tokens(&after, 1), personal0, "personal did not move");
+    assert_eq!(
+        period_tokens(&after),
+        tokens(&after, 0),
+        "top level = first account"
+    );
+
+    // A capture from a session of "personal" belongs to "personal".
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude");
+    let mut payload: Value =
+        serde_json::from_slice(&fs::read(fixtures.join("statusline-42-63.json")).unwrap()).unwrap();
+    let in_hours = |h: i64| jiff::Timestamp::now().as_second() + h * 3600;
+    payload["rate_limits"]["five_hour"]["resets_at"] = in_hours(2).into();
+    payload["rate_limits"]["seven_day"]["resets_at"] = in_hours(50).into();
+    let transcript = support::jsonl_files(&dirs[1].join("projects"))[0].clone();
+    payload["transcript_path"] = transcript.display().to_string().into();
+    let mut child = support::spawn_piped(csm(&sb, &base).arg("statusline"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(payload.to_string().as_bytes())
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    // Imported by the next writer: a report on "work" does it.
+    let out = csm(&sb, &base)
+        .env("CLAUDE_CONFIG_DIR", &dirs[0])
+        .args(["blocks", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // The capture reaches the snapshot with the next update: more usage.
+    let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let ts = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    f.write_all(
+        format!(
+            "{}\n",
+            usage_line(&ts, "live-session", 6, SONNET, [10, 20, 0, 0])
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let snap = d.wait_for("the capture in personal's entry", |v| {
+        entries(v).len() == 2
+            && entries(v)[1]["official_limits"]["five_hour"]["used_percent"] == 42.0
+    });
+    assert!(
+        entries(&snap)[0]["official_limits"].is_null(),
+        "work's entry has no capture: {}",
+        entries(&snap)[0]["official_limits"]
+    );
+    assert!(d.terminate().success());
+}

@@ -669,3 +669,353 @@ fn appended_responses_extend_the_latest_window_exactly() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Accounts: one store, several Claude config dirs, numbers never mixed.
+
+/// A generated history (`seed`) in its own Claude config dir `<sandbox>/<name>`.
+fn account_dir(sb: &Sandbox, name: &str, seed: u64, bytes: u64) -> PathBuf {
+    use claude_session_monitor::synth::{SynthOptions, default_now, generate};
+    let dir = sb.path().join(name);
+    let mut opts = SynthOptions::new(seed, bytes, default_now());
+    opts.days = 20;
+    generate(&dir, &opts).expect("generate history");
+    support::real(&dir)
+}
+
+/// `csm <args>` on `roots` (a comma list, as ccusage takes it) with the
+/// store below `csm_home`, or `--no-store` when `csm_home` is `None`.
+fn on_roots(sb: &Sandbox, csm_home: Option<&Path>, roots: &[&Path], args: &[&str]) -> String {
+    let list: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+    let mut c = match csm_home {
+        Some(h) => sb.cmd_with_csm_home(h),
+        None => {
+            let mut c = sb.cmd_with_csm_home(&sb.path().join("unused"));
+            c.arg("--no-store");
+            c
+        }
+    };
+    c.env("CLAUDE_CONFIG_DIR", list.join(",")).args(args);
+    stdout_ok(&mut c)
+}
+
+/// The reports of the account tests: windows and days.
+const ACCOUNT_REPORTS: [&[&str]; 2] = [&["blocks", "--json"], &["daily", "--json"]];
+
+/// A, B, A+B, C, A, B+C in one store: each run equals the `--no-store` run
+/// on the same roots, whatever ran before it (a second account's history
+/// used to be added to the first's).
+#[test]
+fn accounts_never_mix_whatever_the_order() {
+    let sb = Sandbox::new();
+    let a = account_dir(&sb, "A", 31, 300 * 1024);
+    let b = account_dir(&sb, "B", 32, 300 * 1024);
+    let c = account_dir(&sb, "C", 33, 300 * 1024);
+    let home = sb.csm_home();
+    for roots in [
+        vec![&a],
+        vec![&b],
+        vec![&a, &b],
+        vec![&c],
+        vec![&a],
+        vec![&b, &c],
+    ] {
+        let roots: Vec<&Path> = roots.iter().map(|p| p.as_path()).collect();
+        for args in ACCOUNT_REPORTS {
+            let stored = on_roots(&sb, Some(&home), &roots, args);
+            let memory = on_roots(&sb, None, &roots, args);
+            support::assert_same_text(&format!("{roots:?} {args:?}"), &stored, &memory);
+        }
+    }
+    // The union is de-duplicated: a response copied into both accounts
+    // counts once, as in one pass over both.
+    let copy = a.join("projects").join("copied");
+    fs::create_dir_all(&copy).unwrap();
+    let some = jsonl_files(&b.join("projects"))[0].clone();
+    fs::copy(&some, copy.join("same.jsonl")).unwrap();
+    for args in ACCOUNT_REPORTS {
+        let stored = on_roots(&sb, Some(&home), &[&a, &b], args);
+        let memory = on_roots(&sb, None, &[&a, &b], args);
+        support::assert_same_text(
+            &format!("A+B with a shared copy {args:?}"),
+            &stored,
+            &memory,
+        );
+    }
+    let stored = on_roots(&sb, Some(&home), &[&a], &["blocks", "--json"]);
+    let memory = on_roots(&sb, None, &[&a], &["blocks", "--json"]);
+    support::assert_same_text("A with the copy", &stored, &memory);
+}
+
+/// Deleting one account's transcripts keeps their entries for that account
+/// only; another account's runs in between neither count them nor drop them.
+#[test]
+fn deleted_transcripts_count_for_their_own_account() {
+    let sb = Sandbox::new();
+    let a = account_dir(&sb, "A", 41, 300 * 1024);
+    let b = account_dir(&sb, "B", 42, 300 * 1024);
+    let home = sb.csm_home();
+    let before_a = on_roots(&sb, Some(&home), &[&a], &["daily", "--json"]);
+    let before_b = on_roots(&sb, Some(&home), &[&b], &["daily", "--json"]);
+    let files = jsonl_files(&a.join("projects"));
+    for f in files.iter().step_by(2) {
+        fs::remove_file(f).unwrap();
+    }
+    // B first: A's deletion is none of B's business.
+    assert_eq!(
+        on_roots(&sb, Some(&home), &[&b], &["daily", "--json"]),
+        before_b
+    );
+    assert_eq!(
+        on_roots(&sb, Some(&home), &[&a], &["daily", "--json"]),
+        before_a
+    );
+    let memory = on_roots(&sb, None, &[&a], &["daily", "--json"]);
+    assert_ne!(memory, before_a, "the deleted half held usage");
+}
+
+/// `--account PATH` reports an account whose dir is gone from what the
+/// store kept; `csm accounts` lists it as gone.
+#[test]
+fn an_account_whose_dir_is_gone_stays_reportable() {
+    let sb = Sandbox::new();
+    let a = account_dir(&sb, "A", 51, 200 * 1024);
+    let b = account_dir(&sb, "B", 52, 200 * 1024);
+    let home = sb.csm_home();
+    let before = on_roots(&sb, Some(&home), &[&a], &["blocks", "--json"]);
+    on_roots(&sb, Some(&home), &[&b], &["blocks", "--json"]);
+    fs::remove_dir_all(&a).unwrap();
+    let mut c = sb.cmd_with_csm_home(&home);
+    c.env("CLAUDE_CONFIG_DIR", &b)
+        .args(["blocks", "--json", "--account"])
+        .arg(&a);
+    assert_eq!(stdout_ok(&mut c), before);
+    let v = json_ok(
+        sb.cmd_with_csm_home(&home)
+            .env("CLAUDE_CONFIG_DIR", &b)
+            .args(["accounts", "--json"]),
+    );
+    let list = v["accounts"].as_array().unwrap();
+    let state: Vec<(String, bool)> = list
+        .iter()
+        .map(|x| {
+            (
+                x["configDir"].as_str().unwrap().to_string(),
+                x["present"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        state.contains(&(a.display().to_string(), false)),
+        "{state:?}"
+    );
+    assert!(
+        state.contains(&(b.display().to_string(), true)),
+        "{state:?}"
+    );
+    assert!(v["unattributed"].as_array().unwrap().is_empty());
+    // A name that is no account is refused, naming the value and the known ones.
+    let out = sb
+        .cmd_with_csm_home(&home)
+        .args(["blocks", "--account", "nobody"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'nobody'") && err.contains("known:"), "{err}");
+}
+
+/// Two configured accounts with their own billing days and plans: each
+/// one's period, and `status` covering both, one line and one entry each.
+#[test]
+fn two_accounts_with_different_billing_days() {
+    let sb = Sandbox::new();
+    let work = account_dir(&sb, "work", 61, 200 * 1024);
+    let personal = account_dir(&sb, "personal", 62, 200 * 1024);
+    let config = sb.path().join("config.toml");
+    fs::write(
+        &config,
+        format!(
+            "sessions_per_period = 50\n\
+             [[accounts]]\nname = \"work\"\nclaude_dir = \"{}\"\nstart_day = 15\nsessions_per_period = 40\n\
+             [[accounts]]\nname = \"personal\"\nclaude_dir = \"{}\"\n",
+            work.display(),
+            personal.display()
+        ),
+    )
+    .unwrap();
+    let period = |account: &str| {
+        json_ok(sb.bare_cmd().arg("--config").arg(&config).args([
+            "period",
+            "--json",
+            "--account",
+            account,
+        ]))
+    };
+    let (w, p) = (period("work"), period("personal"));
+    // NOW is 2026-11-20: the 15th's period began on 2026-11-15, the 1st's on 2026-11-01.
+    let start = |v: &Value| v.to_string();
+    assert!(start(&w).contains("2026-11-15"), "{w}");
+    assert!(start(&p).contains("2026-11-01"), "{p}");
+    let status = stdout_ok(sb.bare_cmd().arg("--config").arg(&config).args(["status"]));
+    let lines: Vec<&str> = status.lines().collect();
+    assert_eq!(lines.len(), 2, "{status}");
+    assert!(
+        lines[0].starts_with("work: ") && lines[0].contains("/40 "),
+        "{status}"
+    );
+    assert!(
+        lines[1].starts_with("personal: ") && lines[1].contains("/50 "),
+        "{status}"
+    );
+    let snap = json_ok(
+        sb.bare_cmd()
+            .arg("--config")
+            .arg(&config)
+            .args(["status", "--format", "json"]),
+    );
+    let entries = snap["accounts"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["account"]["name"], "work");
+    assert_eq!(entries[1]["account"]["name"], "personal");
+    // The top level is the first account's (what the original widget reads).
+    assert_eq!(snap["sessions_limit"], 40);
+    assert_eq!(
+        snap["billing_period_start"],
+        entries[0]["billing_period_start"]
+    );
+    assert_ne!(
+        entries[0]["billing_period_start"],
+        entries[1]["billing_period_start"]
+    );
+    // Each entry equals the account's own snapshot.
+    for (i, name) in ["work", "personal"].iter().enumerate() {
+        let own = json_ok(sb.bare_cmd().arg("--config").arg(&config).args([
+            "status",
+            "--format",
+            "json",
+            "--account",
+            name,
+        ]));
+        assert_eq!(
+            own["period"], entries[i]["period"],
+            "{name}: the entry is the account's own figures"
+        );
+    }
+}
+
+/// A store written by the release before accounts (schema 4), which had
+/// counted two accounts together, is migrated: every file goes to the root
+/// its path names, each account then reports what a pass over it alone
+/// gives (a deleted transcript included), and a file under no root is
+/// listed, not counted.
+///
+/// The fixture was written by csm at commit ffb2e3f (see
+/// `write_migration_fixture`): `CLAUDE_CONFIG_DIR=/tmp/csmfx/A csm daily`,
+/// the same for B, then A's first transcript deleted and A read again.
+#[test]
+fn a_store_from_the_previous_release_migrates_per_account() {
+    let sb = Sandbox::new();
+    let root = support::real(sb.path()).join("fx");
+    let history = |name: &str, seed: u64| {
+        use claude_session_monitor::synth::{SynthOptions, default_now, generate};
+        let mut opts = SynthOptions::new(seed, 200 * 1024, default_now());
+        opts.days = 20;
+        generate(&root.join(name), &opts).expect("generate");
+        root.join(name)
+    };
+    let (a, b) = (history("A", 71), history("B", 72));
+    // What A held before its first transcript was deleted.
+    let full_a: Vec<String> = ACCOUNT_REPORTS
+        .iter()
+        .map(|args| on_roots(&sb, None, &[&a], args))
+        .collect();
+    let first = jsonl_files(&a.join("projects"))[0].clone();
+    fs::remove_file(&first).unwrap();
+
+    let home = sb.csm_home();
+    fs::create_dir_all(&home).unwrap();
+    let db = home.join("history.db");
+    fs::copy("tests/fixtures/store/history-schema4.db", &db).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 4, "the fixture is the previous release's schema");
+        // The fixture's paths name /tmp/csmfx: move them to this sandbox.
+        let rows: Vec<(i64, Vec<u8>)> = conn
+            .prepare("SELECT id, path FROM files")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let old = b"/tmp/csmfx";
+        for (id, path) in rows {
+            assert!(path.starts_with(old), "{}", String::from_utf8_lossy(&path));
+            let mut new = root.as_os_str().as_encoded_bytes().to_vec();
+            new.extend_from_slice(&path[old.len()..]);
+            conn.execute(
+                "UPDATE files SET path = ?2 WHERE id = ?1",
+                rusqlite::params![id, new],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "DELETE FROM dirs; DELETE FROM meta WHERE key = 'full_walk_ms';
+             INSERT INTO files (path, project, session_id, project_path, device, inode, size, mtime_ns, read_to, present)
+                 VALUES (x'2f6c6f6f73652e6a736f6e6c', 'p', 's', '/p', 0, 0, 0, 0, 0, 0);",
+        )
+        .unwrap();
+    }
+    // B first, then A: each is its own.
+    for args in ACCOUNT_REPORTS {
+        support::assert_same_text(
+            &format!("B {args:?}"),
+            &on_roots(&sb, Some(&home), &[&b], args),
+            &on_roots(&sb, None, &[&b], args),
+        );
+    }
+    let migrated_a: Vec<String> = ACCOUNT_REPORTS
+        .iter()
+        .map(|args| on_roots(&sb, Some(&home), &[&a], args))
+        .collect();
+    assert_same_reports(
+        "A after migration (its deleted transcript kept)",
+        &migrated_a,
+        &full_a,
+    );
+    let v = json_ok(
+        sb.cmd_with_csm_home(&home)
+            .env("CLAUDE_CONFIG_DIR", &a)
+            .args(["accounts", "--json"]),
+    );
+    assert_eq!(v["unattributed"], serde_json::json!(["/loose.jsonl"]));
+    assert_eq!(v["accounts"].as_array().unwrap().len(), 2);
+    let doctor = stdout_ok(
+        sb.cmd_with_csm_home(&home)
+            .env("CLAUDE_CONFIG_DIR", &a)
+            .arg("doctor"),
+    );
+    assert!(
+        doctor.contains("1 transcript(s) under no known account"),
+        "{doctor}"
+    );
+}
+
+/// Writes the histories of the migration fixture into `CSM_FIXTURE_DIR`
+/// (by hand, once: `CSM_FIXTURE_DIR=/tmp/csmfx cargo test --test store
+/// write_migration_fixture -- --ignored`, then run the previous release's
+/// csm on them as the test above says).
+#[test]
+#[ignore]
+fn write_migration_fixture() {
+    use claude_session_monitor::synth::{SynthOptions, default_now, generate};
+    let dir = PathBuf::from(std::env::var("CSM_FIXTURE_DIR").expect("CSM_FIXTURE_DIR"));
+    for (name, seed) in [("A", 71), ("B", 72)] {
+        let mut opts = SynthOptions::new(seed, 200 * 1024, default_now());
+        opts.days = 20;
+        generate(&dir.join(name), &opts).expect("generate");
+    }
+}

@@ -303,3 +303,47 @@ fn dashboard_follows_the_daemon_and_falls_back_when_it_stops() {
     tmux.ok(&["send-keys", "-t", "csm", "q"]);
     assert_restored(&tmux);
 }
+
+/// With two accounts configured the dashboard shows one, named in the
+/// title, and `a` switches to the other (its own figures).
+#[test]
+fn a_switches_the_account_the_dashboard_shows() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let d = history();
+    let other = d.home.join("other-claude");
+    let mut opts = SynthOptions::new(9, 1 << 20, default_now());
+    opts.active = true;
+    generate(&other, &opts).unwrap();
+    std::fs::create_dir_all(&d.csm_home).unwrap();
+    std::fs::write(
+        d.csm_home.join("config.toml"),
+        format!(
+            "[[accounts]]\nname = \"one\"\nclaude_dir = \"{}\"\n\
+             [[accounts]]\nname = \"two\"\nclaude_dir = \"{}\"\n",
+            d.claude.display(),
+            other.display()
+        ),
+    )
+    .unwrap();
+    let tokens = thousands(active_block_tokens(&d));
+    let (tmux, _) = start(&d, &tokens);
+    let first = tmux.wait_for("account one", |p| p.contains("csm · one"));
+    assert!(first.contains("a next account"), "{first}");
+    tmux.ok(&["send-keys", "-t", "csm", "a"]);
+    let second = tmux.wait_for("account two", |p| {
+        p.contains("csm · two") && p.contains("Tokens")
+    });
+    assert!(
+        !second.contains(&format!("Tokens   {tokens} ")),
+        "two's own figures:\n{second}"
+    );
+    tmux.ok(&["send-keys", "-t", "csm", "a"]);
+    tmux.wait_for("back to account one", |p| {
+        p.contains("csm · one") && p.contains(&tokens)
+    });
+    tmux.ok(&["send-keys", "-t", "csm", "q"]);
+    assert_restored(&tmux);
+}

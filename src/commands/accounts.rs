@@ -43,11 +43,20 @@ pub fn run(ctx: &Context, args: &AccountsArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if known.is_empty() {
-        println!("The history store holds no account yet: run any report (e.g. `csm daily`) to read one.");
+        println!(
+            "The history store holds no account yet: run any report (e.g. `csm daily`) to read one."
+        );
     }
     let rows: Vec<[String; 8]> = known.iter().map(|a| row(ctx, a)).collect();
     let header = [
-        "Account", "Config dir", "State", "Entries", "First", "Last", "Plan", "Billing period",
+        "Account",
+        "Config dir",
+        "State",
+        "Entries",
+        "First",
+        "Last",
+        "Plan",
+        "Billing period",
     ]
     .map(String::from);
     if !rows.is_empty() {
@@ -87,7 +96,10 @@ fn period(ctx: &Context, a: &Account) -> Option<BillingPeriod> {
 
 fn row(ctx: &Context, a: &Account) -> [String; 8] {
     let date = |t: Option<jiff::Timestamp>| {
-        t.map_or_else(|| "-".into(), |t| ctx.tz().to_datetime(t).date().to_string())
+        t.map_or_else(
+            || "-".into(),
+            |t| ctx.tz().to_datetime(t).date().to_string(),
+        )
     };
     let stored = a.stored.as_ref();
     [
@@ -134,7 +146,12 @@ fn account_json(ctx: &Context, a: &Account) -> Value {
 
 /// `~/…` for paths inside the home directory.
 fn home_relative(ctx: &Context, p: &std::path::Path) -> String {
-    match ctx.roots.home.as_deref().and_then(|h| p.strip_prefix(h).ok()) {
+    match ctx
+        .roots
+        .home
+        .as_deref()
+        .and_then(|h| p.strip_prefix(h).ok())
+    {
         Some(rest) => format!("~/{}", rest.display()),
         None => p.display().to_string(),
     }

@@ -65,10 +65,10 @@ impl Context {
             account: None,
         };
         if let Some(selector) = &g.account {
-            let store = crate::store::Store::open_existing(&base_dir, std::time::Duration::from_secs(5))?;
+            let store =
+                crate::store::Store::open_existing(&base_dir, std::time::Duration::from_secs(5))?;
             let known = accounts::known(store.as_ref(), &config, &roots)?;
-            roots.account =
-                Some(accounts::select(selector, &known, &roots).map_err(UsageError)?);
+            roots.account = Some(accounts::select(selector, &known, &roots).map_err(UsageError)?);
         }
         // One account's run takes its own plan settings; flags win over both.
         if !config.accounts.is_empty() {

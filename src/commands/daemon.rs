@@ -313,7 +313,11 @@ impl crate::daemon::UpdateHook<Snapshot> for AlertsHook {
         let settings = update.settings;
         let notifier = self.notifiers.entry(name).or_insert_with_key(|name| {
             let n = crate::notify::Notifier::for_context(settings, Vec::new());
-            if name.is_empty() { n } else { n.for_account(name) }
+            if name.is_empty() {
+                n
+            } else {
+                n.for_account(name)
+            }
         });
         let limit = update.data.and_then(|d| d.limit.tokens);
         let input = crate::notify::AlertInput::from_blocks(update.blocks, limit, update.now)

@@ -71,10 +71,14 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
     let refresh = Duration::from_secs(args.refresh.max(1));
     // One account's source: in process (with its alerts while no daemon
     // runs), or the daemon's snapshot while one runs for this base dir.
-    let source_for = |ctx: Arc<crate::engine::Settings>, account: Option<&str>| -> Box<dyn DataSource> {
+    let source_for = |ctx: Arc<crate::engine::Settings>,
+                      account: Option<&str>|
+     -> Box<dyn DataSource> {
         if ctx.no_store {
-            let local =
-                InProcessSource::new(TranscriptFeed::new(Arc::clone(&ctx), kept), Arc::clone(&ctx));
+            let local = InProcessSource::new(
+                TranscriptFeed::new(Arc::clone(&ctx), kept),
+                Arc::clone(&ctx),
+            );
             return if interactive {
                 Box::new(local.with_alerts(hook(&ctx, account)))
             } else {

@@ -34,9 +34,13 @@ pub fn run(ctx: Context, args: &StatusArgs, clock: Clock) -> Result<ExitCode> {
     let none_on_disk = if watched.is_empty() {
         roots.projects_dirs.is_empty()
     } else {
-        watched
-            .iter()
-            .all(|w| w.settings.roots.account.as_ref().is_none_or(|d| !d.is_dir()))
+        watched.iter().all(|w| {
+            w.settings
+                .roots
+                .account
+                .as_ref()
+                .is_none_or(|d| !d.is_dir())
+        })
     };
     let missing = args.data_file.is_none() && none_on_disk;
     let snap = load(ctx, args, now)?;
@@ -98,8 +102,7 @@ pub fn in_process(ctx: Context, now: Timestamp) -> Result<Snapshot> {
     }
     let mut entries = Vec::with_capacity(watched.len());
     for w in watched {
-        let snap = one_account(w.settings, now)
-            .with_context(|| format!("account {}", w.name))?;
+        let snap = one_account(w.settings, now).with_context(|| format!("account {}", w.name))?;
         entries.push(snapshot::named(snap, &w.name, &w.config_dir));
     }
     snapshot::combine(entries).context("no account to report on")

@@ -441,14 +441,12 @@ impl<P: Publication> Daemon<P> {
                 self.loaded = true;
                 self.failures = 0;
                 match P::compute(&self.feed, &self.ctx, now) {
-                    Ok((blocks, d, snap)) => {
-                        match self.other_accounts(trigger, now) {
-                            Ok(others) => {
-                                self.publish(trigger, now, &blocks, d, snap, others, ingested, started)
-                            }
-                            Err(e) => self.fail(trigger, now, e),
+                    Ok((blocks, d, snap)) => match self.other_accounts(trigger, now) {
+                        Ok(others) => {
+                            self.publish(trigger, now, &blocks, d, snap, others, ingested, started)
                         }
-                    }
+                        Err(e) => self.fail(trigger, now, e),
+                    },
                     Err(e) => self.fail(trigger, now, format!("cannot compute the period: {e}")),
                 }
             }

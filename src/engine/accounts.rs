@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::Settings;
 use crate::config::{AccountConfig, Config};
 use crate::ingest::claude::account::{self, Identity};
 use crate::ingest::discover::{RootRequest, projects_dir_of};
-use super::Settings;
 use crate::store::{Store, StoredRoot};
 
 /// One account as csm knows it: from the store, the config, or both.
@@ -108,9 +108,10 @@ pub fn describe(
         .map(str::to_string)
         .or_else(|| configured.as_ref().map(|c| c.name.clone()))
         .unwrap_or_else(|| {
-            config_dir
-                .file_name()
-                .map_or_else(|| config_dir.display().to_string(), |n| n.to_string_lossy().into_owned())
+            config_dir.file_name().map_or_else(
+                || config_dir.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
         });
     Account {
         name,
@@ -126,7 +127,11 @@ pub fn describe(
 
 /// Every account csm knows: those the store holds history for, then the
 /// configured ones it has not read yet.
-pub fn known(store: Option<&Store>, config: &Config, roots: &RootRequest) -> anyhow::Result<Vec<Account>> {
+pub fn known(
+    store: Option<&Store>,
+    config: &Config,
+    roots: &RootRequest,
+) -> anyhow::Result<Vec<Account>> {
     let mut out: Vec<Account> = Vec::new();
     if let Some(store) = store {
         for r in store.known_roots()? {
@@ -183,7 +188,11 @@ pub fn watched(s: &Settings) -> Vec<Watched> {
 /// The `projects/` dir `--account SELECTOR` names: an account's name
 /// (configured, e-mail, organisation or dir name) or a path, also of an
 /// account whose dir is gone but whose history the store holds.
-pub fn select(selector: &str, accounts: &[Account], roots: &RootRequest) -> Result<PathBuf, String> {
+pub fn select(
+    selector: &str,
+    accounts: &[Account],
+    roots: &RootRequest,
+) -> Result<PathBuf, String> {
     if let Some(a) = accounts.iter().find(|a| a.names().any(|n| n == selector)) {
         return Ok(a.projects_dir.clone());
     }
@@ -250,6 +259,9 @@ mod tests {
         assert!(!gone[0].present);
         assert_eq!(select("work", &gone, &req).unwrap(), dir);
         let err = select("personal", &gone, &req).unwrap_err();
-        assert!(err.contains("'personal'") && err.contains("work ("), "{err}");
+        assert!(
+            err.contains("'personal'") && err.contains("work ("),
+            "{err}"
+        );
     }
 }

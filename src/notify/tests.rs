@@ -240,8 +240,11 @@ fn each_account_is_alerted_on_its_own_and_named() {
             None => n,
         }
     };
-    let (mut work, mut personal, mut plain) =
-        (notifier(Some("work")), notifier(Some("personal")), notifier(None));
+    let (mut work, mut personal, mut plain) = (
+        notifier(Some("work")),
+        notifier(Some("personal")),
+        notifier(None),
+    );
     let i = input("2026-11-20T16:35:00Z", 900);
     let now = t("2026-11-20T16:40:00Z");
     let w = work.evaluate_and_send(&i, now);
@@ -253,8 +256,16 @@ fn each_account_is_alerted_on_its_own_and_named() {
     assert!(p.iter().all(|d| d.alert.title.starts_with("personal: ")));
     // A run that covers one account (no name) keeps its own keys too.
     assert_eq!(plain.evaluate_and_send(&i, now).len(), w.len());
-    assert!(work.recent_alerts(10).iter().all(|a| a.title.starts_with("work: ")));
-    assert!(plain.recent_alerts(10).iter().all(|a| !a.title.contains(": ")
-        || !a.key.starts_with("account[")));
+    assert!(
+        work.recent_alerts(10)
+            .iter()
+            .all(|a| a.title.starts_with("work: "))
+    );
+    assert!(
+        plain
+            .recent_alerts(10)
+            .iter()
+            .all(|a| !a.title.contains(": ") || !a.key.starts_with("account["))
+    );
     assert_eq!(shown.lock().unwrap().len(), 3 * w.len());
 }

@@ -235,7 +235,12 @@ fn migrate_to(conn: &mut Connection, upto: usize) -> Result<bool, super::StoreEr
             supported: VERSION,
         });
     }
-    for (i, step) in MIGRATIONS.iter().enumerate().take(upto).skip(current as usize) {
+    for (i, step) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(upto)
+        .skip(current as usize)
+    {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while this one waited.
         let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -582,10 +582,7 @@ impl Store {
 
 /// `1,2,3`: ids for an SQL `IN` list (integers, so nothing to escape).
 pub(super) fn id_list(ids: &[i64]) -> String {
-    ids.iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
 impl Store {
@@ -1120,7 +1117,10 @@ impl<'t> Paths<'t> {
 pub(super) fn attribute_by_path(tx: &Transaction<'_>) -> Result<(), StoreError> {
     let left = roots::attribute_all_by_path(tx)?;
     if left > 0 {
-        tracing::warn!(files = left, "transcripts under no data root left unattributed");
+        tracing::warn!(
+            files = left,
+            "transcripts under no data root left unattributed"
+        );
     }
     recompute_all(tx, &FileRoots::load(tx)?)
 }
@@ -1363,7 +1363,11 @@ fn write_blocks(
 
 /// The windows over `entries` (time order, following an entry at
 /// `prev_last` when given) under each cost mode: auto, calculate, display.
-pub(super) fn windows(prev_last: Option<i64>, entries: &[&UsageEntry], calc: &[f64]) -> [Vec<Block>; 3] {
+pub(super) fn windows(
+    prev_last: Option<i64>,
+    entries: &[&UsageEntry],
+    calc: &[f64],
+) -> [Vec<Block>; 3] {
     let length = blocks::window_length(super::STORED_WINDOW_HOURS);
     let prev = prev_last.map(super::ms);
     // The modes differ only in what an entry costs: the windows are found

@@ -438,7 +438,10 @@ fn worker(
         let now_label = (source.label(), source.account());
         if now_label != label {
             label = now_label;
-            if to_ui.send(Msg::Label(label.0.clone(), label.1.clone())).is_err() {
+            if to_ui
+                .send(Msg::Label(label.0.clone(), label.1.clone()))
+                .is_err()
+            {
                 return;
             }
         }

@@ -552,7 +552,7 @@ fn idle_for_45_minutes_shows_idle_and_no_projection() {
     let tz = tz();
     let frame = |at: Timestamp| {
         let vs = ViewState {
-        account: None,
+            account: None,
             data: Some(d),
             now: at,
             tz: &tz,

@@ -110,7 +110,11 @@ fn plan_name(kind: &str) -> String {
     let bare = kind.strip_prefix("claude_").unwrap_or(kind);
     let mut c = bare.chars();
     match c.next() {
-        Some(first) => first.to_uppercase().chain(c).collect::<String>().replace('_', " "),
+        Some(first) => first
+            .to_uppercase()
+            .chain(c)
+            .collect::<String>()
+            .replace('_', " "),
         None => kind.to_string(),
     }
 }
