@@ -99,6 +99,7 @@ impl Context {
                 },
                 no_store: g.no_store,
                 recalculate: g.recalculate,
+                account: None,
             },
             color: !(g.no_color || env.no_color) && env.stdout_is_terminal,
             debug: g.debug,

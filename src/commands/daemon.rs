@@ -311,14 +311,11 @@ impl crate::daemon::UpdateHook<Snapshot> for AlertsHook {
     fn after_update(&mut self, update: &mut crate::daemon::Update<'_, Snapshot>) {
         let name = update.account.map(|a| a.name.clone()).unwrap_or_default();
         let settings = update.settings;
-        let notifier = self.notifiers.entry(name).or_insert_with_key(|name| {
-            let n = crate::notify::Notifier::for_context(settings, Vec::new());
-            if name.is_empty() {
-                n
-            } else {
-                n.for_account(name)
-            }
-        });
+        // The account's settings name it: its notifier's alerts do too.
+        let notifier = self
+            .notifiers
+            .entry(name)
+            .or_insert_with(|| crate::notify::Notifier::for_context(settings, Vec::new()));
         let limit = update.data.and_then(|d| d.limit.tokens);
         let input = crate::notify::AlertInput::from_blocks(update.blocks, limit, update.now)
             .with_official(notifier.official_limits())

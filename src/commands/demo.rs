@@ -79,6 +79,7 @@ pub fn run(cli: &Cli, args: &DemoArgs, clock: Clock, env: &Env) -> Result<ExitCo
             source: Source::Transcripts,
             no_store: false,
             recalculate: false,
+            account: None,
         },
         color: !(cli.global.no_color || env.no_color) && env.stdout_is_terminal,
         debug: false,

@@ -50,16 +50,13 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
     // while no daemon runs.
     let interactive = !args.once && env.stdout_is_terminal;
     let queue: AlertQueue = Default::default();
-    let hook = |ctx: &Arc<crate::engine::Settings>, account: Option<&str>| {
+    // An account's settings name it, so its notifier's alerts do too.
+    let hook = |ctx: &Arc<crate::engine::Settings>| {
         let q = Arc::clone(&queue);
         let bell = Bell::new(move |title| q.lock().map(|mut v| v.push(title.to_string())).is_ok());
         let base = ctx.base_dir.clone();
-        let notifier = Notifier::for_context(ctx, vec![Box::new(bell)]);
         AlertHook::new(
-            match account {
-                Some(a) => notifier.for_account(a),
-                None => notifier,
-            },
+            Notifier::for_context(ctx, vec![Box::new(bell)]),
             move || {
                 matches!(
                     crate::daemon::instance::probe(&base),
@@ -80,14 +77,14 @@ pub fn run(ctx: Context, args: &MonitorArgs, clock: Clock, env: &Env) -> Result<
                 Arc::clone(&ctx),
             );
             return if interactive {
-                Box::new(local.with_alerts(hook(&ctx, account)))
+                Box::new(local.with_alerts(hook(&ctx)))
             } else {
                 Box::new(local)
             };
         }
         let local = InProcessSource::new(StoreFeed::new(Arc::clone(&ctx), kept), Arc::clone(&ctx));
         let local: Box<dyn DataSource> = if interactive {
-            Box::new(local.with_alerts(hook(&ctx, account)))
+            Box::new(local.with_alerts(hook(&ctx)))
         } else {
             Box::new(local)
         };

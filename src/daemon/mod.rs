@@ -793,6 +793,7 @@ mod tests {
             source: crate::engine::Source::Transcripts,
             no_store: false,
             recalculate: false,
+            account: None,
         };
         let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut d = Daemon::<Note>::new(

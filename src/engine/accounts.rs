@@ -176,6 +176,7 @@ pub fn watched(s: &Settings) -> Vec<Watched> {
             let mut settings = s.clone();
             settings.roots.account = Some(dir);
             settings.config = s.config.for_account(a);
+            settings.account = Some(described.name.clone());
             Watched {
                 name: described.name,
                 config_dir: described.config_dir,
@@ -183,6 +184,22 @@ pub fn watched(s: &Settings) -> Vec<Watched> {
             }
         })
         .collect()
+}
+
+/// The prefix of the alert keys of `account` (one of several covered):
+/// each account's alerts are remembered apart, so the same window rule
+/// fires once per account.
+pub fn alert_key_prefix(account: &str) -> String {
+    format!("account[{account}]:")
+}
+
+/// Whether an alert remembered under `key` is one of `account`'s (`None`:
+/// a run that covers one account, whose keys carry no prefix).
+pub fn alert_is_of(key: &str, account: Option<&str>) -> bool {
+    match account {
+        Some(a) => key.starts_with(&alert_key_prefix(a)),
+        None => !key.starts_with("account["),
+    }
 }
 
 /// The `projects/` dir `--account SELECTOR` names: an account's name

@@ -345,6 +345,7 @@ impl StoreFeed {
             .unwrap_or_default()
             .into_iter()
             .filter(|a| a.sent_at >= since)
+            .filter(|a| super::accounts::alert_is_of(&a.key, self.ctx.account.as_deref()))
             .map(|a| overview::AlertRow {
                 severity: overview::Severity::of(&a.rule, &a.key),
                 sent_at: a.sent_at,

@@ -59,6 +59,9 @@ pub struct Settings {
     pub no_store: bool,
     /// Rebuild the store from every transcript first.
     pub recalculate: bool,
+    /// The account's name when the run covers one of several
+    /// ([`accounts::watched`]): its alerts name it and are its own.
+    pub account: Option<String>,
 }
 
 impl Settings {

@@ -42,6 +42,7 @@ use jiff::{SignedDuration, Timestamp};
 
 pub use self::backend::{Backend, BackendError};
 pub use self::rules::{Alert, AlertInput, OfficialInput, RuleSettings};
+use crate::engine::accounts::{alert_is_of, alert_key_prefix};
 use crate::store::Store;
 
 /// How far back the sent set is read: the longest-lived key (a weekly limit)
@@ -154,32 +155,20 @@ fn due_for(
         .collect()
 }
 
-/// The prefix of an account's alert keys.
-fn key_prefix(account: &str) -> String {
-    format!("account[{account}]:")
-}
-
 /// The sent keys of `account` as the rules know them (without the
 /// account's prefix); with no account, those of no account.
 fn of_account(sent: HashSet<String>, account: Option<&str>) -> HashSet<String> {
-    match account {
-        None => sent
-            .into_iter()
-            .filter(|k| !k.starts_with("account["))
-            .collect(),
-        Some(a) => {
-            let prefix = key_prefix(a);
-            sent.into_iter()
-                .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
-                .collect()
-        }
-    }
+    let prefix = account.map(alert_key_prefix).unwrap_or_default();
+    sent.into_iter()
+        .filter(|k| alert_is_of(k, account))
+        .map(|k| k[prefix.len()..].to_string())
+        .collect()
 }
 
 /// `alert` as one of `account`'s: its keys prefixed, its title naming it.
 fn for_account(mut alert: Alert, account: Option<&str>) -> Alert {
     if let Some(a) = account {
-        let prefix = key_prefix(a);
+        let prefix = alert_key_prefix(a);
         alert.key = format!("{prefix}{}", alert.key);
         for c in &mut alert.covers {
             *c = format!("{prefix}{c}");
@@ -222,6 +211,7 @@ impl Notifier {
 
     /// This notifier speaks for the account `name` of several: its alerts
     /// name it and are remembered apart from the other accounts'.
+    #[cfg(test)]
     pub fn for_account(mut self, name: &str) -> Notifier {
         self.account = Some(name.to_string());
         self
@@ -238,6 +228,7 @@ impl Notifier {
             (!ctx.no_store).then(|| ctx.base_dir.clone()),
         );
         n.roots = ctx.roots.resolve().projects_dirs;
+        n.account = ctx.account.clone();
         n
     }
 
@@ -281,7 +272,7 @@ impl Notifier {
 
     /// The alerts sent most recently (newest first), for the snapshot.
     pub fn recent_alerts(&mut self, n: usize) -> Vec<crate::store::SentAlert> {
-        let account = self.account.as_deref().map(key_prefix);
+        let account = self.account.clone();
         let Some(store) = self.store() else {
             return Vec::new();
         };
@@ -290,10 +281,7 @@ impl Notifier {
             Vec::new()
         });
         all.into_iter()
-            .filter(|a| match &account {
-                Some(p) => a.key.starts_with(p.as_str()),
-                None => !a.key.starts_with("account["),
-            })
+            .filter(|a| alert_is_of(&a.key, account.as_deref()))
             .take(n)
             .collect()
     }

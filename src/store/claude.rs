@@ -362,27 +362,12 @@ pub struct SpoolImport {
 /// The sealed spools the last import read, one id per line.
 const SPOOL_META: &str = "spool_imported";
 
-/// The root (account) of the session whose transcript is at `path`: the
-/// root the store read it under, else the known root it lies below.
+/// The root (account) of the session whose transcript is at `path`.
 fn root_of(conn: &Connection, path: Option<&str>) -> Result<Option<i64>, StoreError> {
-    let Some(path) = path else { return Ok(None) };
-    let key = path.as_bytes();
-    if let Some(id) = conn
-        .prepare_cached("SELECT root_id FROM files WHERE path = ?1")?
-        .query_row([key], |r| r.get::<_, Option<i64>>(0))
-        .optional()?
-        .flatten()
-    {
-        return Ok(Some(id));
+    match path {
+        Some(p) => super::roots::root_of_path(conn, p.as_bytes()),
+        None => Ok(None),
     }
-    let mut stmt = conn.prepare_cached("SELECT id, path FROM roots")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        if super::roots::is_below(key, super::packed::blob(r, 1)?) {
-            return Ok(Some(r.get(0)?));
-        }
-    }
-    Ok(None)
 }
 
 fn insert_limits(

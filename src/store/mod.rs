@@ -563,11 +563,10 @@ impl Store {
                 }
                 Some(roots) => {
                     for root in roots {
-                        let mut hi = root.clone();
-                        hi.push(b'/' + 1);
+                        let (lo, hi) = roots::below_range(&root);
                         tx.execute(
-                            "DELETE FROM dirs WHERE path = ?1 OR (path > ?1 AND path < ?2)",
-                            params![root, hi],
+                            "DELETE FROM dirs WHERE path = ?1 OR (path >= ?2 AND path < ?3)",
+                            params![root, lo, hi],
                         )?;
                     }
                 }

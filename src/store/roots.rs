@@ -134,11 +134,18 @@ impl Store {
                 }
             }
         }
-        let unattributed: bool = self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM files WHERE root_id IS NULL)",
-            [],
-            |r| r.get(0),
-        )?;
+        // A file under no root stays so unless it lies below one of these:
+        // only then is a write due (a file no root holds must not cost
+        // every run the write lock).
+        let mut unattributed = false;
+        for r in roots {
+            let (lo, hi) = below_range(r.as_os_str().as_encoded_bytes());
+            unattributed |= self.conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM files WHERE root_id IS NULL AND path >= ?1 AND path < ?2)",
+                params![lo, hi],
+                |r| r.get::<_, bool>(0),
+            )?;
+        }
         if !missing.is_empty() || unattributed {
             let tx = self
                 .conn
@@ -249,24 +256,7 @@ impl Store {
     /// The root of the transcript at `path`, when the store knows it (the
     /// status line and hooks attribute what they capture to it).
     pub fn root_of_transcript(&self, path: &Path) -> Result<Option<i64>, StoreError> {
-        let key = path.as_os_str().as_encoded_bytes();
-        if let Some(id) = self
-            .conn
-            .prepare_cached("SELECT root_id FROM files WHERE path = ?1")?
-            .query_row([key], |r| r.get::<_, Option<i64>>(0))
-            .optional()?
-            .flatten()
-        {
-            return Ok(Some(id));
-        }
-        let mut stmt = self.conn.prepare_cached("SELECT id, path FROM roots")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            if is_below(key, super::packed::blob(r, 1)?) {
-                return Ok(Some(r.get(0)?));
-            }
-        }
-        Ok(None)
+        root_of_path(&self.conn, path.as_os_str().as_encoded_bytes())
     }
 
     /// The id of a known root at `path` (its `projects/` directory).
@@ -279,12 +269,39 @@ impl Store {
     }
 }
 
-/// Attributes the unattributed files below `root` to it; returns how many.
-fn attribute_below(conn: &Connection, root: &[u8], id: i64) -> Result<usize, StoreError> {
+/// The byte range of the paths below `root` (`root/` up to `root0`).
+pub(super) fn below_range(root: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let mut lo = root.to_vec();
     lo.push(b'/');
     let mut hi = root.to_vec();
     hi.push(b'/' + 1);
+    (lo, hi)
+}
+
+/// The root of the transcript at `path`: the one the store read it under,
+/// else the known root it lies below.
+pub(super) fn root_of_path(conn: &Connection, path: &[u8]) -> Result<Option<i64>, StoreError> {
+    if let Some(id) = conn
+        .prepare_cached("SELECT root_id FROM files WHERE path = ?1")?
+        .query_row([path], |r| r.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten()
+    {
+        return Ok(Some(id));
+    }
+    let mut stmt = conn.prepare_cached("SELECT id, path FROM roots")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        if is_below(path, super::packed::blob(r, 1)?) {
+            return Ok(Some(r.get(0)?));
+        }
+    }
+    Ok(None)
+}
+
+/// Attributes the unattributed files below `root` to it; returns how many.
+fn attribute_below(conn: &Connection, root: &[u8], id: i64) -> Result<usize, StoreError> {
+    let (lo, hi) = below_range(root);
     Ok(conn
         .prepare_cached(
             "UPDATE files SET root_id = ?1 WHERE root_id IS NULL AND path >= ?2 AND path < ?3",

@@ -536,12 +536,7 @@ impl Store {
         &self,
         dir: &std::path::Path,
     ) -> Result<HashMap<Vec<u8>, KnownFile>, StoreError> {
-        let mut lo = dir.as_os_str().as_encoded_bytes().to_vec();
-        lo.push(b'/');
-        let mut hi = lo.clone();
-        if let Some(last) = hi.last_mut() {
-            *last = b'/' + 1;
-        }
+        let (lo, hi) = roots::below_range(dir.as_os_str().as_encoded_bytes());
         let mut stmt = self.conn.prepare_cached(&format!(
             "{KNOWN_FILE} FROM files WHERE path >= ?1 AND path < ?2"
         ))?;

@@ -759,7 +759,7 @@ fn render_help(area: Rect, buf: &mut Buffer, theme: Theme, source: &str) {
     let text = vec![
         Line::from("q  Esc  Ctrl-C   quit"),
         Line::from("r                re-read usage now"),
-        Line::from("a                next account (when several are configured)"),
+        Line::from("a                next account (several configured)"),
         Line::from("?                show or hide this help"),
         Line::default(),
         Line::from(format!("data: {source}")),
