@@ -308,23 +308,22 @@ impl Store {
     ) -> Result<f64, StoreError> {
         let mut total = 0.0;
         let (since, until) = (since.as_millisecond(), until.as_millisecond());
-        let files = super::roots::FileRoots::load(&self.conn)?;
-        let roots = self.scope_ids(&files);
+        let roots = self.scope_ids()?;
         let cost = |cost_usd: Option<f64>, calc: f64| match mode {
             CostMode::Auto => cost_usd.unwrap_or(calc),
             CostMode::Calculate => calc,
             CostMode::Display => cost_usd.unwrap_or(0.0),
         };
         if roots.len() > 1 {
-            let (_, files) = self.scoped_files()?;
+            let (roots, files) = self.scoped_files()?;
             return Ok(self
-                .union_kept(&files)?
+                .union_kept(&roots, &files)?
                 .iter()
                 .filter(|k| (since..=until).contains(&k.entry.timestamp.as_millisecond()))
                 .map(|k| cost(k.entry.cost_usd, k.calc))
                 .sum());
         }
-        let in_scope = files.files_of(&roots);
+        let in_scope = super::roots::FileRoots::load(&self.conn)?.files_of(&roots);
         super::packed::scan_counted_since(&self.conn, since, false, |file, l| {
             if l.ts_ms > until || !in_scope.contains(&file) {
                 return;

@@ -617,6 +617,29 @@ pub(super) fn scan(
     Ok(())
 }
 
+/// Calls `f` with every line of the files of `roots` and its file id, in no
+/// particular order: one account's report reads its own chunks only, not
+/// those of every account the store holds.
+pub(super) fn scan_roots(
+    conn: &Connection,
+    roots: &[i64],
+    mut f: impl FnMut(i64, Line) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT c.file_id, c.data FROM files f JOIN chunks c ON c.file_id = f.id
+         WHERE f.root_id IN ({})",
+        super::sync::id_list(roots)
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let file: i64 = r.get(0)?;
+        for line in decode_chunk(file, blob(r, 1)?)? {
+            f(file, line)?;
+        }
+    }
+    Ok(())
+}
+
 /// Calls `f` with every counted line at or after `from` (after it, when
 /// `strictly`) and its file id, in no particular order.
 pub(super) fn scan_counted_since(

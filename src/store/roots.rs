@@ -193,11 +193,11 @@ impl Store {
 
     /// The ids of the roots in scope: for [`Scope::Every`], every root that
     /// holds a transcript.
-    pub(super) fn scope_ids(&self, files: &FileRoots) -> Vec<i64> {
-        match &self.scope {
-            Scope::Every => files.roots(),
+    pub(super) fn scope_ids(&self) -> Result<Vec<i64>, StoreError> {
+        Ok(match &self.scope {
+            Scope::Every => FileRoots::load(&self.conn)?.roots(),
             Scope::Roots(ids) => ids.clone(),
-        }
+        })
     }
 
     /// Paths of the roots in scope, by id.
