@@ -56,8 +56,14 @@ for roots in A B A+B C A B+C; do
       verdict=DIFFERENT
       status=1
     fi
-    printf '%-4s %-6s store %8s B, --no-store %8s B: %s\n' "$roots" "$report" \
-      "$(wc -c <"$work/store.json")" "$(wc -c <"$work/memory.json")" "$verdict"
+    if [ "$report" = blocks ]; then
+      figures() { python3 -c 'import json,sys; b=[x for x in json.load(open(sys.argv[1]))["blocks"] if not x["isGap"]]; t=sum(x["totalTokens"] for x in b); print("%d windows, %.1f M tokens" % (len(b), t/1e6))' "$1"; }
+      printf '%-4s %-6s store: %-28s --no-store: %-28s %s\n' "$roots" "$report" \
+        "$(figures "$work/store.json")" "$(figures "$work/memory.json")" "$verdict"
+    else
+      printf '%-4s %-6s store %8s B, --no-store %8s B: %s\n' "$roots" "$report" \
+        "$(wc -c <"$work/store.json")" "$(wc -c <"$work/memory.json")" "$verdict"
+    fi
   done
 done
 

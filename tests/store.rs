@@ -727,6 +727,19 @@ fn accounts_never_mix_whatever_the_order() {
             support::assert_same_text(&format!("{roots:?} {args:?}"), &stored, &memory);
         }
     }
+    // Several roots' windows are kept for the next run while nothing
+    // changes: a second run answers from them, a change recomputes them.
+    let union = |home: &Path| on_roots(&sb, Some(home), &[&a, &b], &["blocks", "--json"]);
+    let memory = on_roots(&sb, None, &[&a, &b], &["blocks", "--json"]);
+    support::assert_same_text("A+B again (kept windows)", &union(&home), &memory);
+    let kept: i64 = rusqlite::Connection::open(home.join("history.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM blocks WHERE root_id < 0", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(kept > 0, "the union's windows are kept");
+    support::assert_same_text("A+B once more", &union(&home), &memory);
     // The union is de-duplicated: a response copied into both accounts
     // counts once, as in one pass over both.
     let copy = a.join("projects").join("copied");

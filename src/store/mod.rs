@@ -392,20 +392,25 @@ impl Store {
     pub fn blocks(&self, mode: CostMode) -> Result<Vec<Block>, StoreError> {
         match self.scope_root()? {
             ScopeRoot::None => Ok(Vec::new()),
-            ScopeRoot::One(root) => {
-                let mut stmt = self.conn.prepare_cached(&format!(
-                    "SELECT {BLOCK_COLUMNS} FROM blocks WHERE root_id = ?1 ORDER BY start_ms, is_gap DESC"
-                ))?;
-                let rows = stmt.query_map([root], |r| row_block(r, mode))?;
-                Ok(rows.collect::<Result<Vec<Block>, _>>()?)
-            }
+            ScopeRoot::One(root) => self.stored_blocks(root, mode),
             ScopeRoot::Many => {
                 let (roots, files) = self.scoped_files()?;
+                let scope = sync::id_list(&roots);
+                let generation = self.generation()?;
+                if let Some(slot) = self.union_slot(&scope, generation)? {
+                    return self.stored_blocks(-slot, mode);
+                }
                 let mut kept = self.union_kept(&roots, &files)?;
                 kept.sort_by_key(|k| (k.entry.timestamp, k.slot));
                 let entries: Vec<&UsageEntry> = kept.iter().map(|k| &k.entry).collect();
                 let calc: Vec<f64> = kept.iter().map(|k| k.calc).collect();
-                let [auto, calculate, display] = sync::windows(None, &entries, &calc);
+                let windows = sync::windows(None, &entries, &calc);
+                // A cache only: a store busy with a writer or read-only
+                // answers the same, computed again next time.
+                if let Err(e) = sync::keep_union_windows(&self.conn, &scope, generation, &windows) {
+                    tracing::debug!("union windows not kept: {e}");
+                }
+                let [auto, calculate, display] = windows;
                 Ok(match mode {
                     CostMode::Auto => auto,
                     CostMode::Calculate => calculate,
@@ -413,6 +418,32 @@ impl Store {
                 })
             }
         }
+    }
+
+    /// The windows stored under `root_id` (a root, or a union's `-slot`).
+    fn stored_blocks(&self, root_id: i64, mode: CostMode) -> Result<Vec<Block>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {BLOCK_COLUMNS} FROM blocks WHERE root_id = ?1 ORDER BY start_ms, is_gap DESC"
+        ))?;
+        let rows = stmt.query_map([root_id], |r| row_block(r, mode))?;
+        Ok(rows.collect::<Result<Vec<Block>, _>>()?)
+    }
+
+    /// How many syncs changed the store (meta 'windows_gen').
+    fn generation(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .meta("windows_gen")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// The slot of the windows kept for `scope`, when they are current.
+    fn union_slot(&self, scope: &str, generation: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT slot FROM union_windows WHERE scope = ?1 AND generation = ?2")?
+            .query_row(params![scope, generation], |r| r.get(0))
+            .optional()?)
     }
 
     /// Whether the scope is one root (whose windows are stored) or several.
@@ -606,12 +637,12 @@ impl Store {
             files_gone: one("SELECT count(*) FROM files WHERE present = 0")? as u64,
             lines,
             entries,
-            blocks: one("SELECT count(*) FROM blocks WHERE is_gap = 0")? as u64,
+            blocks: one("SELECT count(*) FROM blocks WHERE is_gap = 0 AND root_id > 0")? as u64,
             // The windows hold every counted entry.
             first_entry: self
                 .conn
                 .query_row(
-                    "SELECT min(first_ms) FROM blocks WHERE is_gap = 0",
+                    "SELECT min(first_ms) FROM blocks WHERE is_gap = 0 AND root_id > 0",
                     [],
                     |r| r.get::<_, Option<i64>>(0),
                 )?
@@ -619,16 +650,16 @@ impl Store {
             last_entry: self
                 .conn
                 .query_row(
-                    "SELECT max(last_ms) FROM blocks WHERE is_gap = 0",
+                    "SELECT max(last_ms) FROM blocks WHERE is_gap = 0 AND root_id > 0",
                     [],
                     |r| r.get::<_, Option<i64>>(0),
                 )?
                 .map(ms),
             max_block_tokens: one(
-                "SELECT coalesce(max(input + output + cache_create + cache_read), 0) FROM blocks WHERE is_gap = 0",
+                "SELECT coalesce(max(input + output + cache_create + cache_read), 0) FROM blocks WHERE is_gap = 0 AND root_id > 0",
             )? as u64,
             max_block_cost: self.conn.query_row(
-                "SELECT coalesce(max(cost_auto), 0.0) FROM blocks WHERE is_gap = 0",
+                "SELECT coalesce(max(cost_auto), 0.0) FROM blocks WHERE is_gap = 0 AND root_id > 0",
                 [],
                 |r| r.get(0),
             )?,

@@ -203,6 +203,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (root_id, start_ms, is_gap)
     ) WITHOUT ROWID;
 
+    -- Windows of several roots taken together (a comma list), kept as
+    -- `blocks` rows under root_id = -slot while `generation` equals meta
+    -- 'windows_gen' (bumped by every sync that changes anything).
+    CREATE TABLE union_windows (
+        scope      TEXT PRIMARY KEY,
+        slot       INTEGER NOT NULL UNIQUE,
+        generation INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
     -- NULL: captured before csm knew accounts, or outside every root.
     ALTER TABLE official_limits ADD COLUMN root_id INTEGER;
     ALTER TABLE activity ADD COLUMN root_id INTEGER;

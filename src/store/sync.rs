@@ -377,6 +377,7 @@ impl Store {
         }
         set_meta(&tx, "prices", &price_mark)?;
         set_meta(&tx, "dirty", "0")?;
+        bump_generation(&tx)?;
         tx.commit()?;
         report.changed = changed_any || report.files_gone > 0;
         Ok(report)
@@ -505,6 +506,7 @@ impl Store {
             report.windows = WindowUpdate::Recomputed;
             set_meta(&tx, "prices", price_mark)?;
             set_meta(&tx, "dirty", "0")?;
+            bump_generation(&tx)?;
             tx.commit()?;
             Ok(())
         })?;
@@ -667,6 +669,64 @@ fn same_lines(
 
 fn path_bytes(f: &TranscriptFile) -> &[u8] {
     f.path.as_os_str().as_encoded_bytes()
+}
+
+/// Records that this sync changed the store: windows kept for unions of
+/// roots are stale from now on.
+fn bump_generation(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('windows_gen', '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+        [],
+    )?;
+    Ok(())
+}
+
+/// Keeps the windows of several roots taken together (`scope`, computed at
+/// `generation`) for the next run, unless a sync changed the store since.
+pub(super) fn keep_union_windows(
+    conn: &rusqlite::Connection,
+    scope: &str,
+    generation: i64,
+    [auto, calculate, display]: &[Vec<Block>; 3],
+) -> Result<(), StoreError> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let now: i64 = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'windows_gen'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if now != generation {
+        return Ok(());
+    }
+    let slot: i64 = match tx
+        .query_row(
+            "SELECT slot FROM union_windows WHERE scope = ?1",
+            [scope],
+            |r| r.get(0),
+        )
+        .optional()?
+    {
+        Some(s) => s,
+        None => tx.query_row(
+            "SELECT coalesce(max(slot), 0) + 1 FROM union_windows",
+            [],
+            |r| r.get(0),
+        )?,
+    };
+    tx.execute("DELETE FROM blocks WHERE root_id = ?1", [-slot])?;
+    insert_blocks(&tx, -slot, auto, calculate, display)?;
+    tx.execute(
+        "INSERT INTO union_windows (scope, slot, generation) VALUES (?1, ?2, ?3)
+         ON CONFLICT(scope) DO UPDATE SET generation = excluded.generation",
+        params![scope, slot, generation],
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 pub(super) fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
