@@ -67,3 +67,8 @@ fn statusline_findings_stay_fixed() {
 fn hook_findings_stay_fixed() {
     assert!(replay("hook", oracles::hook) >= 9);
 }
+
+#[test]
+fn claude_json_findings_stay_fixed() {
+    assert!(replay("claude_json", oracles::claude_json) >= 6);
+}

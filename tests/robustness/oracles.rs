@@ -411,3 +411,54 @@ pub fn hook(data: &[u8]) {
     let expected = usize::from(event.event != "SessionEnd");
     assert_eq!(live.len(), expected, "live sessions from {event:?}");
 }
+
+/// A `.claude.json` (the account's identity, `csm accounts`):
+///
+/// - `account::parse` never panics, and fails exactly when the bytes are
+///   not a JSON object whose `oauthAccount` (when present and not null) is
+///   an object with string-or-null e-mail, organisation and type;
+/// - what it keeps is the trimmed text serde_json reads there, blank ones
+///   dropped, and a display name whenever it keeps an e-mail or organisation.
+pub fn claude_json(data: &[u8]) {
+    use claude_session_monitor::ingest::claude::account;
+    use serde_json::Value;
+    let parsed = account::parse(data);
+    // serde_json's own reading; where it fails on a field csm skips (a
+    // number past f64, say) csm may still read the file: nothing to compare.
+    let Ok(value) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let account = value.as_object().map(|o| o.get("oauthAccount"));
+    let field_ok = |a: &serde_json::Map<String, Value>, k: &str| {
+        a.get(k).is_none_or(|v| v.is_string() || v.is_null())
+    };
+    let expected_ok = match account {
+        None => false,
+        Some(None) | Some(Some(Value::Null)) => true,
+        Some(Some(Value::Object(a))) => ["emailAddress", "organizationName", "organizationType"]
+            .iter()
+            .all(|k| field_ok(a, k)),
+        Some(Some(_)) => false,
+    };
+    assert_eq!(
+        parsed.is_ok(),
+        expected_ok,
+        "accepted or refused wrongly: {parsed:?}"
+    );
+    let Ok(Some(id)) = parsed else { return };
+    let Some(Some(Value::Object(a))) = account else {
+        panic!("an identity from no oauthAccount object");
+    };
+    let text = |k: &str| {
+        a.get(k)
+            .and_then(Value::as_str)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    assert_eq!(id.email, text("emailAddress"));
+    assert_eq!(id.organization, text("organizationName"));
+    assert_eq!(id.plan.is_some(), text("organizationType").is_some());
+    if id.email.is_some() || id.organization.is_some() {
+        assert!(id.display_name().is_some_and(|n| !n.trim().is_empty()));
+    }
+}

@@ -92,6 +92,11 @@ pub fn read(config_dir: &Path, home: Option<&Path>) -> Result<Option<Identity>, 
 
 /// The identity in a `.claude.json`'s bytes.
 pub fn parse(bytes: &[u8]) -> Result<Option<Identity>, serde_json::Error> {
+    // A derived struct also reads a JSON array, field by position: only an
+    // object is a settings file.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(serde::de::Error::custom("not a JSON object"));
+    }
     let raw: RawClaudeJson = serde_json::from_slice(bytes)?;
     let Some(o) = raw.oauth_account else {
         return Ok(None);
