@@ -495,6 +495,49 @@ mod tests {
         }
     }
 
+    /// A capture or event belongs to the account whose root holds the
+    /// session's transcript: each account sees its own; one from no known
+    /// root is nobody's once the store knows two accounts.
+    #[test]
+    fn captures_and_events_belong_to_the_sessions_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("csm");
+        let (a, b) = (dir.path().join("a/projects"), dir.path().join("b/projects"));
+        let mut s = Store::open(&base).unwrap();
+        s.set_scope(std::slice::from_ref(&a)).unwrap();
+        s.set_scope(std::slice::from_ref(&b)).unwrap();
+        let in_root = |root: &std::path::Path| Some(root.join("p/s.jsonl").display().to_string());
+        for (pct, transcript) in [(10.0, in_root(&a)), (20.0, in_root(&b)), (30.0, None)] {
+            let record = Record::Limits {
+                capture: capture(pct, &format!("2026-11-20T16:4{}:00Z", pct as u8 / 10)),
+                session_id: None,
+                transcript: transcript.clone(),
+            };
+            spool::append(&base, &record).unwrap();
+            let mut e = event(pct as i64);
+            e.transcript = transcript;
+            spool::append(&base, &Record::Activity(e)).unwrap();
+        }
+        s.import_spool(&base).unwrap();
+        let seen = |s: &mut Store, root: &std::path::Path| {
+            s.set_scope(&[root.to_path_buf()]).unwrap();
+            let pct = s
+                .latest_limits()
+                .unwrap()
+                .and_then(|l| l.five_hour)
+                .map(|b| b.used_percent);
+            let events: Vec<String> = s
+                .activity_since(Timestamp::MIN)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.session_id)
+                .collect();
+            (pct, events)
+        };
+        assert_eq!(seen(&mut s, &a), (Some(10.0), vec!["s10".to_string()]));
+        assert_eq!(seen(&mut s, &b), (Some(20.0), vec!["s20".to_string()]));
+    }
+
     #[test]
     fn the_spool_is_imported_once_and_removed() {
         let dir = tempfile::tempdir().unwrap();

@@ -314,7 +314,7 @@ impl Store {
     /// The counted responses of `files` taken together, in reading order:
     /// their lines de-duplicated as one history, so a response copied into
     /// two roots counts once (as ccusage counts a comma list). Each comes
-    /// with its counted copy's calculated cost and where it was first seen.
+    /// with its counted copy's calculated cost.
     fn union_kept(
         &self,
         roots: &[i64],
@@ -350,7 +350,6 @@ impl Store {
             .into_iter()
             .map(|k| UnionKept {
                 calc: calc.get(&k.winner).copied().unwrap_or_default(),
-                slot: k.slot,
                 entry: k.entry,
             })
             .collect())
@@ -401,7 +400,9 @@ impl Store {
                     return self.stored_blocks(-slot, mode);
                 }
                 let mut kept = self.union_kept(&roots, &files)?;
-                kept.sort_by_key(|k| (k.entry.timestamp, k.slot));
+                // Stable: reading order (by path, not by file id, which
+                // follows the order roots were first read) stays on ties.
+                kept.sort_by_key(|k| k.entry.timestamp);
                 let entries: Vec<&UsageEntry> = kept.iter().map(|k| &k.entry).collect();
                 let calc: Vec<f64> = kept.iter().map(|k| k.calc).collect();
                 let windows = sync::windows(None, &entries, &calc);
@@ -693,7 +694,6 @@ impl Store {
 struct UnionKept {
     entry: UsageEntry,
     calc: f64,
-    slot: packed::Pos,
 }
 
 /// How many roots a store's scope covers.

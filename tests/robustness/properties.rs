@@ -140,9 +140,23 @@ fn block_key(b: &Block) -> String {
     )
 }
 
+/// The roots of these Claude config dirs.
+fn roots_of(dirs: &[&Path]) -> Roots {
+    Roots {
+        projects_dirs: dirs.iter().map(|d| d.join("projects")).collect(),
+        explanation: None,
+        named_but_missing: false,
+    }
+}
+
 /// One pass over the final files, in memory (what `--no-store` computes).
 fn one_pass(dir: &Path, prices: &PriceTable) -> (Vec<String>, Vec<String>) {
-    let files = walk_all(&roots(dir)).files;
+    one_pass_over(&roots(dir), prices)
+}
+
+/// [`one_pass`] over the files below `roots`.
+fn one_pass_over(roots: &Roots, prices: &PriceTable) -> (Vec<String>, Vec<String>) {
+    let files = walk_all(roots).files;
     let (raw, _) = scan_all(&files);
     let entries = dedup(raw);
     let mut sorted: Vec<&UsageEntry> = entries.iter().collect();
@@ -254,6 +268,72 @@ proptest! {
         let mut fresh = Store::open(&dir.join("csm-fresh")).unwrap();
         sync(&mut fresh);
         prop_assert_eq!(&from_store(&fresh), &want);
+    }
+
+    /// Two accounts (A and B, the same layout, the copies shared out at
+    /// random, so a response may sit in both) in one store, runs on A, B
+    /// and A+B in a random order, before and after the rest of every file
+    /// is written: every run equals one pass over its own roots.
+    #[test]
+    fn accounts_in_any_order_equal_one_pass_over_their_roots(
+        copies in prop::collection::vec((arb_copy(), prop::bool::ANY), 1..50),
+        order in prop::collection::vec(0usize..3, 1..6),
+        later in prop::collection::vec(0usize..3, 1..4),
+        cut in 0u16..=1000,
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = [tmp.path().join("A"), tmp.path().join("B")];
+        let mut full = Vec::new();
+        for (k, dir) in dirs.iter().enumerate() {
+            fs::create_dir_all(dir.join("projects")).unwrap();
+            let mine: Vec<Copy> = copies
+                .iter()
+                .filter(|(_, in_b)| usize::from(*in_b) == k)
+                .map(|(c, _)| c.clone())
+                .collect();
+            let content = contents(&mine);
+            for (i, bytes) in content.iter().enumerate() {
+                let upto = bytes.len() * usize::from(cut) / 1000;
+                if upto > 0 {
+                    append(dir, i, &bytes[..upto]);
+                }
+            }
+            full.push(content);
+        }
+        let prices = claude_session_monitor::pricing::load(&tmp.path().join("nothing")).unwrap();
+        let mut store = Store::open(&tmp.path().join("csm")).unwrap();
+        let scope = |which: usize| -> Vec<&Path> {
+            match which {
+                0 => vec![dirs[0].as_path()],
+                1 => vec![dirs[1].as_path()],
+                _ => vec![dirs[0].as_path(), dirs[1].as_path()],
+            }
+        };
+        let run = |store: &mut Store, which: usize| -> Result<(), TestCaseError> {
+            let r = roots_of(&scope(which));
+            store.set_scope(&r.projects_dirs).unwrap();
+            let files = walk_all(&r).files;
+            store.sync(&files, &prices, &SyncOptions::default()).unwrap();
+            let want = one_pass_over(&r, &prices);
+            let got = from_store(store);
+            prop_assert_eq!(&got.0, &want.0, "entries of scope {}", which);
+            prop_assert_eq!(&got.1, &want.1, "windows of scope {}", which);
+            Ok(())
+        };
+        for which in &order {
+            run(&mut store, *which)?;
+        }
+        for (k, dir) in dirs.iter().enumerate() {
+            for (i, bytes) in full[k].iter().enumerate() {
+                let upto = bytes.len() * usize::from(cut) / 1000;
+                if upto < bytes.len() {
+                    append(dir, i, &bytes[upto..]);
+                }
+            }
+        }
+        for which in &later {
+            run(&mut store, *which)?;
+        }
     }
 
     #[test]
