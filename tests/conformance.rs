@@ -74,6 +74,17 @@ fn known_differences() -> BTreeMap<(&'static str, &'static str), &'static str> {
     m
 }
 
+/// The fixture cases below `root`, in name order.
+fn cases(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut cases: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    cases.sort();
+    cases
+}
+
 const COMMANDS: [(&str, &[&str]); 5] = [
     ("blocks", &["blocks"]),
     ("daily", &["daily"]),
@@ -89,12 +100,7 @@ fn reports_equal_ccusage_on_every_fixture() {
     let known = known_differences();
     let mut failures = Vec::new();
     let mut compared = 0;
-    let mut cases: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    cases.sort();
+    let cases = cases(&root);
     for case in cases {
         let name = case.file_name().unwrap().to_str().unwrap().to_string();
         let recorded: BTreeMap<String, Recorded> =
@@ -161,12 +167,7 @@ fn accounts_alone_and_together_equal_ccusage() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ccusage-roots");
     let home = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
-    let mut cases: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    cases.sort();
+    let cases = cases(&root);
     assert!(!cases.is_empty());
     for case in cases {
         let recorded: BTreeMap<String, BTreeMap<String, Recorded>> =

@@ -675,12 +675,17 @@ fn appended_responses_extend_the_latest_window_exactly() {
 
 /// A generated history (`seed`) in its own Claude config dir `<sandbox>/<name>`.
 fn account_dir(sb: &Sandbox, name: &str, seed: u64, bytes: u64) -> PathBuf {
-    use claude_session_monitor::synth::{SynthOptions, default_now, generate};
     let dir = sb.path().join(name);
+    generate_account(&dir, seed, bytes);
+    support::real(&dir)
+}
+
+/// A generated history (`seed`, about `bytes`, 20 days) in the Claude config dir `dir`.
+fn generate_account(dir: &Path, seed: u64, bytes: u64) {
+    use claude_session_monitor::synth::{SynthOptions, default_now, generate};
     let mut opts = SynthOptions::new(seed, bytes, default_now());
     opts.days = 20;
-    generate(&dir, &opts).expect("generate history");
-    support::real(&dir)
+    generate(dir, &opts).expect("generate history");
 }
 
 /// `csm <args>` on `roots` (a comma list, as ccusage takes it) with the
@@ -929,15 +934,9 @@ fn two_accounts_with_different_billing_days() {
 #[test]
 fn a_store_from_the_previous_release_migrates_per_account() {
     let sb = Sandbox::new();
-    let root = support::real(sb.path()).join("fx");
-    let history = |name: &str, seed: u64| {
-        use claude_session_monitor::synth::{SynthOptions, default_now, generate};
-        let mut opts = SynthOptions::new(seed, 200 * 1024, default_now());
-        opts.days = 20;
-        generate(&root.join(name), &opts).expect("generate");
-        root.join(name)
-    };
-    let (a, b) = (history("A", 71), history("B", 72));
+    let a = account_dir(&sb, "fx/A", 71, 200 * 1024);
+    let b = account_dir(&sb, "fx/B", 72, 200 * 1024);
+    let root = a.parent().unwrap().to_path_buf();
     // What A held before its first transcript was deleted.
     let full_a: Vec<String> = ACCOUNT_REPORTS
         .iter()
@@ -1024,11 +1023,8 @@ fn a_store_from_the_previous_release_migrates_per_account() {
 #[test]
 #[ignore]
 fn write_migration_fixture() {
-    use claude_session_monitor::synth::{SynthOptions, default_now, generate};
     let dir = PathBuf::from(std::env::var("CSM_FIXTURE_DIR").expect("CSM_FIXTURE_DIR"));
     for (name, seed) in [("A", 71), ("B", 72)] {
-        let mut opts = SynthOptions::new(seed, 200 * 1024, default_now());
-        opts.days = 20;
-        generate(&dir.join(name), &opts).expect("generate");
+        generate_account(&dir.join(name), seed, 200 * 1024);
     }
 }
