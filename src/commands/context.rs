@@ -65,17 +65,33 @@ impl Context {
             account: None,
         };
         if let Some(selector) = &g.account {
-            let store =
-                crate::store::Store::open_existing(&base_dir, std::time::Duration::from_secs(5))?;
+            // The store names the accounts it holds (a store of an older
+            // csm is brought up to date first).
+            let store = match crate::store::Store::open_existing(
+                &base_dir,
+                std::time::Duration::from_secs(5),
+            )? {
+                Some(s) => Some(s),
+                None if base_dir.join(crate::store::FILE_NAME).is_file() => {
+                    Some(crate::store::Store::open(&base_dir)?)
+                }
+                None => None,
+            };
             let known = accounts::known(store.as_ref(), &config, &roots)?;
             roots.account = Some(accounts::select(selector, &known, &roots).map_err(UsageError)?);
         }
-        // One account's run takes its own plan settings; flags win over both.
+        // One account's run takes its own plan settings (flags win over
+        // both) and, one of several configured, its name: its alerts are
+        // the same ones the daemon covering all of them sends.
+        let mut account = None;
         if !config.accounts.is_empty() {
             let resolved = roots.resolve();
             if let [one] = resolved.projects_dirs.as_slice()
                 && let Some(a) = accounts::configured_for(&config, &roots, one)
             {
+                if config.accounts.len() > 1 {
+                    account = Some(accounts::describe(one, &config, &roots, None).name);
+                }
                 config = config.for_account(a);
             }
         }
@@ -99,7 +115,7 @@ impl Context {
                 },
                 no_store: g.no_store,
                 recalculate: g.recalculate,
-                account: None,
+                account,
             },
             color: !(g.no_color || env.no_color) && env.stdout_is_terminal,
             debug: g.debug,
