@@ -400,6 +400,18 @@ fn doctor_counts_survive_the_history_store() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("blank line"), "{stderr}");
+    // Windows come from the store without reading entries: a warm
+    // `blocks --debug` still reports what the transcripts hold.
+    for _ in 0..2 {
+        let out = sb
+            .cmd()
+            .args(["blocks", "--json", "--debug"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("blank line"), "{stderr}");
+        assert!(stderr.contains("no usage"), "{stderr}");
+    }
 }
 
 #[test]

@@ -58,7 +58,9 @@ impl SkipReason {
             SkipReason::InvalidJson => "invalid JSON (truncated, binary, trailing bytes)",
             SkipReason::NotUsageEntry => "JSON without message.usage",
             SkipReason::InvalidFields => "usage with invalid field types or values",
-            SkipReason::NullField => "null in an id, model, cost or token field",
+            SkipReason::NullField => {
+                "null in a field ccusage refuses null in (id, cwd, model, speed, costUSD, version, sessionId, requestId, isApiErrorMessage, cache token counts)"
+            }
             SkipReason::BadTimestamp => "missing or invalid timestamp",
         }
     }
