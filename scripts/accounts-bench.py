@@ -5,7 +5,9 @@
 
 1. One account: a `--size` history; each binary builds its own store cold,
    then warm `blocks --json` and `daily --json` runs alternate between the
-   binaries (nothing new on disk), so both see the same machine.
+   binaries (nothing new on disk), so both see the same machine; then
+   rounds of ~1 MiB appended (scripts/append-1mib.py) and `blocks --json`
+   by each binary.
 2. Two accounts (AFTER only): a store holding one `--half` history, and a
    store holding two such histories (the second a different seed); warm
    runs on the first account alternate between the two stores.
@@ -82,6 +84,20 @@ def main():
             print(f"-- {' '.join(cmd)}")
             base = report("before", t[a.before])
             report("after", t[a.after], base)
+
+        # After ~1 MiB appended to a transcript (once per round, then each
+        # binary reads it into its own store).
+        newest = max((os.path.join(d, f) for d, _, fs in os.walk(big) for f in fs if f.endswith(".jsonl")),
+                     key=os.path.getmtime)
+        t = {a.before: [], a.after: []}
+        for r in range(a.runs):
+            subprocess.run(["python3", os.path.join(here, "scripts", "append-1mib.py"), newest],
+                           check=True, stdout=subprocess.DEVNULL)
+            for b in ((a.before, a.after) if r % 2 == 0 else (a.after, a.before)):
+                t[b].append(timed([b, "blocks", "--json"], env_for(home, stores[b], big)))
+        print("-- blocks --json after ~1 MiB appended")
+        base = report("before", t[a.before])
+        report("after", t[a.after], base)
 
         p = history("p-" + a.half, a.half, 2)
         q = history("q-" + a.half, a.half, 3)

@@ -68,6 +68,7 @@ impl Store {
             path,
             lock_path: Some(base_dir.join("history.lock")),
             scope: super::Scope::Every,
+            whole: false,
         }))
     }
 

@@ -96,6 +96,9 @@ pub struct Store {
     lock_path: Option<PathBuf>,
     /// The roots queries report on ([`Store::set_scope`]).
     scope: Scope,
+    /// The scope holds every transcript of the store (one account's store):
+    /// queries of `files` need no filter.
+    whole: bool,
 }
 
 /// The last connection to close a WAL database checkpoints it (two fsyncs)
@@ -183,6 +186,7 @@ impl Store {
             path,
             lock_path,
             scope: Scope::Every,
+            whole: false,
         };
         // Switching a new file to WAL and creating the schema race between
         // processes started together (switching the journal mode does not
@@ -536,6 +540,9 @@ impl Store {
     /// files: through `files_root` it read every row of the root, a sixth
     /// of a warm run).
     fn files_filter_on(&self, column: &str) -> String {
+        if self.whole {
+            return String::new();
+        }
         match &self.scope {
             Scope::Every => format!(" AND {column} IS NOT NULL"),
             Scope::Roots(ids) => format!(" AND {column} IN ({})", sync::id_list(ids)),

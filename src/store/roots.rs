@@ -41,13 +41,44 @@ pub struct StoredRoot {
 }
 
 /// Which root each file belongs to, as the store has it.
-#[derive(Clone, Debug, Default)]
-pub(super) struct FileRoots {
-    by_file: FxHashMap<i64, i64>,
+#[derive(Clone, Debug)]
+pub(super) enum FileRoots {
+    /// Every file is under this one root (the usual store of one account):
+    /// no file needs looking up (a map of a 1 GiB history's files was a
+    /// tenth of a warm sync).
+    Single(i64),
+    /// Each attributed file's root.
+    Map(FxHashMap<i64, i64>),
+}
+
+/// Files of some roots, for filtering lines by file id.
+pub(super) enum Files {
+    /// Every file of the store.
+    All,
+    /// These.
+    Some(FxHashSet<i64>),
+}
+
+impl Files {
+    pub(super) fn contains(&self, file: &i64) -> bool {
+        match self {
+            Files::All => true,
+            Files::Some(set) => set.contains(file),
+        }
+    }
 }
 
 impl FileRoots {
     pub(super) fn load(conn: &Connection) -> Result<FileRoots, StoreError> {
+        let (roots, one, loose): (i64, Option<i64>, bool) = conn.query_row(
+            "SELECT (SELECT count(*) FROM roots), (SELECT min(id) FROM roots),
+                    EXISTS (SELECT 1 FROM files WHERE root_id IS NULL)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        if let (1, Some(id), false) = (roots, one, loose) {
+            return Ok(FileRoots::Single(id));
+        }
         let mut stmt =
             conn.prepare_cached("SELECT id, root_id FROM files WHERE root_id IS NOT NULL")?;
         let mut rows = stmt.query([])?;
@@ -55,29 +86,43 @@ impl FileRoots {
         while let Some(r) = rows.next()? {
             by_file.insert(r.get(0)?, r.get(1)?);
         }
-        Ok(FileRoots { by_file })
+        Ok(FileRoots::Map(by_file))
     }
 
     /// The root of a file; `None` for an unattributed one.
     pub(super) fn of(&self, file: i64) -> Option<i64> {
-        self.by_file.get(&file).copied()
+        match self {
+            FileRoots::Single(id) => Some(*id),
+            FileRoots::Map(m) => m.get(&file).copied(),
+        }
     }
 
     /// The files of `roots`.
-    pub(super) fn files_of(&self, roots: &[i64]) -> FxHashSet<i64> {
-        self.by_file
-            .iter()
-            .filter(|(_, r)| roots.contains(r))
-            .map(|(f, _)| *f)
-            .collect()
+    pub(super) fn files_of(&self, roots: &[i64]) -> Files {
+        match self {
+            FileRoots::Single(id) if roots.contains(id) => Files::All,
+            FileRoots::Single(_) => Files::Some(FxHashSet::default()),
+            FileRoots::Map(m) => Files::Some(
+                m.iter()
+                    .filter(|(_, r)| roots.contains(r))
+                    .map(|(f, _)| *f)
+                    .collect(),
+            ),
+        }
     }
 
-    /// Every root that holds a file.
+    /// Every root that holds a file (the single root of a store of one
+    /// account, even while it holds none yet).
     pub(super) fn roots(&self) -> Vec<i64> {
-        let mut v: Vec<i64> = self.by_file.values().copied().collect();
-        v.sort_unstable();
-        v.dedup();
-        v
+        match self {
+            FileRoots::Single(id) => vec![*id],
+            FileRoots::Map(m) => {
+                let mut v: Vec<i64> = m.values().copied().collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+        }
     }
 }
 
@@ -168,6 +213,12 @@ impl Store {
         }
         ids.sort_unstable();
         ids.dedup();
+        self.whole = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM roots) = ?1
+                    AND NOT EXISTS (SELECT 1 FROM files WHERE root_id IS NULL)",
+            [ids.len() as i64],
+            |r| r.get(0),
+        )?;
         self.scope = Scope::Roots(ids);
         Ok(())
     }
@@ -175,6 +226,7 @@ impl Store {
     /// Scopes every query to the one known root `id`.
     pub fn scope_to_root(&mut self, id: i64) {
         self.scope = Scope::Roots(vec![id]);
+        self.whole = false;
     }
 
     /// The scope queries cover.

@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::packed::{self, Line, Pos};
-use super::roots::{self, FileRoots};
+use super::roots::{self, FileRoots, Files};
 use super::{Store, StoreError};
 use crate::blocks::{self, Block, Timed};
 use crate::dedup::{Deduper, Kept};
@@ -518,6 +518,7 @@ impl Store {
 
     fn known_files(&self) -> Result<HashMap<Vec<u8>, KnownFile>, StoreError> {
         let filter = match &self.scope {
+            _ if self.whole => String::new(),
             super::Scope::Every => String::new(),
             super::Scope::Roots(ids) => format!(" WHERE root_id IN ({})", id_list(ids)),
         };
@@ -1241,19 +1242,23 @@ fn dedup_groups(
     let mut all_fresh = true;
     let mut changes = FxHashMap::default();
     for (id, positions) in found {
-        let mut by_root: FxHashMap<Option<i64>, Vec<StoredLine>> = FxHashMap::default();
-        for (p, l) in positions
+        let mut all: Vec<(Option<i64>, StoredLine)> = positions
             .iter()
             .filter_map(|p| stored.get(p).map(|l| (p, l)))
             // A bucket can still name a line since replaced by another.
             .filter(|(_, l)| l.message_id == Some(id))
-        {
-            by_root
-                .entry(roots.of(p.0))
-                .or_default()
-                .push(StoredLine::new(*p, l, &models, &origin));
+            .map(|(p, l)| (roots.of(p.0), StoredLine::new(*p, l, &models, &origin)))
+            .collect();
+        // A response nearly always lives in one root: group without a map.
+        all.sort_by_key(|(root, _)| *root);
+        let mut groups: Vec<(Option<i64>, Vec<StoredLine>)> = Vec::new();
+        for (root, line) in all {
+            match groups.last_mut() {
+                Some((r, lines)) if *r == root => lines.push(line),
+                _ => groups.push((root, vec![line])),
+            }
         }
-        for (root, lines) in &mut by_root {
+        for (root, lines) in &mut groups {
             paths.sort_by_pos(lines, |l| l.pos)?;
             all_fresh &= lines.iter().all(|l| fresh.contains(&l.pos));
             let mut d: Deduper<Pos> = Deduper::default();
@@ -1299,7 +1304,7 @@ fn reprice(tx: &Transaction<'_>, resolver: &mut PriceResolver<'_>) -> Result<(),
 fn rebuild_blocks(
     tx: &Transaction<'_>,
     root: i64,
-    files: &FxHashSet<i64>,
+    files: &Files,
     from: Option<i64>,
 ) -> Result<(), StoreError> {
     // A window's start depends only on the entries before its first entry, so
@@ -1345,7 +1350,7 @@ fn rebuild_blocks(
 /// window order, with their calculated costs.
 fn kept_since(
     tx: &Transaction<'_>,
-    files: &FxHashSet<i64>,
+    files: &Files,
     from: i64,
     strictly: bool,
 ) -> Result<(Vec<UsageEntry>, Vec<f64>), StoreError> {
@@ -1375,7 +1380,7 @@ fn kept_since(
 fn extend_blocks(
     tx: &Transaction<'_>,
     root: i64,
-    files: &FxHashSet<i64>,
+    files: &Files,
     latest: i64,
 ) -> Result<(), StoreError> {
     let (entries, calc) = kept_since(tx, files, latest, true)?;
