@@ -1028,3 +1028,19 @@ fn write_migration_fixture() {
         generate_account(&dir.join(name), seed, 200 * 1024);
     }
 }
+
+/// The default `~/.claude` deleted whole: its history stays in the store
+/// and the reports still show it (no other account's).
+#[test]
+fn history_of_a_deleted_default_dir_is_still_reported() {
+    let sb = Sandbox::new();
+    let default = sb.home().join(".claude");
+    generate_account(&default, 91, 200 * 1024);
+    let before = stdout_ok(sb.bare_cmd().args(["blocks", "--json"]));
+    assert!(before.contains("\"totalTokens\""), "{before}");
+    // Another account in the same store must not leak in afterwards.
+    let other = account_dir(&sb, "other", 92, 200 * 1024);
+    on_roots(&sb, Some(&sb.csm_home()), &[&other], &["blocks", "--json"]);
+    fs::remove_dir_all(&default).unwrap();
+    assert_eq!(stdout_ok(sb.bare_cmd().args(["blocks", "--json"])), before);
+}

@@ -125,7 +125,7 @@ fn status_line(
             match root {
                 Some(id) => store.scope_to_root(id),
                 None => {
-                    if let Err(e) = store.set_scope(&ctx.roots.resolve().projects_dirs) {
+                    if let Err(e) = store.set_scope(&ctx.roots.history_dirs()) {
                         log(&format!("account not known: {e}"));
                     }
                 }

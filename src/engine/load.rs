@@ -89,7 +89,7 @@ pub fn open(ctx: &Settings) -> Result<Sources> {
     let mut store = Store::open(&ctx.base_dir)?;
     // Every query answers for this run's roots only: another account's
     // history in the same store is neither counted nor taken for gone.
-    store.set_scope(&roots.projects_dirs)?;
+    store.set_scope(&history_dirs(ctx, &roots))?;
     // Walk everything now and then; in between, list only directories whose
     // time changed and look again only at recently active files.
     let last_full = store
@@ -227,6 +227,16 @@ impl Sources {
             cost: c.usd,
         });
         Ok(identify_blocks(timed, window_length(hours)))
+    }
+}
+
+/// The roots the store reports on: the run's, else (no default location on
+/// disk any more) the default ones as they were.
+fn history_dirs(ctx: &Settings, roots: &Roots) -> Vec<std::path::PathBuf> {
+    if roots.projects_dirs.is_empty() {
+        ctx.roots.history_dirs()
+    } else {
+        roots.projects_dirs.clone()
     }
 }
 

@@ -72,6 +72,12 @@ impl RootRequest {
                 .collect();
             return collect_roots(&tried, "CLAUDE_CONFIG_DIR", true);
         }
+        collect_roots(&self.default_dirs(), "the default locations", false)
+    }
+
+    /// The default Claude config dirs: `$XDG_CONFIG_HOME/claude` (or
+    /// `~/.config/claude`) and `~/.claude`.
+    fn default_dirs(&self) -> Vec<PathBuf> {
         let mut defaults = Vec::new();
         match (&self.xdg_config_home, &self.home) {
             (Some(xdg), _) => defaults.push(xdg.join("claude")),
@@ -81,7 +87,24 @@ impl RootRequest {
         if let Some(home) = &self.home {
             defaults.push(home.join(".claude"));
         }
-        collect_roots(&defaults, "the default locations", false)
+        defaults
+    }
+
+    /// The `projects/` dirs whose history a run reports on: the roots found,
+    /// else, when none of the default locations exists any more, theirs as
+    /// they were (a history store still holds what was read there).
+    pub fn history_dirs(&self) -> Vec<PathBuf> {
+        let roots = self.resolve();
+        if !roots.projects_dirs.is_empty() || roots.named_but_missing {
+            return roots.projects_dirs;
+        }
+        self.default_dirs()
+            .iter()
+            .map(|d| match fs::canonicalize(d) {
+                Ok(c) => c.join("projects"),
+                Err(_) => d.join("projects"),
+            })
+            .collect()
     }
 
     /// `p` with a leading `~` replaced by the home directory.

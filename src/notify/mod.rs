@@ -227,7 +227,7 @@ impl Notifier {
             backends,
             (!ctx.no_store).then(|| ctx.base_dir.clone()),
         );
-        n.roots = ctx.roots.resolve().projects_dirs;
+        n.roots = ctx.roots.history_dirs();
         n.account = ctx.account.clone();
         n
     }
