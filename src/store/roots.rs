@@ -229,11 +229,6 @@ impl Store {
         self.whole = false;
     }
 
-    /// The scope queries cover.
-    pub fn scope(&self) -> &Scope {
-        &self.scope
-    }
-
     /// A short text naming the scope (`every`, `1,3`): caches of figures
     /// keep it so one account's figures are never shown for another.
     pub fn scope_key(&self) -> String {
@@ -309,15 +304,6 @@ impl Store {
     /// status line and hooks attribute what they capture to it).
     pub fn root_of_transcript(&self, path: &Path) -> Result<Option<i64>, StoreError> {
         root_of_path(&self.conn, path.as_os_str().as_encoded_bytes())
-    }
-
-    /// The id of a known root at `path` (its `projects/` directory).
-    pub fn root_id_of(&self, path: &Path) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT id FROM roots WHERE path = ?1")?
-            .query_row([path.as_os_str().as_encoded_bytes()], |r| r.get(0))
-            .optional()?)
     }
 }
 
