@@ -93,7 +93,7 @@ pub fn set_key(text: &str, key: &str, value: &str) -> Result<String, String> {
 /// the text itself as a string (`p90`, `Europe/Warsaw`).
 fn parse_value(value: &str) -> toml_edit::Value {
     match value.trim().parse::<toml_edit::Value>() {
-        Ok(v) => v.decorated("", ""),
+        Ok(v) => v.decorated(" ", ""),
         Err(_) => toml_edit::Value::from(value),
     }
 }
@@ -125,6 +125,9 @@ mod tests {
         );
         let new = set_key("", "alerts.time_alert_minutes", "15").unwrap();
         assert_eq!(Config::parse(&new).unwrap().alerts.time_alert_minutes, 15);
+        // A replaced value keeps the usual spacing (it was `start_day =4`).
+        let new = set_key("start_day = 1\n", "start_day", "4").unwrap();
+        assert_eq!(new, "start_day = 4\n");
     }
 
     #[test]
