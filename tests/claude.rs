@@ -599,7 +599,7 @@ fn setup_goes_to_the_first_claude_dir() {
     assert!(out.status.success(), "{out:?}");
     assert!(other.join("settings.json").is_file());
     assert!(!settings(&sb).exists());
-    // Without flags: CLAUDE_CONFIG_DIR (the sandbox's), then ~/.claude.
+    // Without flags: CLAUDE_CONFIG_DIR (the sandbox's), then the sandbox HOME's .claude.
     assert!(setup(&sb, &[]).status.success());
     assert!(settings(&sb).is_file());
     let out = sb.bare_cmd().args(["setup", "claude"]).output().unwrap();

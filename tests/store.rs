@@ -1029,7 +1029,7 @@ fn write_migration_fixture() {
     }
 }
 
-/// The default `~/.claude` deleted whole: its history stays in the store
+/// The default config dir (the sandbox HOME's `.claude`) deleted whole: its history stays in the store
 /// and the reports still show it (no other account's).
 #[test]
 fn history_of_a_deleted_default_dir_is_still_reported() {

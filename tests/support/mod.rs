@@ -2,7 +2,7 @@
 //!
 //! Every command runs with a cleared environment: `HOME`, `CSM_HOME` and the
 //! Claude data directory point into a temp dir, `TZ=UTC` and `CSM_NOW` fix the
-//! clock, so nothing depends on the machine, the wall clock or `~/.claude`.
+//! clock, so nothing depends on the machine, the wall clock or the real home dir.
 
 #![allow(dead_code)]
 
