@@ -29,18 +29,14 @@ pub fn run(ctx: Context, args: &StatusArgs, clock: Clock) -> Result<ExitCode> {
     // No data folder at all: say where csm looked, print what the store
     // still knows, and fail so scripts notice.
     let roots = ctx.roots.resolve();
-    // With several accounts configured, theirs are the data folders.
-    let watched = crate::engine::accounts::watched(&ctx.settings);
-    let none_on_disk = if watched.is_empty() {
-        roots.projects_dirs.is_empty()
+    // With several accounts covered, theirs are the data folders.
+    let none_on_disk = if crate::engine::accounts::covers_several(&ctx.settings) {
+        ctx.config
+            .accounts
+            .iter()
+            .all(|a| !crate::engine::accounts::configured_projects_dir(a, &ctx.roots).is_dir())
     } else {
-        watched.iter().all(|w| {
-            w.settings
-                .roots
-                .account
-                .as_ref()
-                .is_none_or(|d| !d.is_dir())
-        })
+        roots.projects_dirs.is_empty()
     };
     let missing = args.data_file.is_none() && none_on_disk;
     let snap = load(ctx, args, now)?;

@@ -148,6 +148,12 @@ pub fn known(
     Ok(out)
 }
 
+/// Whether the run covers every configured account one by one (see
+/// [`watched`]), without reading anything.
+pub fn covers_several(s: &Settings) -> bool {
+    s.config.accounts.len() >= 2 && s.roots.account.is_none() && s.roots.explicit.is_empty()
+}
+
 /// One account of several that a run covers.
 #[derive(Clone)]
 pub struct Watched {
@@ -164,7 +170,7 @@ pub struct Watched {
 /// `--claude-dir`); else none, and the run is one account (or the union of
 /// its roots).
 pub fn watched(s: &Settings) -> Vec<Watched> {
-    if s.config.accounts.len() < 2 || s.roots.account.is_some() || !s.roots.explicit.is_empty() {
+    if !covers_several(s) {
         return Vec::new();
     }
     s.config

@@ -165,49 +165,46 @@ impl Store {
     /// without a root whose path lies below one of them are attributed to
     /// it now; their verdicts and windows are recomputed by the next sync.
     pub fn set_scope(&mut self, roots: &[PathBuf]) -> Result<(), StoreError> {
-        let mut ids = Vec::with_capacity(roots.len());
-        let mut missing = Vec::new();
-        {
-            let mut find = self
-                .conn
-                .prepare_cached("SELECT id FROM roots WHERE path = ?1")?;
-            for r in roots {
-                let key = r.as_os_str().as_encoded_bytes();
-                match find.query_row([key], |r| r.get::<_, i64>(0)).optional()? {
-                    Some(id) => ids.push(id),
-                    None => missing.push(key.to_vec()),
-                }
-            }
-        }
+        let keys: Vec<&[u8]> = roots
+            .iter()
+            .map(|r| r.as_os_str().as_encoded_bytes())
+            .collect();
+        let mut ids = Vec::with_capacity(keys.len());
         // A file under no root stays so unless it lies below one of these:
         // only then is a write due (a file no root holds must not cost
         // every run the write lock).
         let mut unattributed = false;
-        for r in roots {
-            let (lo, hi) = below_range(r.as_os_str().as_encoded_bytes());
+        for key in &keys {
+            if let Some(id) = self
+                .conn
+                .prepare_cached("SELECT id FROM roots WHERE path = ?1")?
+                .query_row([key], |r| r.get::<_, i64>(0))
+                .optional()?
+            {
+                ids.push(id);
+            }
+            let (lo, hi) = below_range(key);
             unattributed |= self.conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM files WHERE root_id IS NULL AND path >= ?1 AND path < ?2)",
                 params![lo, hi],
                 |r| r.get::<_, bool>(0),
             )?;
         }
-        if !missing.is_empty() || unattributed {
+        if ids.len() < keys.len() || unattributed {
             let tx = self
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for key in &missing {
-                ids.push(root_id(&tx, key)?);
-            }
-            if unattributed {
-                let mut moved = 0;
-                for r in roots {
-                    let key = r.as_os_str().as_encoded_bytes();
-                    let id = root_id(&tx, key)?;
+            ids.clear();
+            let mut moved = 0;
+            for key in &keys {
+                let id = root_id(&tx, key)?;
+                if unattributed {
                     moved += attribute_below(&tx, key, id)?;
                 }
-                if moved > 0 {
-                    super::sync::set_meta(&tx, "dirty", "1")?;
-                }
+                ids.push(id);
+            }
+            if moved > 0 {
+                super::sync::set_meta(&tx, "dirty", "1")?;
             }
             tx.commit()?;
         }
